@@ -1,0 +1,1 @@
+#define IT_VERSION "0.1.0"
