@@ -5,6 +5,7 @@
 #   make asan-test    the whole suite under AddressSanitizer + UBSan (build-asan/)
 #   make bench        builds and runs every bench/*.c program
 #   make fuzz         libFuzzer harnesses (clang) in build-fuzz/; FUZZ_SECONDS each
+#   make demo         builds, then runs the main job on the embedded toy world
 #   make clean
 #
 # Options: PORTABLE=1 (no -march=native), BUILD=dir (separate build tree),
@@ -58,7 +59,7 @@ BIN  := $(BUILD)/intenttuner
 LIB  := $(BUILD)/libintenttuner.a
 TESTBIN := $(BUILD)/test_runner
 
-.PHONY: all test asan-test bench fuzz clean check-names
+.PHONY: all test asan-test bench fuzz clean demo
 all: $(BIN) $(LIB)
 
 $(BUILD)/obj/%.o: %.c | $(BUILD)/gen/commands.inc $(BUILD)/gen/tests.inc
@@ -95,6 +96,9 @@ $(TESTBIN): $(TEST_OBJ) $(CLI_NOMAIN_OBJ) $(LIB_OBJ)
 
 test: $(TESTBIN) $(BIN)
 	IT_BIN=$(BIN) ./$(TESTBIN) $(T)
+
+demo: $(BIN)
+	./$(BIN) demo --out demo-out
 
 asan-test:
 	ASAN_OPTIONS=detect_leaks=1:abort_on_error=1 UBSAN_OPTIONS=print_stacktrace=1 \
