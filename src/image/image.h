@@ -12,6 +12,13 @@
 
 #include "base/status.h"
 
+/* Limits checked before any pixel allocation, so that a tiny file claiming a
+ * giant size is rejected cheaply: each side at most IT_IMAGE_MAX_DIM and the
+ * area at most IT_IMAGE_MAX_PIXELS (2^27 = 134M pixels, 512 MiB as RGBA;
+ * Pillow refuses above about 179M by default). */
+#define IT_IMAGE_MAX_DIM 16384
+#define IT_IMAGE_MAX_PIXELS (1L << 27)
+
 typedef struct it_image {
     int w, h;
     int c;          /* channels: 1 grey, 2 grey+alpha, 3 RGB, 4 RGBA */
@@ -35,8 +42,13 @@ typedef struct it_image_info {
     int exif_orientation;/* 1..8, 1 when absent */
 } it_image_info;
 
+/* Allocates w*h*c bytes (uninitialised) after checking the limits above;
+ * IT_ERR_RANGE for bad sizes, IT_ERR_NOMEM. img is zeroed on failure. */
 it_status it_image_alloc(it_err *err, it_image *img, int w, int h, int c);
+/* Frees the pixels and zeroes the struct; safe on a zeroed image. */
 void it_image_free(it_image *img);
+/* IT_OK when w, h are within the limits (used by decoders on header sizes). */
+it_status it_image_check_size(it_err *err, long w, long h);
 
 it_image_format it_image_sniff(const uint8_t *data, size_t n);
 const char *it_image_format_name(it_image_format f);
