@@ -120,8 +120,12 @@ FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)
 $(FUZZ_BUILD)/obj/%.o: %.c
 	@mkdir -p $(dir $@)
 	clang $(FUZZ_CFLAGS) -c $< -o $@
+# -fopenmp at link time lets clang find its own libomp (Debian keeps it
+# outside the default -L path); the objects keep their OpenMP calls.
+# .PRECIOUS: the objects would otherwise be deleted as intermediates.
+.PRECIOUS: $(FUZZ_BUILD)/obj/%.o
 $(FUZZ_BUILD)/%: fuzz/%.c $(FUZZ_LIB_OBJ)
-	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -o $@ $< $(FUZZ_LIB_OBJ) $(filter-out -lopenblas,$(LDLIBS)) -lopenblas -lomp
+	clang $(FUZZ_CFLAGS) -fsanitize=fuzzer -fopenmp -o $@ $< $(FUZZ_LIB_OBJ) $(LDLIBS)
 fuzz: $(FUZZ_BIN)
 	@for f in $(FUZZ_BIN); do n=$$(basename $$f); mkdir -p fuzz/corpus/$$n $(FUZZ_BUILD)/found/$$n; \
 	  echo "== $$n ($(FUZZ_SECONDS)s)"; \

@@ -8,6 +8,7 @@
 #include "base/mem.h"
 
 #include <stdarg.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,11 +41,12 @@ static int should_fail(void)
 
 static void count_add(size_t n)
 {
-    size_t now = (g_live_bytes += n);
+    /* stdatomic calls rather than `+=` and __atomic builtins on _Atomic
+     * objects: clang 14 (the fuzz build) rejects the latter. */
+    size_t now = atomic_fetch_add(&g_live_bytes, n) + n;
     g_live_blocks++;
-    size_t peak = g_peak_bytes;
-    while (now > peak && !__atomic_compare_exchange_n(&g_peak_bytes, &peak, now, 0,
-                                                      __ATOMIC_RELAXED, __ATOMIC_RELAXED)) {
+    size_t peak = atomic_load(&g_peak_bytes);
+    while (now > peak && !atomic_compare_exchange_weak(&g_peak_bytes, &peak, now)) {
     }
 }
 

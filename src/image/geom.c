@@ -1,0 +1,159 @@
+/* geom.c: orientation, flips, crop, pad and paste (see geom.h). */
+#include "image/geom.h"
+
+#include <string.h>
+
+#include "base/mem.h"
+
+/* Exact round(v / 255) for v in [0, 255*255], as Pillow's DIV255. */
+static inline uint8_t div255(unsigned v)
+{
+    v += 128;
+    return (uint8_t)((v + (v >> 8)) >> 8);
+}
+
+void it_image_flip_h(it_image *img)
+{
+    int c = img->c;
+    for (int y = 0; y < img->h; y++) {
+        uint8_t *row = img->data + (size_t)y * img->w * c;
+        for (int a = 0, b = img->w - 1; a < b; a++, b--) {
+            for (int k = 0; k < c; k++) {
+                uint8_t t = row[a * c + k];
+                row[a * c + k] = row[b * c + k];
+                row[b * c + k] = t;
+            }
+        }
+    }
+}
+
+void it_image_flip_v(it_image *img)
+{
+    size_t stride = (size_t)img->w * img->c;
+    for (int a = 0, b = img->h - 1; a < b; a++, b--) {
+        uint8_t *ra = img->data + a * stride, *rb = img->data + b * stride;
+        for (size_t i = 0; i < stride; i++) {
+            uint8_t t = ra[i];
+            ra[i] = rb[i];
+            rb[i] = t;
+        }
+    }
+}
+
+/* Output pixel (x, y) of an orientation reads input pixel (sx, sy). The
+ * table is in terms of the output size (ow, oh): for the transposing
+ * orientations 5-8 ow = in.h, oh = in.w. */
+static void orient_src(int o, int x, int y, int ow, int oh, int *sx, int *sy)
+{
+    switch (o) {
+    case 2: *sx = ow - 1 - x; *sy = y; break;            /* flip left-right */
+    case 3: *sx = ow - 1 - x; *sy = oh - 1 - y; break;   /* rotate 180 */
+    case 4: *sx = x; *sy = oh - 1 - y; break;            /* flip top-bottom */
+    case 5: *sx = y; *sy = x; break;                     /* transpose */
+    case 6: *sx = y; *sy = ow - 1 - x; break;            /* rotate 90 cw */
+    case 7: *sx = oh - 1 - y; *sy = ow - 1 - x; break;   /* transverse */
+    case 8: *sx = oh - 1 - y; *sy = x; break;            /* rotate 90 ccw */
+    default: *sx = x; *sy = y; break;
+    }
+}
+
+it_status it_image_orient(it_err *err, it_image *out, const it_image *in, int orientation)
+{
+    int o = orientation >= 2 && orientation <= 8 ? orientation : 1;
+    int swap = o >= 5;
+    int ow = swap ? in->h : in->w, oh = swap ? in->w : in->h, c = in->c;
+    IT_TRY(it_image_alloc(err, out, ow, oh, c));
+    if (o == 1) {
+        memcpy(out->data, in->data, (size_t)ow * oh * c);
+        return IT_OK;
+    }
+    for (int y = 0; y < oh; y++) {
+        uint8_t *dst = out->data + (size_t)y * ow * c;
+        for (int x = 0; x < ow; x++) {
+            int sx, sy;
+            orient_src(o, x, y, ow, oh, &sx, &sy);
+            memcpy(dst + (size_t)x * c, in->data + ((size_t)sy * in->w + sx) * c, (size_t)c);
+        }
+    }
+    return IT_OK;
+}
+
+static void fill_row(uint8_t *dst, int n, int c, const uint8_t *fill)
+{
+    if (!fill) {
+        memset(dst, 0, (size_t)n * c);
+        return;
+    }
+    for (int i = 0; i < n; i++) memcpy(dst + (size_t)i * c, fill, (size_t)c);
+}
+
+it_status it_image_crop(it_err *err, it_image *out, const it_image *in, int x, int y, int w, int h,
+                        const uint8_t *fill)
+{
+    IT_TRY(it_image_alloc(err, out, w, h, in->c));
+    int c = in->c;
+    /* Columns [ix0, ix1) of the output come from the input; the rest is fill.
+     * Computed in long long so that far-away origins cannot overflow. */
+    long long lx0 = -(long long)x, lx1 = (long long)in->w - x;
+    int ix0 = (int)(lx0 < 0 ? 0 : lx0 > w ? w : lx0);
+    int ix1 = (int)(lx1 < ix0 ? ix0 : lx1 > w ? w : lx1);
+    for (int oy = 0; oy < h; oy++) {
+        uint8_t *dst = out->data + (size_t)oy * w * c;
+        long long sy = (long long)y + oy;
+        if (sy < 0 || sy >= in->h || ix0 == ix1) {
+            fill_row(dst, w, c, fill);
+            continue;
+        }
+        fill_row(dst, ix0, c, fill);
+        memcpy(dst + (size_t)ix0 * c, in->data + ((size_t)sy * in->w + (size_t)((long long)x + ix0)) * c,
+               (size_t)(ix1 - ix0) * c);
+        fill_row(dst + (size_t)ix1 * c, w - ix1, c, fill);
+    }
+    return IT_OK;
+}
+
+it_status it_image_pad(it_err *err, it_image *out, const it_image *in, int left, int top,
+                       int right, int bottom, const uint8_t *fill)
+{
+    memset(out, 0, sizeof *out);
+    if (left < 0 || top < 0 || right < 0 || bottom < 0)
+        return it_err_set(err, IT_ERR_ARG, "pad: negative border %d,%d,%d,%d", left, top, right,
+                          bottom);
+    long long w = (long long)in->w + left + right, h = (long long)in->h + top + bottom;
+    if (w > IT_IMAGE_MAX_DIM || h > IT_IMAGE_MAX_DIM)
+        return it_err_set(err, IT_ERR_RANGE, "pad: result %lldx%lld exceeds the limit of %d per side",
+                          w, h, IT_IMAGE_MAX_DIM);
+    return it_image_crop(err, out, in, -left, -top, (int)w, (int)h, fill);
+}
+
+it_status it_image_paste(it_err *err, it_image *dst, const it_image *src, int x, int y,
+                         const it_image *mask)
+{
+    if (src->c != dst->c)
+        return it_err_set(err, IT_ERR_ARG, "paste: channel counts differ (%d onto %d)", src->c,
+                          dst->c);
+    if (mask && (mask->c != 1 || mask->w != src->w || mask->h != src->h))
+        return it_err_set(err, IT_ERR_ARG, "paste: mask is %dx%dx%d, expected %dx%dx1", mask->w,
+                          mask->h, mask->c, src->w, src->h);
+    int c = src->c;
+    long long x0 = x < 0 ? 0 : x, y0 = y < 0 ? 0 : y;
+    long long x1 = (long long)x + src->w, y1 = (long long)y + src->h;
+    if (x1 > dst->w) x1 = dst->w;
+    if (y1 > dst->h) y1 = dst->h;
+    for (long long dy = y0; dy < y1; dy++) {
+        size_t sy = (size_t)(dy - y), sx0 = (size_t)(x0 - x);
+        uint8_t *d = dst->data + ((size_t)dy * dst->w + (size_t)x0) * c;
+        const uint8_t *s = src->data + (sy * src->w + sx0) * c;
+        if (x1 <= x0) break;
+        size_t n = (size_t)(x1 - x0);
+        if (!mask) {
+            memcpy(d, s, n * c);
+            continue;
+        }
+        const uint8_t *m = mask->data + sy * mask->w + sx0;
+        for (size_t i = 0; i < n; i++)
+            for (int k = 0; k < c; k++)
+                d[i * c + k] = div255(d[i * c + k] * (255u - m[i]) + s[i * c + k] * (unsigned)m[i]);
+    }
+    return IT_OK;
+}
