@@ -145,6 +145,18 @@ def gen_resize(srcs):
     note("rs_*.png", "Image.resize(size, filter) of the src image named in the file name")
 
 
+def gen_float_resize(srcs):
+    """Pillow mode "F" resizes (the reference for it_resize_f32)."""
+    f = srcs["src_40x30_l"].convert("F")
+    for fname in ["bilinear", "bicubic", "lanczos"]:
+        for (w, h) in [(17, 11), (90, 31)]:
+            out = np.asarray(f.resize((w, h), FILTERS[fname]), dtype="<f4")
+            with open(os.path.join(OUT, f"rsf_{fname}_{w}x{h}.f32"), "wb") as fh:
+                fh.write(f"F32 {w} {h} 1\n".encode() + out.tobytes())
+    note("rsf_<filter>_<W>x<H>.f32", "src_40x30_l as mode F resized by Pillow; header "
+         "'F32 W H C\\n' then little-endian float32 samples, row-major")
+
+
 def gen_png(base):
     rgb = pixels(base)                                 # 40x30 RGB
     rng = np.random.default_rng(7)
@@ -273,6 +285,7 @@ def main():
         os.remove(os.path.join(OUT, f))
     srcs = gen_sources()
     gen_resize(srcs)
+    gen_float_resize(srcs)
     base = scene(40, 30, 6)
     gen_png(base)
     gen_jpeg(base)
