@@ -90,8 +90,12 @@ void *it_ctx_calloc(it_ctx *ctx, size_t bytes);
 /* Scopes: everything allocated (and recorded on the tape) after the mark is
  * dropped by release. keep() releases and returns a copy of one tensor,
  * moved down to the mark: this is how a block in no-grad mode frees its
- * activations. keep() only accepts a tensor without a node (no-grad mode or
- * detached); its data is kept, its gradient is not. */
+ * activations. A mark taken before a block's input was made lets the output
+ * replace the dead input, so a chain of blocks runs in constant memory:
+ *     it_mark m = it_ctx_mark(ctx); x = make_input(ctx);
+ *     for (...) x = it_ctx_keep(ctx, m, block(ctx, x));
+ * keep() only accepts a tensor without a node (no-grad mode or detached);
+ * its data is kept, its gradient is not. */
 it_mark it_ctx_mark(const it_ctx *ctx);
 void it_ctx_release(it_ctx *ctx, it_mark m);
 it_tensor *it_ctx_keep(it_ctx *ctx, it_mark m, const it_tensor *t);
