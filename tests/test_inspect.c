@@ -203,3 +203,48 @@ IT_TEST(inspect_bad_files_one_line_exit_1)
     IT_CHECK_INT(r.status, 0);
     IT_CHECK_CONTAINS(r.out, "usage: intenttuner inspect [options] FILE...");
 }
+
+/* Images are recognised by content, not by name: a PNG called .safetensors
+ * is still shown as an image. Sizes and modes are those of the fixtures
+ * (tests/fixtures/image/MANIFEST.txt). */
+IT_TEST(inspect_images)
+{
+    static run_result r;
+    char args[4096];
+    uint8_t *png;
+    size_t n;
+    it_err err;
+    IT_REQUIRE_OK(it_file_read(&err, &png, &n, it_test_fixture(t, "image/src_40x30_l.png"), 1 << 20), &err);
+    const char *renamed = it_test_write_tmp(t, "looks_like.safetensors", png, n);
+    it_free(png);
+    snprintf(args, sizeof args, "inspect '%s' '%s' '%s'", it_test_fixture(t, "image/src_33x17_rgba.png"),
+             it_test_fixture(t, "image/webp_lossy_alpha.webp"), renamed);
+    IT_REQUIRE(run_bin(t, &r, args) == 0);
+    IT_CHECK_INT(r.status, 0);
+    IT_CHECK_STR(r.err, "");
+    IT_CHECK_CONTAINS(r.out, "src_33x17_rgba.png: png image, 33x17, mode RGBA, 4 channels, 8-bit\n");
+    IT_CHECK_CONTAINS(r.out, "webp_lossy_alpha.webp: webp image, 40x30, mode RGBA, 4 channels, 8-bit\n");
+    IT_CHECK_CONTAINS(r.out, "looks_like.safetensors: png image, 40x30, mode L, 1 channel, 8-bit\n");
+
+    snprintf(args, sizeof args, "inspect --json '%s'", it_test_fixture(t, "image/jpeg_orient6.jpg"));
+    IT_REQUIRE(run_bin(t, &r, args) == 0);
+    IT_CHECK_INT(r.status, 0);
+    json_error_t jerr;
+    json_t *doc = json_loads(r.out, 0, &jerr);
+    IT_REQUIRE(doc);
+    json_t *f = json_array_get(json_object_get(doc, "files"), 0);
+    IT_CHECK_STR(json_string_value(json_object_get(f, "type")), "image");
+    IT_CHECK_STR(json_string_value(json_object_get(f, "format")), "jpeg");
+    IT_CHECK_STR(json_string_value(json_object_get(f, "mode")), "RGB");
+    IT_CHECK_INT(json_integer_value(json_object_get(f, "exif_orientation")), 6);
+    IT_CHECK(json_integer_value(json_object_get(f, "width")) > 0);
+    json_decref(doc);
+
+    /* A PNG signature followed by garbage: one line, exit 1. */
+    const char *bad = it_test_write_tmp(t, "bad.png", "\x89PNG\r\n\x1a\nxxxxxxxx", 16);
+    snprintf(args, sizeof args, "inspect '%s'", bad);
+    IT_REQUIRE(run_bin(t, &r, args) == 0);
+    IT_CHECK_INT(r.status, 1);
+    IT_CHECK_CONTAINS(r.err, "bad.png: PNG");
+    IT_CHECK_INT(count_lines(r.err), 1);
+}

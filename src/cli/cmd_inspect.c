@@ -1,10 +1,13 @@
 /* cmd_inspect.c: `intenttuner inspect FILE...`: what is inside a file.
  *
- * .safetensors: a table of tensors (name, dtype, shape, bytes), totals and
- * the "__metadata__" map. Every file is validated strictly first (see
- * tensor/safetensors.h), so inspect doubles as a checker: a bad file gives
- * one line naming the problem and exit code 1, and the other files are
- * still shown. --json prints one document {"files": [...]} for all files. */
+ * Images (PNG, JPEG, WebP, recognised by their magic bytes, whatever the
+ * file name): format, size, mode, bit depth, EXIF orientation, from the
+ * header only. Everything else is read as .safetensors: a table of tensors
+ * (name, dtype, shape, bytes), totals and the "__metadata__" map. Every file
+ * is validated strictly first (tensor/safetensors.h, image/image.h), so
+ * inspect doubles as a checker: a bad file gives one line naming the problem
+ * and exit code 1, and the other files are still shown. --json prints one
+ * document {"files": [...]} for all files. */
 #include <jansson.h>
 #include <stdio.h>
 #include <string.h>
@@ -12,6 +15,7 @@
 #include "base/mem.h"
 #include "cli/args.h"
 #include "cli/commands.h"
+#include "image/image.h"
 #include "tensor/safetensors.h"
 
 /* Metadata values can be huge (kohya stores whole JSON documents there):
@@ -130,9 +134,49 @@ static json_t *file_json(const it_safetensors *f)
                      "metadata", meta);
 }
 
+/* Image format from the file's first bytes; IT_IMG_UNKNOWN when it cannot
+ * be read (the safetensors reader then reports why). */
+static it_image_format sniff_file(const char *path)
+{
+    uint8_t head[16];
+    FILE *fp = fopen(path, "rb");
+    if (!fp) return IT_IMG_UNKNOWN;
+    size_t n = fread(head, 1, sizeof head, fp);
+    fclose(fp);
+    return it_image_sniff(head, n);
+}
+
+static int inspect_image(const char *path, json_t *files)
+{
+    it_err err;
+    it_err_clear(&err);
+    it_image_info info;
+    if (it_image_info_file(&err, &info, path) != IT_OK) {
+        it_cli_fail(&err);
+        if (files) json_array_append_new(files, json_pack("{s:s, s:s}", "path", path, "error", err.msg));
+        return 1;
+    }
+    const char *fmt = it_image_format_name(info.format);
+    if (files) {
+        json_array_append_new(files, json_pack("{s:s, s:s, s:s, s:i, s:i, s:s, s:i, s:i, s:i}",
+                                               "path", path, "type", "image", "format", fmt,
+                                               "width", info.w, "height", info.h, "mode", info.mode,
+                                               "channels", info.channels, "bit_depth",
+                                               info.bit_depth, "exif_orientation",
+                                               info.exif_orientation));
+        return 0;
+    }
+    printf("%s: %s image, %dx%d, mode %s, %d channel%s, %d-bit", path, fmt, info.w, info.h,
+           info.mode, info.channels, info.channels == 1 ? "" : "s", info.bit_depth);
+    if (info.exif_orientation > 1) printf(", EXIF orientation %d", info.exif_orientation);
+    putchar('\n');
+    return 0;
+}
+
 /* Inspects one file; returns 0 or 1 (exit status contribution). */
 static int inspect_one(const char *path, json_t *files)
 {
+    if (sniff_file(path) != IT_IMG_UNKNOWN) return inspect_image(path, files);
     it_err err;
     it_err_clear(&err);
     it_safetensors *f;
@@ -157,7 +201,7 @@ static int inspect_one(const char *path, json_t *files)
     return rc;
 }
 
-IT_COMMAND(inspect, "check files and show what is inside: tensors of .safetensors")
+IT_COMMAND(inspect, "check files and show what is inside: .safetensors tensors, image size and mode")
 {
     static const char *filter;
     filter = NULL;
@@ -168,8 +212,10 @@ IT_COMMAND(inspect, "check files and show what is inside: tensors of .safetensor
     static const it_cmd_spec spec = {
         .usage = "intenttuner inspect [options] FILE...",
         .description = "Validates each file strictly and prints its contents: for .safetensors the\n"
-                       "tensors (name, dtype, shape, bytes), totals and metadata. A malformed file\n"
-                       "gives one line naming the problem and exit status 1.",
+                       "tensors (name, dtype, shape, bytes), totals and metadata; for PNG, JPEG\n"
+                       "and WebP images (recognised by content) the size, mode, bit depth and\n"
+                       "EXIF orientation. A malformed file gives one line naming the problem and\n"
+                       "exit status 1.",
         .opts = opts,
         .min_pos = 1,
         .max_pos = -1,

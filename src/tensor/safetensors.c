@@ -377,9 +377,13 @@ static it_status parse_file_image(it_err *err, it_safetensors *f, const uint8_t 
                           (unsigned long long)hlen, n);
     json_error_t jerr;
     json_t *root = json_loadb((const char *)data + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
-    if (!root)
+    if (!root) {
+        /* jansson quotes the offending token, which may hold raw control
+         * characters from the file. */
+        char text[2 * JSON_ERROR_TEXT_LENGTH];
         return it_err_set(err, IT_ERR_FORMAT, "%s: header is not valid JSON: %s (header byte %d)",
-                          f->label, jerr.text, jerr.position);
+                          f->label, printable(text, sizeof text, jerr.text), jerr.position);
+    }
     it_status s = parse_header_json(err, f, root, data + 8 + hlen, n - 8 - hlen);
     json_decref(root);
     return s;
