@@ -113,7 +113,10 @@ bench: $(BENCH_BIN) $(BIN)
 
 # libFuzzer: clang, ASan+UBSan, no OpenMP (libFuzzer wants one thread).
 FUZZ_BUILD := build-fuzz
+# FUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION (the libFuzzer convention) lets
+# decoders skip checksums so that mutations reach the code behind them.
 FUZZ_CFLAGS := -std=c11 -g -O1 -Isrc -I$(FUZZ_BUILD)/gen -D_GNU_SOURCE \
+  -DFUZZING_BUILD_MODE_UNSAFE_FOR_PRODUCTION \
   -fsanitize=fuzzer-no-link,address,undefined -Wno-unknown-pragmas
 FUZZ_LIB_OBJ := $(LIB_SRC:%.c=$(FUZZ_BUILD)/obj/%.o)
 FUZZ_BIN := $(FUZZ_SRC:fuzz/%.c=$(FUZZ_BUILD)/%)
