@@ -1,7 +1,8 @@
 /* engine_fixture.h: loads the engine's .safetensors fixtures in tests.
  *
  * A thin layer so that the engine tests read tensors by name as it_tensor
- * parameters (data and gradient buffers owned by the fixture). */
+ * parameters (data and gradient buffers owned by the fixture). Names point
+ * into the open file, valid until efx_close. */
 #ifndef IT_ENGINE_FIXTURE_H
 #define IT_ENGINE_FIXTURE_H
 

@@ -17,9 +17,8 @@ int it_ops_need_f32(it_ctx *ctx, const char *op, const it_tensor *t)
 {
     if (t->dtype == IT_DTYPE_F32) return 1;
     char buf[128];
-    static const char *names[IT_DTYPE_COUNT] = {"F32", "F16", "BF16", "I32", "I64", "U8"};
     it_ctx_fail(ctx, IT_ERR_ARG, "%s: tensor %s%s must be F32, not %s", op, t->name ? t->name : "",
-                it_tensor_shape_str(t, buf, sizeof buf), (unsigned)t->dtype < IT_DTYPE_COUNT ? names[t->dtype] : "?");
+                it_tensor_shape_str(t, buf, sizeof buf), it_dtype_name(t->dtype));
     return 0;
 }
 

@@ -22,13 +22,6 @@ struct it_ctx_block {
     /* data follows, aligned because the header is padded to IT_ALIGN */
 };
 
-/* Local until dtype.c lands on main (the safetensors helper owns it). */
-static size_t elem_size(it_dtype t)
-{
-    static const size_t sz[IT_DTYPE_COUNT] = {4, 2, 2, 4, 8, 1};
-    return (int)t >= 0 && t < IT_DTYPE_COUNT ? sz[t] : 0;
-}
-
 #define BLOCK_HDR ((sizeof(it_ctx_block) + IT_ALIGN - 1) / IT_ALIGN * IT_ALIGN)
 #define DEFAULT_BLOCK ((size_t)64 << 20)
 
@@ -174,7 +167,7 @@ it_tensor *it_ctx_keep(it_ctx *ctx, it_mark m, const it_tensor *t)
     it_ctx_release(ctx, m);
     it_tensor *out = it_ctx_alloc(ctx, sizeof *out);
     if (!out) return NULL;
-    size_t bytes = (size_t)hdr.n * elem_size(hdr.dtype);
+    size_t bytes = (size_t)hdr.n * it_dtype_size(hdr.dtype);
     void *data = it_ctx_alloc(ctx, bytes);
     if (!data) return NULL;
     memmove(data, hdr.data, bytes);
@@ -221,14 +214,14 @@ it_tensor *it_tensor_new(it_ctx *ctx, it_dtype dtype, int ndim, const int64_t *s
     it_tensor *t = new_header(ctx, dtype, ndim, shape);
     if (!t) return NULL;
     if ((uint64_t)t->n > SIZE_MAX / 8) return it_ctx_fail(ctx, IT_ERR_NOMEM, "tensor too large");
-    t->data = it_ctx_alloc(ctx, (size_t)t->n * elem_size(dtype));
+    t->data = it_ctx_alloc(ctx, (size_t)t->n * it_dtype_size(dtype));
     return t->data ? t : NULL;
 }
 
 it_tensor *it_tensor_zeros(it_ctx *ctx, it_dtype dtype, int ndim, const int64_t *shape)
 {
     it_tensor *t = it_tensor_new(ctx, dtype, ndim, shape);
-    if (t) memset(t->data, 0, (size_t)t->n * elem_size(dtype));
+    if (t) memset(t->data, 0, (size_t)t->n * it_dtype_size(dtype));
     return t;
 }
 
