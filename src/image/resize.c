@@ -150,32 +150,48 @@ static inline uint8_t clip8(int32_t v)
     return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : v);
 }
 
+#define HALF (1 << (PRECISION_BITS - 1))
+
+/* One output row of the horizontal pass, C channels. Separate scalar sums
+ * per channel (not an array) keep them in registers. */
+static inline void hrow(uint8_t *o, const uint8_t *row, const coeffs *cx, int dw, int C)
+{
+    for (int xx = 0; xx < dw; xx++) {
+        const int32_t *k = cx->wi + (size_t)xx * cx->ksize;
+        const uint8_t *p = row + (size_t)cx->start[xx] * C;
+        int n = cx->count[xx];
+        int32_t s0 = HALF, s1 = HALF, s2 = HALF, s3 = HALF;
+        for (int x = 0; x < n; x++, p += C) {
+            s0 += p[0] * k[x];
+            if (C > 1) s1 += p[1] * k[x];
+            if (C > 2) s2 += p[2] * k[x];
+            if (C > 3) s3 += p[3] * k[x];
+        }
+        o[0] = clip8(s0);
+        if (C > 1) o[1] = clip8(s1);
+        if (C > 2) o[2] = clip8(s2);
+        if (C > 3) o[3] = clip8(s3);
+        o += C;
+    }
+}
+
 /* Horizontal pass on rows [y0, y0 + n_rows) of src (width sw) into dst
- * (width cx->count's length = dw), C channels. C is a constant in each
- * instantiation so that the channel loop unrolls. */
+ * (width dw). C is a constant in each instantiation. */
 static inline void hpass(uint8_t *dst, int dw, const uint8_t *src, int sw, int y0, int n_rows,
                          const coeffs *cx, int C)
 {
 #pragma omp parallel for schedule(static) if ((long)n_rows * dw > 65536)
-    for (int y = 0; y < n_rows; y++) {
-        const uint8_t *row = src + (size_t)(y0 + y) * sw * C;
-        uint8_t *o = dst + (size_t)y * dw * C;
-        for (int xx = 0; xx < dw; xx++) {
-            const int32_t *k = cx->wi + (size_t)xx * cx->ksize;
-            const uint8_t *p = row + (size_t)cx->start[xx] * C;
-            int32_t s[4] = {1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1),
-                            1 << (PRECISION_BITS - 1), 1 << (PRECISION_BITS - 1)};
-            for (int x = 0, n = cx->count[xx]; x < n; x++)
-                for (int ch = 0; ch < C; ch++) s[ch] += p[x * C + ch] * k[x];
-            for (int ch = 0; ch < C; ch++) o[(size_t)xx * C + ch] = clip8(s[ch]);
-        }
-    }
+    for (int y = 0; y < n_rows; y++)
+        hrow(dst + (size_t)y * dw * C, src + (size_t)(y0 + y) * sw * C, cx, dw, C);
 }
 
 /* Vertical pass: src rows are relative to row_base (the first row the
- * horizontal pass produced). */
-static inline void vpass(uint8_t *dst, int dh, const uint8_t *src, int w, int row_base,
-                         const coeffs *cy, int C)
+ * horizontal pass produced). Each output row is accumulated a chunk of
+ * samples at a time, tap-major, so the inner loop runs over contiguous
+ * samples and vectorises; the sum order per sample is Pillow's. */
+#define VCHUNK 2048
+static void vpass(uint8_t *dst, int dh, const uint8_t *src, int w, int row_base, const coeffs *cy,
+                  int C)
 {
     size_t stride = (size_t)w * C;
 #pragma omp parallel for schedule(static) if ((long)dh * w > 65536)
@@ -184,10 +200,16 @@ static inline void vpass(uint8_t *dst, int dh, const uint8_t *src, int w, int ro
         const uint8_t *base = src + (size_t)(cy->start[yy] - row_base) * stride;
         int n = cy->count[yy];
         uint8_t *o = dst + (size_t)yy * stride;
-        for (size_t i = 0; i < stride; i++) {
-            int32_t s = 1 << (PRECISION_BITS - 1);
-            for (int y = 0; y < n; y++) s += base[(size_t)y * stride + i] * k[y];
-            o[i] = clip8(s);
+        int32_t acc[VCHUNK];
+        for (size_t i0 = 0; i0 < stride; i0 += VCHUNK) {
+            size_t m = stride - i0 < VCHUNK ? stride - i0 : VCHUNK;
+            for (size_t i = 0; i < m; i++) acc[i] = HALF;
+            for (int y = 0; y < n; y++) {
+                const uint8_t *r = base + (size_t)y * stride + i0;
+                int32_t ky = k[y];
+                for (size_t i = 0; i < m; i++) acc[i] += r[i] * ky;
+            }
+            for (size_t i = 0; i < m; i++) o[i0 + i] = clip8(acc[i]);
         }
     }
 }
@@ -306,12 +328,7 @@ static it_status resize_conv(it_err *err, it_image *out, const it_image *in, int
     if (s == IT_OK && need_v) {
         s = it_image_alloc(err, out, src->w, h, c);
         if (s == IT_OK) {
-            switch (c) {
-            case 1: vpass(out->data, h, src->data, src->w, row0, &cy, 1); break;
-            case 2: vpass(out->data, h, src->data, src->w, row0, &cy, 2); break;
-            case 3: vpass(out->data, h, src->data, src->w, row0, &cy, 3); break;
-            default: vpass(out->data, h, src->data, src->w, row0, &cy, 4); break;
-            }
+            vpass(out->data, h, src->data, src->w, row0, &cy, c);
         }
         it_image_free(&tmp);
     } else if (s == IT_OK && need_h) {
