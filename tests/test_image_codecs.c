@@ -109,6 +109,23 @@ IT_TEST(image_jpeg_exif_orientation) {
     }
 }
 
+/* EXIF in the other containers: PNG eXIf and WebP EXIF chunks. */
+IT_TEST(image_exif_png_webp) {
+    static const struct { const char *file, *pam; int o; } cases[] = {
+        {"image/png_orient6.png", "image/png_orient6.pam", 6},
+        {"image/webp_orient8.webp", "image/webp_orient8.pam", 8},
+    };
+    for (size_t i = 0; i < 2; i++) {
+        int d = decode_vs_pam(t, cases[i].file, cases[i].pam, NULL, NULL);
+        if (d != 0) it_test_fail(t, __FILE__, __LINE__, "%s: max diff %d", cases[i].file, d);
+        it_err e;
+        it_image_info info;
+        IT_REQUIRE_OK(it_image_info_file(&e, &info, it_test_fixture(t, cases[i].file)), &e);
+        IT_CHECK_INT(info.exif_orientation, cases[i].o);
+        IT_CHECK(info.w == 16 && info.h == 24);
+    }
+}
+
 IT_TEST(image_exif_parser_bounds) {
     /* Little-endian block, orientation 3, then every truncation of it. */
     static const uint8_t ok[] = {'E', 'x', 'i', 'f', 0, 0, 'I', 'I', 42, 0, 8, 0, 0, 0, 1, 0,

@@ -234,6 +234,15 @@ def gen_jpeg(base):
     im = ImageOps.exif_transpose(Image.open(os.path.join(OUT, "jpeg_orient6_mm.jpg")))
     assert im.size == (16, 24)
     write_pam("jpeg_orient6_mm.pam", pixels(im))
+    # The same EXIF in PNG (eXIf chunk) and WebP (EXIF chunk) containers.
+    small.save(os.path.join(OUT, "png_orient6.png"), exif=exif_bytes(6))
+    small.save(os.path.join(OUT, "webp_orient8.webp"), lossless=True, exif=exif_bytes(8))
+    for name in ["png_orient6.png", "webp_orient8.webp"]:
+        im = ImageOps.exif_transpose(Image.open(os.path.join(OUT, name)))
+        assert im.size == (16, 24), name
+        write_pam(name.split(".")[0] + ".pam", pixels(im.convert("RGB")))
+    note("png_orient6.png, webp_orient8.webp", "the 24x16 picture with EXIF orientation in "
+         "PNG eXIf / WebP EXIF chunks; .pam = exif_transpose result")
     note("jpeg_orient<N>.jpg/.pam", "24x16 JPEG with EXIF orientation N; .pam = "
          "ImageOps.exif_transpose(Image.open(f)) pixels; _mm = big-endian EXIF written by hand")
     for name, im, kw in [("jpeg_rgb", base, {"quality": 90}),
