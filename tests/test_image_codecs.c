@@ -340,6 +340,14 @@ IT_TEST(image_decode_bad_headers) {
     expect_fail(t, b, n, "webp zero frame header", "WebP");
     it_free(b);
     it_free(webp);
+
+    /* An animated VP8X header declaring a 20000x20000 canvas, no frames:
+     * refused on the header, before libwebp allocates the canvas. */
+    uint8_t vp8x[30] = {'R', 'I', 'F', 'F', 22, 0, 0, 0, 'W', 'E', 'B', 'P', 'V', 'P', '8', 'X',
+                        10, 0, 0, 0, 0x02, 0, 0, 0};
+    uint32_t side = 20000 - 1;
+    for (int k = 0; k < 3; k++) vp8x[24 + k] = vp8x[27 + k] = (uint8_t)(side >> (8 * k));
+    expect_fail(t, vp8x, sizeof vp8x, "webp 20000x20000 canvas", "exceeds the limit");
 }
 
 IT_TEST(image_decode_out_of_memory) {
