@@ -53,6 +53,33 @@ IT_TEST(image_resize_pillow_parity) {
     printf("    all       max diff %d, %.4f%% exactly equal\n", worst, 100.0 * equal / total);
 }
 
+/* Pillow's resize(size, filter, box): same boxes as gen_image_fixtures.py. */
+IT_TEST(image_resize_box_parity) {
+    static const struct { int w, h; float box[4]; } cases[] = {
+        {40, 30, {10.5f, 5.25f, 80.75f, 55.5f}},
+        {30, 61, {3, 0, 33, 61}},   /* vertical size and range unchanged */
+        {50, 20, {0, 7.5f, 97, 41}},
+    };
+    it_err e;
+    it_image src;
+    IT_REQUIRE_OK(it_image_load(&e, &src, it_test_fixture(t, "image/src_97x61.png")), &e);
+    for (int f = IT_RESAMPLE_BILINEAR; f <= IT_RESAMPLE_LANCZOS; f++) {
+        for (int i = 0; i < 3; i++) {
+            char path[96];
+            snprintf(path, sizeof path, "image/rsbox%d_%s.png", i, it_resample_name(f));
+            it_image want, got;
+            IT_REQUIRE_OK(it_image_load(&e, &want, it_test_fixture(t, path)), &e);
+            IT_REQUIRE_OK(it_image_resize_box(&e, &got, &src, cases[i].w, cases[i].h, f,
+                                              cases[i].box), &e);
+            int d = itest_image_diff(&got, &want, NULL);
+            if (d != 0) it_test_fail(t, __FILE__, __LINE__, "%s: max diff %d", path, d);
+            it_image_free(&want);
+            it_image_free(&got);
+        }
+    }
+    it_image_free(&src);
+}
+
 IT_TEST(image_resize_edges) {
     it_err e;
     it_image img, out;

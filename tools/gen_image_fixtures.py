@@ -143,6 +143,15 @@ def gen_resize(srcs):
                 name = f"rs_{k}_{fname}_{w}x{h}.png"
                 out.save(os.path.join(OUT, name))
     note("rs_*.png", "Image.resize(size, filter) of the src image named in the file name")
+    # Fractional source regions (resize(size, filter, box)), incl. no scale change.
+    for fname in ["bilinear", "bicubic", "lanczos"]:
+        for i, ((w, h), box) in enumerate([((40, 30), (10.5, 5.25, 80.75, 55.5)),
+                                            ((30, 61), (3.0, 0.0, 33.0, 61.0)),
+                                            ((50, 20), (0.0, 7.5, 97.0, 41.0))]):
+            out = srcs["src_97x61"].resize((w, h), FILTERS[fname], box=box)
+            out.save(os.path.join(OUT, f"rsbox{i}_{fname}.png"))
+    note("rsbox<i>_<filter>.png", "src_97x61.resize(size, filter, box=...) with the boxes in "
+         "gen_resize (tests/test_image_resize.c lists the same)")
 
 
 def gen_float_resize(srcs):
