@@ -1,0 +1,51 @@
+/* clip_internal.h: the tokenizer's state, shared by clip_tokenizer.c (loading,
+ * configuration, decoding) and clip_encode.c (normalising, splitting, BPE).
+ * Not a public header. */
+#ifndef IT_CLIP_INTERNAL_H
+#define IT_CLIP_INTERNAL_H
+
+#include <pthread.h>
+
+#include "text/clip_tokenizer.h"
+#include "text/textmap.h"
+
+/* A special token matched in text before BPE (transformers' "added tokens"). */
+typedef struct clip_added {
+    uint32_t *cps;   /* (n) content; normalised content if normalized */
+    size_t n;
+    int32_t id;
+    int normalized;  /* matched in normalised text instead of raw text */
+} clip_added;
+
+#define CLIP_MAX_ADDED 16
+/* The word cache is emptied when it grows past these. */
+#define CLIP_CACHE_WORDS 16384
+#define CLIP_CACHE_MAX_WORD 128
+
+struct it_clip_tokenizer {
+    it_strmap vocab;          /* token string -> id */
+    const char **id_to_token; /* (n_ids) into vocab's pool; NULL for gaps */
+    size_t n_ids;             /* largest id + 1 */
+    it_u64map merges;         /* (left << 32 | right) -> (rank << 32 | merged id) */
+    size_t n_merges;
+    int32_t byte_id[256];     /* id of the byte's character, -1 if absent */
+    int32_t byte_end_id[256]; /* id of the character + "</w>", -1 if absent */
+    int32_t bos, eos, pad, unk;
+    int model_max_length;
+    clip_added added[CLIP_MAX_ADDED];
+    int n_added;
+    /* Word cache: word bytes -> index into cache_spans; guarded by lock. */
+    pthread_mutex_t lock;
+    it_strmap cache;
+    struct { uint32_t off, n; } *cache_spans;
+    size_t cache_spans_cap;
+    int32_t *cache_ids;
+    size_t cache_ids_len, cache_ids_cap;
+};
+
+/* Normalises cps (NFC, white-space runs -> ' ', lower case) into a new
+ * array (it_free). */
+it_status it_clip_normalize(it_err *err, uint32_t **out, size_t *n_out, const uint32_t *cps,
+                            size_t n);
+
+#endif
