@@ -151,12 +151,110 @@ def gen_attention():
     w.save()
 
 
+# --------------------------------------------------------------------------
+# Optimisers, clipping, schedules, EMA
+# --------------------------------------------------------------------------
+
+OPT_SIZES = [37, 5, 64, 3]  # parameter lengths; index 3 is frozen
+OPT_STEPS = 20
+OPT_CASES = [
+    dict(name="adamw_default_clip", kind="adamw", lr=1e-3, weight_decay=0.01, beta1=0.9, beta2=0.999, eps=1e-8,
+         clip=0.5, lr_schedule="cosine", seed=21, ema="warmup"),
+    dict(name="adamw_strong_wd", kind="adamw", lr=3e-2, weight_decay=0.1, beta1=0.8, beta2=0.95, eps=1e-6,
+         clip=0.0, lr_schedule="constant", seed=22, ema="default"),
+    dict(name="sgd_momentum_damp", kind="sgd", lr=0.1, weight_decay=1e-3, momentum=0.9, dampening=0.1, nesterov=0,
+         clip=2.0, lr_schedule="linear", seed=23, ema="none"),
+    dict(name="sgd_nesterov", kind="sgd", lr=0.05, weight_decay=0.0, momentum=0.9, dampening=0.0, nesterov=1,
+         clip=0.0, lr_schedule="constant", seed=24, ema="none"),
+    dict(name="sgd_plain", kind="sgd", lr=0.2, weight_decay=0.01, momentum=0.0, dampening=0.0, nesterov=0,
+         clip=0.0, lr_schedule="constant", seed=25, ema="plain"),
+]
+EMA_CFG = {  # EMAModel arguments; "plain" is our constant-decay mode, emulated
+    "default": dict(decay=0.999, min_decay=0.0, update_after_step=2, use_ema_warmup=False, inv_gamma=1.0, power=2 / 3),
+    "warmup": dict(decay=0.9999, min_decay=0.5, update_after_step=0, use_ema_warmup=True, inv_gamma=1.0, power=0.75),
+    "plain": dict(decay=0.9, min_decay=0.0, update_after_step=0, use_ema_warmup=False, inv_gamma=1.0, power=2 / 3),
+}
+
+
+def make_scheduler(opt, name, warmup, total, **kw):
+    from diffusers.optimization import get_scheduler
+    return get_scheduler(name, opt, num_warmup_steps=warmup, num_training_steps=total, **kw)
+
+
+def gen_optim():
+    from diffusers.training_utils import EMAModel
+
+    w = Writer("optim", "torch.optim AdamW/SGD (foreach=False, the CPU default), clip_grad_norm_, "
+               "diffusers get_scheduler and EMAModel")
+    for c in OPT_CASES:
+        s = c["seed"]
+        params = [torch.nn.Parameter(torch.tensor(kf_values(s * 100 + j, n, 0.8))) for j, n in enumerate(OPT_SIZES)]
+        params[3].requires_grad_(False)
+        trainable = params[:3]
+        if c["kind"] == "adamw":
+            opt = torch.optim.AdamW(trainable, lr=c["lr"], betas=(c["beta1"], c["beta2"]), eps=c["eps"],
+                                    weight_decay=c["weight_decay"], foreach=False)
+        else:
+            opt = torch.optim.SGD(trainable, lr=c["lr"], momentum=c["momentum"], dampening=c["dampening"],
+                                  weight_decay=c["weight_decay"], nesterov=bool(c["nesterov"]), foreach=False)
+        sched = make_scheduler(opt, c["lr_schedule"], 4, OPT_STEPS)
+        ema = None
+        if c["ema"] != "none":
+            e = EMA_CFG[c["ema"]]
+            ema = EMAModel(params, **e)
+            if c["ema"] == "plain":  # constant decay from the first update on
+                ema.get_decay = lambda step, d=e["decay"]: d
+        traj, norms, lrs = [], [], []
+        for step in range(1, OPT_STEPS + 1):
+            for j, p in enumerate(trainable):
+                p.grad = torch.tensor(kf_values(s * 1000 + step * 10 + j, OPT_SIZES[j], 1.0))
+            if c["clip"] > 0:
+                norms.append(float(torch.nn.utils.clip_grad_norm_(trainable, c["clip"], foreach=False)))
+            lrs.append(opt.param_groups[0]["lr"])
+            opt.step()
+            sched.step()
+            if ema is not None:
+                ema.step(params)
+            traj.append(np.concatenate([p.detach().numpy() for p in params]))
+        case = dict(c)
+        case["sizes"] = OPT_SIZES
+        case["frozen"] = [0, 0, 0, 1]
+        case["steps"] = OPT_STEPS
+        case["lrs"] = lrs
+        case["norms"] = norms
+        case["arrays"] = {"params": w.array(np.stack(traj))}
+        if ema is not None:
+            case["ema_cfg"] = EMA_CFG[c["ema"]]
+            case["ema_decays"] = [float(ema.get_decay(n)) for n in range(1, 40)]
+            case["arrays"]["ema"] = w.array(np.concatenate([sp.detach().numpy() for sp in ema.shadow_params]))
+        w.manifest["cases"].append(case)
+    # schedules sampled past the end, on their own
+    scheds = []
+    base = 2e-4
+    for name, kw in (("constant", {}), ("constant_with_warmup", {}), ("linear", {}), ("cosine", {}),
+                     ("cosine_with_restarts", {"num_cycles": 3}), ("polynomial", {"power": 2.0}),
+                     ("cosine_with_restarts", {})):
+        opt = torch.optim.SGD([torch.nn.Parameter(torch.zeros(1))], lr=base)
+        sched = make_scheduler(opt, name, 10, 100, **kw)
+        lrs = []
+        for _ in range(130):
+            lrs.append(sched.get_last_lr()[0])
+            opt.step()
+            sched.step()
+        scheds.append({"name": name, "warmup": 10, "total": 100, "base_lr": base,
+                       "num_cycles": kw.get("num_cycles", 0), "power": kw.get("power", 0), "lrs": lrs})
+    w.manifest["schedules"] = scheds
+    w.save()
+
+
 def main():
     torch.manual_seed(0)
     os.makedirs(OUT, exist_ok=True)
-    which = sys.argv[1:] or ["attention"]
+    which = sys.argv[1:] or ["attention", "optim"]
     if "attention" in which:
         gen_attention()
+    if "optim" in which:
+        gen_optim()
 
 
 if __name__ == "__main__":
