@@ -104,3 +104,28 @@ IT_TEST(image_save_png_errors) {
     IT_CHECK_INT(it_image_save_png(&e, &bad_img, path), IT_ERR_ARG);
     it_image_free(&img);
 }
+
+IT_TEST(image_encode_to_memory) {
+    it_err e;
+    it_image img, back;
+    IT_REQUIRE_OK(it_image_alloc(&e, &img, 19, 11, 3), &e);
+    for (int i = 0; i < 19 * 11 * 3; i++) img.data[i] = (uint8_t)(i * 13);
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    IT_REQUIRE_OK(it_image_encode_png(&e, &buf, &n, &img), &e);
+    IT_CHECK(n > 8 && memcmp(buf, "\x89PNG", 4) == 0);
+    IT_REQUIRE_OK(it_image_decode(&e, &back, buf, n), &e);
+    IT_CHECK(back.w == 19 && back.h == 11 && back.c == 3);
+    IT_CHECK(memcmp(back.data, img.data, (size_t)19 * 11 * 3) == 0);
+    it_image_free(&back);
+    it_free(buf);
+    IT_REQUIRE_OK(it_image_encode_jpeg(&e, &buf, &n, &img, 90), &e);
+    IT_CHECK(n > 3 && buf[0] == 0xFF && buf[1] == 0xD8);
+    IT_REQUIRE_OK(it_image_decode(&e, &back, buf, n), &e);
+    IT_CHECK(back.w == 19 && back.h == 11 && back.c == 3);
+    it_image_free(&back);
+    it_free(buf);
+    IT_CHECK_INT(it_image_encode_jpeg(&e, &buf, &n, &img, 101), IT_ERR_ARG);
+    IT_CHECK(buf == NULL && n == 0);
+    it_image_free(&img);
+}

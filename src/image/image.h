@@ -65,6 +65,12 @@ it_status it_image_info_file(it_err *err, it_image_info *info, const char *path)
 it_status it_image_save_png(it_err *err, const it_image *img, const char *path);
 it_status it_image_save_jpeg(it_err *err, const it_image *img, const char *path, int quality);
 
+/* The same encoders into memory (e.g. for HTTP responses): *out is
+ * allocated with it_malloc, *n its size. */
+it_status it_image_encode_png(it_err *err, uint8_t **out, size_t *n, const it_image *img);
+it_status it_image_encode_jpeg(it_err *err, uint8_t **out, size_t *n, const it_image *img,
+                               int quality);
+
 /* Converts to c channels (1 or 3 or 4); alpha is composited over bg (RGB). */
 it_status it_image_convert(it_err *err, it_image *out, const it_image *in, int c,
                            const uint8_t bg[3]);

@@ -3,6 +3,8 @@
  * Owns: format sniffing by magic bytes, dispatch to the per-format codecs in
  * codecs.h, file loading (size-capped) and atomic saving. Does not own the
  * codecs themselves or pixel conversions (convert.c). */
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/fileio.h"
@@ -130,4 +132,39 @@ it_status it_image_save_jpeg(it_err *err, const it_image *img, const char *path,
         return s;
     }
     return it_atomic_commit(err, &f);
+}
+
+/* Encodes through a memory stream and copies into an it_malloc buffer, so
+ * that callers free with it_free like everything else. */
+static it_status encode_mem(it_err *err, uint8_t **out, size_t *n, const it_image *img,
+                            int quality, int jpeg)
+{
+    *out = NULL;
+    *n = 0;
+    char *buf = NULL;
+    size_t len = 0;
+    FILE *fp = open_memstream(&buf, &len);
+    if (!fp) return it_err_set(err, IT_ERR_NOMEM, "out of memory for an encode buffer");
+    it_status s = jpeg ? it_jpeg_write(err, fp, img, quality, "(memory)")
+                       : it_png_write(err, fp, img, "(memory)");
+    if (fclose(fp) != 0 && s == IT_OK)
+        s = it_err_set(err, IT_ERR_NOMEM, "out of memory for an encode buffer");
+    if (s == IT_OK) {
+        *out = it_malloc(len ? len : 1);
+        if (!*out) s = it_err_set(err, IT_ERR_NOMEM, "out of memory for a %zu-byte image", len);
+        else memcpy(*out, buf, len), *n = len;
+    }
+    free(buf);
+    return s;
+}
+
+it_status it_image_encode_png(it_err *err, uint8_t **out, size_t *n, const it_image *img)
+{
+    return encode_mem(err, out, n, img, 0, 0);
+}
+
+it_status it_image_encode_jpeg(it_err *err, uint8_t **out, size_t *n, const it_image *img,
+                               int quality)
+{
+    return encode_mem(err, out, n, img, quality, 1);
 }
