@@ -336,6 +336,8 @@ IT_TEST(safetensors_writer_rejects_bad_input)
     IT_CHECK_CONTAINS(err.msg, "9 dimensions");
     IT_CHECK_INT(it_safetensors_writer_add_raw(&err, w, "a", "F4", 1, s3, b), IT_ERR_ARG);
     IT_CHECK_CONTAINS(err.msg, "whole number of bytes");
+    IT_CHECK_INT(it_safetensors_writer_add(&err, w, "a", IT_DTYPE_U8, 1, s1, NULL), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(err.msg, "tensor 'a': no data");
     IT_CHECK_OK(it_safetensors_writer_add(&err, w, "a", IT_DTYPE_U8, 1, s1, b), &err);
     IT_CHECK_OK(it_safetensors_writer_add(&err, w, "a", IT_DTYPE_F32, 1, s1, b), &err);
     const char *path = it_test_tmp(t, "dup.safetensors");

@@ -594,6 +594,7 @@ it_status it_safetensors_writer_add_raw(it_err *err, it_safetensors_writer *w, c
     unsigned bits = g_st_dtypes[rank].bits;
     if (numel > UINT64_MAX / bits || (numel * bits) % 8 != 0)
         return it_err_set(err, IT_ERR_ARG, "tensor '%s': size is not a whole number of bytes", shown);
+    if (numel && !data) return it_err_set(err, IT_ERR_ARG, "tensor '%s': no data", shown);
     if (w->n == w->cap) {
         size_t cap = w->cap ? 2 * w->cap : 16;
         wr_tensor *p = it_realloc(w->t, cap * sizeof *p);
