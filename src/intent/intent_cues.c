@@ -1,0 +1,694 @@
+/* intent_cues.c: noun-phrase chunks, operation cues and their scopes.
+ *
+ * The grammar is deliberately shallow, in three steps per sentence:
+ *  1. cues: words that carry an operation ("keep", "consistent", "no",
+ *     "switchable", "remove"), each with a direction: a prefix cue governs
+ *     the noun phrases after it ("keep the face"), a postfix cue the phrases
+ *     before it ("the face stays the same"). Negation within a few words
+ *     flips a cue ("don't change" = preserve, "never wear" = remove).
+ *  2. chunks: runs of content words between function words, each with a head
+ *     noun from the lexicon (or an unknown noun before a property word),
+ *     modifier words, a property for attribute-level phrases, a possessor,
+ *     and the [n] marks inside it.
+ *  3. scopes: a prefix cue claims the coordinated list of chunks that
+ *     follows it ("keep the face, hair and eyes"); a postfix cue the list
+ *     that precedes its predicate ("his face and hair should stay the
+ *     same"). Tight cues ("no", "without", "any") beat postfix cues, which
+ *     beat prefix cues: "keep the face, the hat can change" keeps the face
+ *     and lets the hat change. Value cues ("between X and Y", "can be X or
+ *     Y") turn the chunks they claim into explicit values of a concept.
+ * The rules are general; the vocabulary is in lexicon.c. */
+#include <stdio.h>
+#include <string.h>
+
+#include "intent/parse_priv.h"
+
+/* ---- cue table --------------------------------------------------------------- */
+
+typedef struct cue_pat {
+    const char *words;
+    it_concept_op op;
+    cue_dir dir;
+    unsigned flags;
+} cue_pat;
+
+#define PRE IT_OP_PRESERVE
+#define MOD IT_OP_MODIFY
+#define REM IT_OP_REMOVE
+#define L CUE_LEFT
+#define R CUE_RIGHT
+#define B CUE_BOTH
+
+/* Verbs whose direction depends on the place: imperative ("change the
+ * background") governs what follows, after a modal or a noun ("the pose can
+ * change") what precedes. Marked with the pseudo-direction 0. */
+static const cue_pat g_cues[] = {
+    /* preserve */
+    {"keep", PRE, R, CUE_PREDVAL}, {"keeps", PRE, R, CUE_PREDVAL}, {"keeping", PRE, R, CUE_PREDVAL},
+    {"preserve", PRE, R, 0}, {"preserves", PRE, R, 0}, {"preserving", PRE, R, 0},
+    {"retain", PRE, R, 0}, {"retains", PRE, R, 0}, {"maintain", PRE, R, 0}, {"maintains", PRE, R, 0},
+    {"capture", PRE, R, CUE_KNOWN}, {"captures", PRE, R, CUE_KNOWN}, {"reproduce", PRE, R, CUE_KNOWN}, {"lock in", PRE, R, 0},
+    {"lock", PRE, R, 0}, {"stick to", PRE, R, 0}, {"respect", PRE, R, CUE_KNOWN}, {"remember", PRE, R, CUE_KNOWN},
+    {"memorize", PRE, R, CUE_KNOWN}, {"memorise", PRE, R, CUE_KNOWN}, {"learn", PRE, R, CUE_KNOWN}, {"copy", PRE, R, CUE_KNOWN},
+    {"consistent", PRE, B, 0}, {"consistently", PRE, L, 0}, {"the same", PRE, B, 0}, {"same", PRE, B, 0},
+    {"identical", PRE, B, 0}, {"unchanged", PRE, L, 0}, {"fixed", PRE, L, 0}, {"constant", PRE, B, 0},
+    {"stable", PRE, L, 0}, {"intact", PRE, L, 0}, {"recognizable", PRE, L, 0}, {"recognisable", PRE, L, 0},
+    {"faithful", PRE, L, 0}, {"faithfully", PRE, L, 0}, {"exact", PRE, B, 0}, {"exactly", PRE, L, 0},
+    {"stay", PRE, L, CUE_PREDVAL}, {"stays", PRE, L, CUE_PREDVAL}, {"remain", PRE, L, CUE_PREDVAL},
+    {"remains", PRE, L, CUE_PREDVAL}, {"kept", PRE, L, CUE_PREDVAL}, {"preserved", PRE, L, 0},
+    {"retained", PRE, L, 0}, {"maintained", PRE, L, 0}, {"captured", PRE, L, 0}, {"locked", PRE, L, 0},
+    {"accurate", PRE, L, 0}, {"accurately", PRE, L, 0}, {"important", PRE, L, 0}, {"essential", PRE, L, 0},
+    {"crucial", PRE, L, 0}, {"untouched", PRE, L, 0}, {"unaltered", PRE, L, 0}, {"persistent", PRE, L, 0},
+    {"matter", PRE, L, 0}, {"matters", PRE, L, 0}, {"always", PRE, B, 0}, {"as is", PRE, L, 0},
+    {"must be learned", PRE, L, 0}, {"reproduced", PRE, L, 0}, {"on-model", PRE, L, 0},
+    {"on model", PRE, L, 0}, {"true to", PRE, R, 0}, {"every time", PRE, L, 0},
+    /* modify */
+    {"switch", MOD, 0, 0}, {"swap", MOD, 0, 0}, {"change", MOD, 0, 0}, {"vary", MOD, 0, 0},
+    {"alternate", MOD, 0, 0}, {"adjust", MOD, 0, 0}, {"control", MOD, 0, 0}, {"customize", MOD, R, 0},
+    {"customise", MOD, R, 0}, {"choose", MOD, R, 0}, {"pick", MOD, R, 0}, {"select", MOD, R, 0},
+    {"edit", MOD, R, 0}, {"mix and match", MOD, R, 0}, {"toggle", MOD, R, 0},
+    {"between", MOD, R, CUE_VALUES}, {"either", MOD, R, CUE_VALUES},
+    {"any", MOD, R, CUE_TIGHT | CUE_ANY}, {"different", MOD, B, CUE_TIGHT}, {"various", MOD, R, CUE_TIGHT},
+    {"multiple", MOD, R, CUE_TIGHT}, {"several", MOD, R, CUE_TIGHT}, {"whatever", MOD, R, CUE_TIGHT},
+    {"all kinds of", MOD, R, CUE_TIGHT}, {"any kind of", MOD, R, CUE_TIGHT | CUE_ANY},
+    {"adjustable", MOD, L, 0}, {"changeable", MOD, L, 0}, {"controllable", MOD, L, 0},
+    {"switchable", MOD, L, 0}, {"swappable", MOD, L, 0}, {"interchangeable", MOD, L, 0},
+    {"customizable", MOD, L, 0}, {"customisable", MOD, L, 0}, {"editable", MOD, L, 0},
+    {"variable", MOD, L, 0}, {"flexible", MOD, L, 0}, {"optional", MOD, L, 0}, {"varies", MOD, L, 0},
+    {"varied", MOD, L, 0}, {"changes", MOD, L, 0}, {"changed", MOD, L, 0}, {"switched", MOD, L, 0},
+    {"swapped", MOD, L, 0}, {"controlled", MOD, L, 0}, {"adjusted", MOD, L, 0}, {"differ", MOD, L, 0},
+    {"anything", MOD, L, 0}, {"promptable", MOD, L, 0}, {"up to the prompt", MOD, L, 0},
+    {"up to the user", MOD, L, 0}, {"free to change", MOD, L, 0}, {"negotiable", MOD, L, 0},
+    {"vary freely", MOD, L, 0}, {"changing", MOD, L, 0}, {"varying", MOD, L, 0}, {"diverse", MOD, L, 0},
+    {"random", MOD, L, 0}, {"tunable", MOD, L, 0},
+    {"configurable", MOD, L, 0},
+    /* remove */
+    {"no", REM, R, CUE_TIGHT}, {"without", REM, R, CUE_TIGHT}, {"free of", REM, R, CUE_TIGHT},
+    {"minus", REM, R, CUE_TIGHT}, {"remove", REM, R, 0}, {"removes", REM, R, 0}, {"removing", REM, R, 0},
+    {"delete", REM, R, 0}, {"erase", REM, R, 0}, {"exclude", REM, R, 0}, {"avoid", REM, R, 0},
+    {"drop", REM, R, 0}, {"get rid of", REM, R, 0}, {"eliminate", REM, R, 0}, {"omit", REM, R, 0},
+    {"strip", REM, R, 0}, {"leave out", REM, R, 0}, {"take out", REM, R, 0}, {"take off", REM, R, 0},
+    {"ban", REM, R, 0}, {"forbid", REM, R, 0}, {"suppress", REM, R, 0}, {"lose", REM, R, 0},
+    {"hide", REM, R, 0}, {"clean up", REM, R, 0}, {"filter out", REM, R, 0}, {"cut out", REM, R, 0},
+    {"removed", REM, L, 0}, {"deleted", REM, L, 0}, {"erased", REM, L, 0}, {"excluded", REM, L, 0},
+    {"omitted", REM, L, 0}, {"gone", REM, L, 0}, {"absent", REM, L, 0}, {"banned", REM, L, 0},
+    {"forbidden", REM, L, 0}, {"avoided", REM, L, 0}, {"unwanted", REM, B, 0}, {"eliminated", REM, L, 0},
+    {"dropped", REM, L, 0}, {"left out", REM, L, 0}, {"taken out", REM, L, 0}, {"never", REM, R, 0},
+    /* presence verbs: cues only when negated ("should not wear") */
+    {"wear", REM, R, CUE_PRESENCE}, {"wears", REM, R, CUE_PRESENCE}, {"wearing", REM, R, CUE_PRESENCE},
+    {"have", REM, R, CUE_PRESENCE}, {"has", REM, R, CUE_PRESENCE}, {"having", REM, R, CUE_PRESENCE},
+    {"hold", REM, R, CUE_PRESENCE}, {"holds", REM, R, CUE_PRESENCE}, {"holding", REM, R, CUE_PRESENCE},
+    {"carry", REM, R, CUE_PRESENCE}, {"carries", REM, R, CUE_PRESENCE}, {"include", REM, R, CUE_PRESENCE},
+    {"includes", REM, R, CUE_PRESENCE}, {"show", REM, R, CUE_PRESENCE}, {"shows", REM, R, CUE_PRESENCE},
+    {"contain", REM, R, CUE_PRESENCE}, {"contains", REM, R, CUE_PRESENCE}, {"feature", REM, R, CUE_PRESENCE},
+    {"give", REM, R, CUE_PRESENCE}, {"add", REM, R, CUE_PRESENCE}, {"put", REM, R, CUE_PRESENCE},
+    {"use", REM, R, CUE_PRESENCE}, {"draw", REM, R, CUE_PRESENCE}, {"depict", REM, R, CUE_PRESENCE},
+    {"breathe", REM, R, CUE_PRESENCE}, {"want", REM, R, CUE_PRESENCE}, {"see", REM, R, CUE_PRESENCE},
+    {"bring", REM, R, CUE_PRESENCE}, {"sport", REM, R, CUE_PRESENCE}, {"generate", REM, R, CUE_PRESENCE},
+    {"get", REM, R, CUE_PRESENCE}, {"paint", REM, R, CUE_PRESENCE}, {"render", REM, R, CUE_PRESENCE},
+    {"appear", REM, L, CUE_PRESENCE}, {"appears", REM, L, CUE_PRESENCE}, {"visible", REM, L, CUE_PRESENCE},
+    {"shown", REM, L, CUE_PRESENCE}, {"included", REM, L, CUE_PRESENCE}, {"present", REM, L, CUE_PRESENCE},
+    {"allowed", REM, L, CUE_PRESENCE}, {"show up", REM, L, CUE_PRESENCE}, {"be there", REM, L, CUE_PRESENCE},
+    {"be seen", REM, L, CUE_PRESENCE},
+};
+
+#define N_CUES (sizeof g_cues / sizeof g_cues[0])
+
+/* Does the pattern match tokens at i? Returns the number of tokens. */
+static int pat_match(const char *pat, const tok_list *tl, int i, int s1)
+{
+    int k = 0;
+    const char *p = pat;
+    while (*p) {
+        const char *sp = strchr(p, ' ');
+        size_t l = sp ? (size_t)(sp - p) : strlen(p);
+        if (i + k >= s1) return 0;
+        const tok *t = &tl->t[i + k];
+        if (t->kind != TK_WORD || t->used || strlen(t->w) != l || memcmp(t->w, p, l)) return 0;
+        k++;
+        p += l;
+        if (*p == ' ') p++;
+    }
+    return k;
+}
+
+static int is_negator(const tok *t)
+{
+    return t->kind == TK_WORD && (!strcmp(t->w, "not") || !strcmp(t->w, "never") || !strcmp(t->w, "neither"));
+}
+
+static int is_modal(const char *w)
+{
+    static const char *const l[] = {"should", "must", "can", "could", "may", "might", "will", "would",
+                                    "shall", "to", NULL};
+    for (int i = 0; l[i]; i++)
+        if (!strcmp(w, l[i])) return 1;
+    return 0;
+}
+
+int pt_is_filler(const char *w)
+{
+    static const char *const l[] = {
+        "should", "must", "can", "could", "may", "might", "will", "would", "shall", "be", "is",
+        "are", "was", "were", "been", "being", "am", "to", "need", "needs", "has", "have", "had",
+        "also", "too", "really", "just", "look", "looks", "seem", "seems", "get", "gets", "able",
+        "please", "freely", "completely", "totally", "fully", "entirely", "both", "all", "still",
+        "strictly", "definitely", "absolutely", "do", "does", "ought", "got", "stay", "very", "feel",
+        "be able", "allowed", NULL};
+    for (int i = 0; l[i]; i++)
+        if (!strcmp(w, l[i])) return 1;
+    return 0;
+}
+
+int pt_is_clause_word(const char *w)
+{
+    static const char *const l[] = {"but", "while", "whereas", "although", "though", "however",
+                                    "so", "because", "since", "then", "yet", "otherwise", "except",
+                                    "unless", "who", "which", "that", "where", "when", NULL};
+    for (int i = 0; l[i]; i++)
+        if (!strcmp(w, l[i])) return 1;
+    return 0;
+}
+
+/* Direction of an ambiguous verb ("change", "switch"): after a modal, "to",
+ * a form of be or a noun it is a predicate (postfix); otherwise imperative. */
+static cue_dir verb_dir(const tok_list *tl, int i, int s0)
+{
+    int j = i - 1;
+    while (j >= s0 && tl->t[j].kind == TK_WORD && !tl->t[j].used &&
+           (!strcmp(tl->t[j].w, "able") || !strcmp(tl->t[j].w, "be") || !strcmp(tl->t[j].w, "freely") ||
+            !strcmp(tl->t[j].w, "also") || !strcmp(tl->t[j].w, "all") || !strcmp(tl->t[j].w, "both") ||
+            !strcmp(tl->t[j].w, "still") || !strcmp(tl->t[j].w, "easily") || !strcmp(tl->t[j].w, "really")))
+        j--;
+    if (j < s0) return CUE_RIGHT;
+    const tok *p = &tl->t[j];
+    if (p->kind != TK_WORD) return CUE_RIGHT;
+    if (!strcmp(p->w, "not") && j - 1 >= s0 && pt_is(&tl->t[j - 1], "do")) {
+        /* "don't change the face" is an imperative; "the face does not
+         * change" is not ("does", and a noun before it) */
+        const tok *q = j - 2 >= s0 ? &tl->t[j - 2] : NULL;
+        if (!q || q->kind == TK_PUNCT || pt_is(q, "please") || pt_is(q, "and") || pt_is(q, "but")) return CUE_RIGHT;
+    }
+    if (is_modal(p->w) || !strcmp(p->w, "not") || !strcmp(p->w, "never")) return CUE_LEFT;
+    if (it_lex_is_function(p->w) && strcmp(p->w, "it") && strcmp(p->w, "them")) return CUE_RIGHT;
+    return p->used ? CUE_RIGHT : CUE_LEFT;
+}
+
+/* Looks back from cue c for a negator within a few filler words. */
+static int find_negator(tok_list *tl, int i, int s0)
+{
+    for (int j = i - 1, k = 0; j >= s0 && k < 5; j--, k++) {
+        tok *t = &tl->t[j];
+        if (t->kind != TK_WORD) return -1;
+        if (is_negator(t) && (!t->used || pt_is(t, "never"))) return j;
+        if (t->name) continue;
+        if (t->used) return -1;
+        if (!(pt_is_filler(t->w) || it_lex_is_pronoun(t->w) || !strcmp(t->w, "let") || !strcmp(t->w, "her") ||
+              !strcmp(t->w, "of") || !strcmp(t->w, "them") ||
+              !strcmp(t->w, "make") || !strcmp(t->w, "allow") || !strcmp(t->w, "want") ||
+              !strcmp(t->w, "i") || !strcmp(t->w, "we") || !strcmp(t->w, "you") || t->cap))
+            return -1;
+    }
+    return -1;
+}
+
+/* "can be X or Y": a value list after a modal + be. */
+static int cue_at(const tok_list *tl, int i, int s1);
+
+static int values_after_be(const tok_list *tl, int i, int s1)
+{
+    if (i < 1 || !is_modal(tl->t[i - 1].w)) return 0;
+    if (i + 1 < s1 && cue_at(tl, i + 1, s1)) return 0; /* "be controllable, e.g. X or Y" */
+    for (int j = i + 1; j < s1 && j < i + 14; j++) {
+        const tok *t = &tl->t[j];
+        if (t->kind == TK_PUNCT && t->w[0] != ',') return 0;
+        if (t->used) return 0;
+        if (pt_is(t, "or")) return 1;
+    }
+    return 0;
+}
+
+static int cue_at(const tok_list *tl, int i, int s1)
+{
+    for (size_t k = 0; k < N_CUES; k++)
+        if (pat_match(g_cues[k].words, tl, i, s1)) return 1;
+    return 0;
+}
+
+/* Tokens [i, i+n) that form a noun of two or more words ("subject
+ * matter"): cue words inside them ("matter") are not cues. */
+static int multiword_noun(const tok_list *tl, int i, int s1)
+{
+    const char *words[5];
+    int n = 0;
+    for (int k = i; k < s1 && n < 5 && tl->t[k].kind == TK_WORD; k++) words[n++] = tl->t[k].w;
+    const it_lex_entry *e;
+    int m = n ? it_lex_match(&e, words, n, 0) : 0;
+    return m >= 2 && (e->kind == IT_LEX_THING || e->kind == IT_LEX_SCENE) ? m : 0;
+}
+
+int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
+{
+    int n = 0;
+    for (int i = s0; i < s1 && n < max; i++) {
+        tok *t = &tl->t[i];
+        if (t->kind != TK_WORD || t->used) continue;
+        int mw = multiword_noun(tl, i, s1);
+        if (mw) {
+            i += mw - 1;
+            continue;
+        }
+        if (pt_is(t, "be") && values_after_be(tl, i, s1)) {
+            out[n++] = (cue){i, i + 1, IT_OP_MODIFY, CUE_LEFT, CUE_VALUES, 0};
+            t->used = 1;
+            continue;
+        }
+        int best = 0;
+        const cue_pat *bp = NULL;
+        for (size_t k = 0; k < N_CUES; k++) {
+            int m = pat_match(g_cues[k].words, tl, i, s1);
+            if (m > best) best = m, bp = &g_cues[k];
+        }
+        if (!bp) continue;
+        /* "remove any X", "don't show any X": "any" is a determiner there */
+        if ((bp->flags & CUE_ANY) && n > 0 && out[n - 1].op == IT_OP_REMOVE) {
+            int j = out[n - 1].t1, in_list = 1;
+            for (; j < i && in_list; j++)
+                in_list = !(tl->t[j].kind == TK_PUNCT && tl->t[j].w[0] != ',') &&
+                          !(tl->t[j].kind == TK_WORD && (is_modal(tl->t[j].w) || pt_is_clause_word(tl->t[j].w)));
+            if (in_list) continue;
+        }
+        /* "no longer" is a negator, "no matter" an idiom: neither is "no X". */
+        if (pt_is(t, "no") && i + 1 < s1 && (pt_is(&tl->t[i + 1], "longer") || pt_is(&tl->t[i + 1], "matter")))
+            continue;
+        cue c = {i, i + best, bp->op, bp->dir ? bp->dir : verb_dir(tl, i, s0), bp->flags, 0};
+        int neg = (bp->flags & CUE_TIGHT) || pt_is(t, "never") ? -1 : find_negator(tl, i, s0);
+        if (neg >= 0) {
+            c.negated = 1;
+            tl->t[neg].used = 1;
+            if (!(bp->flags & CUE_PRESENCE))
+                c.op = c.op == IT_OP_PRESERVE ? IT_OP_MODIFY : IT_OP_PRESERVE;
+            /* the negator may govern an earlier "never": drop it */
+            for (int k = 0; k < n; k++)
+                if (out[k].t0 == neg) out[k] = out[--n];
+        } else if (bp->flags & CUE_PRESENCE) {
+            continue; /* "he wears a hat": a description, not an operation */
+        }
+        /* "without changing": without negates the verb, it is no removal */
+        for (int j = 0; j < n; j++)
+            if (out[j].t1 == i && pt_is(&tl->t[out[j].t0], "without") && c.op != IT_OP_REMOVE) {
+                c.op = c.op == IT_OP_PRESERVE ? IT_OP_MODIFY : IT_OP_PRESERVE;
+                out[j] = out[--n];
+                break;
+            }
+        for (int k = c.t0; k < c.t1; k++) tl->t[k].used = 1;
+        out[n++] = c;
+        i = c.t1 - 1;
+    }
+    return n;
+}
+
+/* ---- chunks ---------------------------------------------------------------- */
+
+/* Verbs and other words that end a noun phrase but carry no operation. */
+static int is_breaker(const char *w)
+{
+    static const char *const l[] = {
+        "train", "teach", "teaching", "training", "learn", "make", "let", "allow", "ensure", "wear",
+        "wears", "wearing", "worn", "hold", "holds", "show", "shows", "appear", "include", "give",
+        "add", "use", "see", "paint", "draw", "generate", "create", "render", "call", "named",
+        "called", "want", "like", "fine-tune", "finetune", "tune", "model", "images", "image",
+        "pictures", "picture", "photos", "photo", "generations", "output", "outputs", "results",
+        "every", "shot", "shots", "dataset", "lora", "sure", "it", "across", "throughout",
+        "whenever", "sits", "stands", "looks", "go", "goes", "is", "called", "wants", NULL};
+    for (int i = 0; l[i]; i++)
+        if (!strcmp(w, l[i])) return 1;
+    return 0;
+}
+
+static int content_word(const tok *t)
+{
+    if (t->used) return 0;
+    if (t->kind == TK_NUM || t->kind == TK_POSS || t->kind == TK_REF) return 1;
+    if (t->kind != TK_WORD) return 0;
+    return !it_lex_is_function(t->w) && !is_breaker(t->w);
+}
+
+/* Lexicon lookup over token words starting at i (up to 4 words). */
+static int lex_at(const it_lex_entry **e, const tok_list *tl, int i, int s1, it_lex_kind kind)
+{
+    const char *words[5];
+    int n = 0;
+    for (int k = i; k < s1 && n < 5; k++) {
+        if (tl->t[k].kind != TK_WORD || (tl->t[k].used && k > i)) break;
+        words[n++] = tl->t[k].w;
+    }
+    return n ? it_lex_match(e, words, n, kind) : 0;
+}
+
+/* Analyses tokens [a, b) of one chunk: head, property, attributes, refs. */
+static void analyse(chunk *c, const tok_list *tl, int a, int b, int prop_ctx)
+{
+    int prev_head = 0;
+    c->value_only = 1;
+    const char *vprop = NULL;
+    for (int i = a; i < b;) {
+        const tok *t = &tl->t[i];
+        if (t->kind == TK_REF) {
+            for (int k = 0; k < t->n_refs && c->n_refs < IT_INTENT_MAX_CREFS; k++) c->refs[c->n_refs++] = t->refs[k];
+            i++;
+            continue;
+        }
+        const it_lex_entry *e = NULL, *p = NULL, *v = NULL;
+        int m = t->kind == TK_WORD ? lex_at(&e, tl, i, b, IT_LEX_THING) : 0;
+        const it_lex_entry *s = NULL;
+        int ms = t->kind == TK_WORD ? lex_at(&s, tl, i, b, IT_LEX_SCENE) : 0;
+        int mp = t->kind == TK_WORD ? lex_at(&p, tl, i, b, IT_LEX_PROPERTY) : 0;
+        int mv = t->kind == TK_WORD ? lex_at(&v, tl, i, b, IT_LEX_VALUE) : 0;
+        if (ms > m) m = ms, e = s;
+        /* After a head, a word that is both a property and a noun ("hair
+         * style") is the property; so is a property before "of". */
+        /* A word that is both ("colours", "style") is the property after a
+         * known noun ("hair style") or where a property is expected ("its
+         * colours", "the colours of"); else the whole-image aspect. */
+        if (mp && !(m > mp) && (!m || prev_head == 2 || prop_ctx)) {
+            c->prop = p->canon;
+            c->value_only = 0;
+            prev_head = 0;
+            i += mp;
+            continue;
+        }
+        if (m) {
+            c->head = e;
+            snprintf(c->head_canon, sizeof c->head_canon, "%s", e->canon);
+            c->head_t0 = i;
+            c->head_t1 = i + m;
+            c->has_head = 1;
+            c->prop = e->prop; /* implied ("hairstyle") or NULL */
+            c->value_only = 0;
+            prev_head = 2;
+            i += m;
+            continue;
+        }
+        const it_lex_entry *k;
+        int mc = t->kind == TK_WORD && !mv ? lex_at(&k, tl, i, b, IT_LEX_CLASS) : 0;
+        if (mc) {
+            c->is_class = 1;
+            c->class_canon = k->canon;
+            c->value_only = 0;
+            prev_head = 0;
+            i += mc;
+            continue;
+        }
+        int num;
+        if (mv || t->kind == TK_NUM || it_lex_is_number(t->w, &num)) {
+            const char *vp = mv ? v->prop : "count";
+            if (vprop && strcmp(vprop, vp)) c->value_only = 0;
+            vprop = vp;
+            i += mv ? mv : 1;
+            prev_head = 0;
+            continue;
+        }
+        /* an unknown word: a modifier, or a noun if a property follows */
+        c->value_only = 0;
+        prev_head = 1;
+        if (i + 1 < b && lex_at(&p, tl, i + 1, b, IT_LEX_PROPERTY) && !lex_at(&e, tl, i + 1, b, IT_LEX_THING)) {
+            char sing[64];
+            snprintf(c->head_canon, sizeof c->head_canon, "%s", it_lex_singular(sing, sizeof sing, t->w));
+            c->head = NULL;
+            c->head_t0 = i;
+            c->head_t1 = i + 1;
+            c->has_head = 1;
+        }
+        i++;
+    }
+    if (c->value_only) c->value_prop = vprop;
+    if (c->value_only && !vprop) c->value_only = 0;
+}
+
+int pt_chunks(chunk *out, int max, tok_list *tl, int s0, int s1)
+{
+    int n = 0;
+    for (int i = s0; i < s1 && n < max;) {
+        const it_lex_entry *e;
+        int multi = tl->t[i].kind == TK_WORD && !tl->t[i].used ? lex_at(&e, tl, i, s1, 0) : 0;
+        if (!content_word(&tl->t[i]) && multi < 2) {
+            i++;
+            continue;
+        }
+        int a = i;
+        while (i < s1) {
+            multi = tl->t[i].kind == TK_WORD && !tl->t[i].used ? lex_at(&e, tl, i, s1, 0) : 0;
+            if (multi >= 2) {
+                i += multi;
+                continue;
+            }
+            if (!content_word(&tl->t[i])) break;
+            i++;
+        }
+        chunk *c = &out[n];
+        memset(c, 0, sizeof *c);
+        c->t0 = a;
+        c->t1 = i;
+        c->head_t0 = c->head_t1 = -1;
+        c->poss_subject = -1;
+        c->variant_of = -1;
+        c->cue_index = -1;
+        c->pred_value_t = -1;
+        c->poss_t = -1;
+        /* "Name 's thing": the possessor is resolved by the driver. */
+        int body = a;
+        for (int k = a; k < i; k++)
+            if (tl->t[k].kind == TK_POSS) body = k + 1, c->poss_t = k - 1 >= a ? k - 1 : -1;
+        if (body >= i) continue; /* a bare possessor ("Ben's") */
+        if (a > s0 && tl->t[a - 1].kind == TK_WORD && it_lex_is_possessive(tl->t[a - 1].w))
+            c->poss_word = tl->t[a - 1].w;
+        int prop_ctx = c->poss_word || c->poss_t >= 0 || (a > s0 && pt_is(&tl->t[a - 1], "any")) ||
+                       (i < s1 && pt_is(&tl->t[i], "of"));
+        analyse(c, tl, body, i, prop_ctx);
+        /* REF marks right after a chunk belong to it ("jacket [1]"). */
+        while (i < s1 && tl->t[i].kind == TK_REF) {
+            const tok *t = &tl->t[i];
+            for (int k = 0; k < t->n_refs && c->n_refs < IT_INTENT_MAX_CREFS; k++) c->refs[c->n_refs++] = t->refs[k];
+            c->t1 = ++i;
+        }
+        n++;
+    }
+    /* "colour of the hair": a bare property takes the head that follows
+     * "of"; "the clothing of the figures": the phrase is the first noun. */
+    for (int k = 0; k + 1 < n; k++) {
+        chunk *c = &out[k], *d = &out[k + 1];
+        int j = c->t1, ok = j < d->t0 && pt_is(&tl->t[j], "of");
+        for (j++; ok && j < d->t0; j++)
+            ok = tl->t[j].kind == TK_WORD && (it_lex_is_determiner(tl->t[j].w) || it_lex_is_possessive(tl->t[j].w));
+        if (!ok || d->is_class) continue;
+        if (c->prop && !c->has_head && !d->prop && !d->value_only) {
+            if (!d->has_head) { /* an unknown noun: its last word */
+                int last = -1;
+                for (int x = d->t0; x < d->t1; x++)
+                    if (tl->t[x].kind == TK_WORD) last = x;
+                if (last < 0) continue;
+                char sing[64];
+                snprintf(d->head_canon, sizeof d->head_canon, "%s", it_lex_singular(sing, sizeof sing, tl->t[last].w));
+                d->head_t0 = last;
+                d->head_t1 = last + 1;
+                d->has_head = 1;
+            }
+            const char *prop = c->prop;
+            int t0 = c->t0;
+            *c = *d;
+            c->t0 = t0;
+            c->prop = prop;
+        } else if (c->has_head && !c->is_class) {
+            for (int r = 0; r < d->n_refs && c->n_refs < IT_INTENT_MAX_CREFS; r++) c->refs[c->n_refs++] = d->refs[r];
+            c->t1 = d->t1;
+        } else {
+            continue;
+        }
+        memmove(d, d + 1, sizeof *d * (size_t)(n - k - 2));
+        n--;
+        k--;
+    }
+    return n;
+}
+
+/* ---- scopes -------------------------------------------------------------------- */
+
+static int chunk_ending_at(const chunk *ch, int n, int t1)
+{
+    for (int k = 0; k < n; k++)
+        if (ch[k].t1 == t1) return k;
+    return -1;
+}
+
+static int chunk_starting_at(const chunk *ch, int n, int t0)
+{
+    for (int k = 0; k < n; k++)
+        if (ch[k].t0 == t0) return k;
+    return -1;
+}
+
+static int skippable_det(const tok *t)
+{
+    return t->kind == TK_WORD && !t->used && (it_lex_is_determiner(t->w) || it_lex_is_possessive(t->w));
+}
+
+/* Chunks governed by a postfix cue: the coordinated list before it. */
+static int walk_left(int *got, int max, const chunk *ch, int n, const tok_list *tl, int pos, int s0,
+                     int skip_cues)
+{
+    int k = 0, j = pos - 1, conj = 0;
+    while (j >= s0) {
+        const tok *t = &tl->t[j];
+        if (t->kind == TK_WORD && ((!t->used && pt_is_filler(t->w)) || is_negator(t))) j--;
+        else if (pt_punct(t, ':')) j--;
+        else if (skip_cues && t->kind == TK_WORD && t->used) j--;
+        else break;
+    }
+    while (j >= s0 && k < max) {
+        int c = chunk_ending_at(ch, n, j + 1);
+        if (c < 0) break;
+        /* "never wear a cap, and the lighting should vary": a phrase right
+         * after a verb is that verb's object, not part of this subject list */
+        if (k > 0) {
+            int b = ch[c].t0 - 1;
+            while (b >= s0 && skippable_det(&tl->t[b])) b--;
+            if (b >= s0 && tl->t[b].kind == TK_WORD && tl->t[b].used && !tl->t[b].name) break;
+        }
+        got[k++] = c;
+        j = ch[c].t0 - 1;
+        while (j >= s0 && skippable_det(&tl->t[j])) j--;
+        if (j < s0) break;
+        const tok *t = &tl->t[j];
+        if (pt_is(t, "and") || pt_is(t, "or") || pt_is(t, "nor")) {
+            conj = 1;
+            j--;
+            if (j >= s0 && pt_punct(&tl->t[j], ',')) j--;
+        } else if (pt_punct(t, ',') && conj) {
+            j--;
+        } else {
+            break;
+        }
+        while (j >= s0 && skippable_det(&tl->t[j])) j--;
+    }
+    return k;
+}
+
+/* "always wears a cap": un-negated presence verbs are not cues, but the
+ * phrase after them is still what the cue before them governs. */
+static int is_presence_word(const char *w)
+{
+    static const char *const l[] = {"wear", "wears", "wearing", "have", "has", "hold", "holds",
+                                    "carry", "carries", "show", "shows", "with", NULL};
+    for (int i = 0; l[i]; i++)
+        if (!strcmp(w, l[i])) return 1;
+    return 0;
+}
+
+/* Chunks governed by a prefix cue: the coordinated list after it. */
+static int walk_right(int *got, int max, const chunk *ch, int n, const tok_list *tl, int pos, int s1)
+{
+    int k = 0, j = pos;
+    while (j < s1) {
+        const tok *t = &tl->t[j];
+        if (t->name && !(j + 1 < s1 && tl->t[j + 1].kind == TK_POSS)) {
+            j++;
+            continue;
+        }
+        if (skippable_det(t) || (t->kind == TK_WORD && !t->used &&
+                                 (it_lex_is_pronoun(t->w) || !strcmp(t->w, "of") || !strcmp(t->w, "any") ||
+                                  !strcmp(t->w, "all") || !strcmp(t->w, "to") || !strcmp(t->w, "be") ||
+                                  is_presence_word(t->w))))
+            j++;
+        else break;
+    }
+    while (j < s1 && k < max) {
+        int c = chunk_starting_at(ch, n, j);
+        if (c < 0) break;
+        /* "keep the face, the hat can change": a phrase followed by its own
+         * predicate starts a new clause */
+        if (k > 0 && ch[c].t1 < s1 && tl->t[ch[c].t1].kind == TK_WORD &&
+            (is_modal(tl->t[ch[c].t1].w) || pt_is(&tl->t[ch[c].t1], "is") || pt_is(&tl->t[ch[c].t1], "are")))
+            break;
+        got[k++] = c;
+        j = ch[c].t1;
+        if (j >= s1) break;
+        const tok *t = &tl->t[j];
+        if (pt_punct(t, ',')) j++;
+        if (j < s1 && (pt_is(&tl->t[j], "and") || pt_is(&tl->t[j], "or") || pt_is(&tl->t[j], "nor"))) j++;
+        else if (!pt_punct(t, ',')) break;
+        while (j < s1 && skippable_det(&tl->t[j])) j++;
+    }
+    return k;
+}
+
+static void claim(chunk *c, int strength, const cue *cu, int ci)
+{
+    if (strength <= c->claimed) return;
+    c->claimed = strength;
+    c->op = cu->op;
+    c->cue_index = ci;
+}
+
+/* "stay striped", "keep the scarf striped": a value right after. */
+static void predicate_value(chunk *ch, int n, const int *got, int n_got, int after, const tok_list *tl, int s1)
+{
+    int j = after;
+    while (j < s1 && (pt_is(&tl->t[j], "at") || pt_is(&tl->t[j], "as") || pt_is(&tl->t[j], "the") ||
+                      (tl->t[j].kind == TK_WORD && pt_is_filler(tl->t[j].w))))
+        j++;
+    int v = chunk_starting_at(ch, n, j);
+    if (v < 0 || !ch[v].value_only || ch[v].claimed) return;
+    for (int k = 0; k < n_got; k++) {
+        chunk *c = &ch[got[k]];
+        if (c->head && c->head->kind == IT_LEX_SCENE) continue;
+        c->pred_value_prop = ch[v].value_prop;
+        c->pred_value_t = ch[v].t0;
+    }
+    ch[v].claimed = -1; /* consumed as a value */
+}
+
+void pt_assign(chunk *ch, int n_ch, const cue *cu, int n_cu, tok_list *tl, int s0, int s1)
+{
+    int got[64];
+    for (int ci = 0; ci < n_cu; ci++) {
+        const cue *c = &cu[ci];
+        if (c->flags & CUE_VALUES) continue;
+        int n_got = 0, strength = 0;
+        if (c->dir & CUE_LEFT) {
+            n_got = walk_left(got, 64, ch, n_ch, tl, c->t0, s0, 0);
+            strength = 2;
+        }
+        if (n_got == 0 && (c->dir & CUE_RIGHT)) {
+            n_got = walk_right(got, 64, ch, n_ch, tl, c->t1, s1);
+            strength = (c->flags & CUE_TIGHT) ? 3 : 1;
+        }
+        for (int k = 0; k < n_got; k++) {
+            if ((c->flags & CUE_KNOWN) && !ch[got[k]].has_head && !ch[got[k]].prop) continue;
+            claim(&ch[got[k]], strength, c, ci);
+        }
+        if (c->op != IT_OP_REMOVE) {
+            if (strength == 2) predicate_value(ch, n_ch, got, n_got, c->t1, tl, s1);
+            else if (n_got) predicate_value(ch, n_ch, got, n_got, ch[got[n_got - 1]].t1, tl, s1);
+        }
+    }
+    /* Value cues last: their values become variants of the claimed target. */
+    for (int ci = 0; ci < n_cu; ci++) {
+        const cue *c = &cu[ci];
+        if (!(c->flags & CUE_VALUES)) continue;
+        int vals[IT_INTENT_MAX_VARIANTS + 2];
+        int n_v = walk_right(vals, IT_INTENT_MAX_VARIANTS, ch, n_ch, tl, c->t1, s1);
+        if (n_v == 0) continue;
+        int tgt[4];
+        int n_t = walk_left(tgt, 4, ch, n_ch, tl, c->t0, s0, 1);
+        int target = n_t ? tgt[0] : -1;
+        if (target >= 0) claim(&ch[target], 2, c, ci);
+        for (int k = 0; k < n_v; k++) {
+            if (vals[k] == target) continue;
+            ch[vals[k]].variant_of = target >= 0 ? target : -(ci + 2);
+            ch[vals[k]].claimed = 4; /* values, not concepts of their own */
+            ch[vals[k]].op = IT_OP_MODIFY;
+            ch[vals[k]].cue_index = ci;
+        }
+    }
+}

@@ -1,0 +1,84 @@
+/* lexicon.h: the English vocabularies of the built-in intent parser.
+ *
+ * Owns: which words name things (garments, accessories, body parts, objects),
+ * whole-image aspects (background, lighting, style, pose), properties
+ * (colour, length, count...), property values (red, striped, leather, three),
+ * subject classes (man, dog, creature, style, pose), the words that hint at a
+ * domain, and the opposites used to build contrast pairs. Every entry maps to
+ * a canonical form, so "facial features", "likeness" and "face" are one
+ * concept and "color"/"colour" one property. Does not own the grammar (cue
+ * words, clauses, negation): that is parser.c.
+ *
+ * Entries may span several words ("bow tie", "brush strokes"); lookups are on
+ * lowercase token words and return the longest match. */
+#ifndef IT_LEXICON_H
+#define IT_LEXICON_H
+
+#include <stddef.h>
+
+#include "intent/hierarchy.h"
+
+typedef enum it_lex_kind {
+    IT_LEX_THING = 1, /* instance-level noun: jacket, face, logo */
+    IT_LEX_SCENE,     /* image-level noun: background, lighting, pose */
+    IT_LEX_PROPERTY,  /* colour, length, count (heads an attribute concept) */
+    IT_LEX_VALUE,     /* a property value: red, striped, leather, long, three */
+    IT_LEX_CLASS,     /* a subject class: man, dog, creature, sneaker, style */
+} it_lex_kind;
+
+/* Sub-categories. For THING: what kind of thing; for CLASS: what the subject
+ * is (used for pronouns and auto-concepts). */
+typedef enum it_lex_cat {
+    IT_LEXC_NONE = 0,
+    IT_LEXC_BODY,      /* face, hair, eyes, tail */
+    IT_LEXC_GARMENT,   /* jacket, hat, dress */
+    IT_LEXC_ACCESSORY, /* necklace, glasses, goggles */
+    IT_LEXC_OBJECT,    /* logo, cable, spoon, weapon */
+    IT_LEXC_MALE,      /* class: man, boy, knight  (he/him/his) */
+    IT_LEXC_FEMALE,    /* class: woman, girl       (she/her) */
+    IT_LEXC_PERSON,    /* class: person, child     (either) */
+    IT_LEXC_ANIMAL,    /* class: dog, cat          (it, or he/she) */
+    IT_LEXC_CREATURE,  /* class: creature, character, robot */
+    IT_LEXC_PRODUCT,   /* class: sneaker, mug, product */
+    IT_LEXC_STYLE,     /* class: style, painting style */
+    IT_LEXC_POSE,      /* class: pose, action */
+} it_lex_cat;
+
+typedef struct it_lex_entry {
+    const char *words; /* lowercase, single spaces: "bow tie" */
+    const char *canon; /* canonical head or value: "bow tie", "face", "colour" */
+    it_lex_kind kind;
+    it_lex_cat cat;
+    const char *prop;  /* VALUE: its property ("colour"); THING/SCENE: an implied
+                          property ("hairstyle" -> hair + "style"); else NULL */
+    int domain;        /* domain this word hints at, -1 none */
+} it_lex_entry;
+
+/* Longest entry of the given kind (0 = any kind; the first kind in table
+ * order wins among equal lengths) that starts at words[0]. Returns the
+ * number of words matched (0 if none) and the entry in *out. */
+int it_lex_match(const it_lex_entry **out, const char *const *words, int n_words, it_lex_kind kind);
+
+/* Domain hints: adds each word's weight to score[IT_DOMAIN_COUNT]. */
+void it_lex_domain_score(double score[IT_DOMAIN_COUNT], const char *const *words, int n_words);
+
+/* A pair of opposite values for a modify concept with no explicit values:
+ * by property ("colour" of "hair" -> "red", "blonde") or by head for whole-
+ * image aspects ("background" -> "a forest background", "a city
+ * background"). Returns 1 and the two strings (static), 0 if none known.
+ * The strings are complete phrases when *whole is set, values to put before
+ * the head otherwise. */
+int it_lex_opposites(const char **a, const char **b, int *whole, const char *head, const char *prop);
+
+/* Closed word classes the grammar needs. */
+int it_lex_is_determiner(const char *w);  /* a an the this that these those some any ... */
+int it_lex_is_possessive(const char *w);  /* his her its their my our your */
+int it_lex_is_pronoun(const char *w);     /* he she it they him them */
+int it_lex_is_function(const char *w);    /* determiners, prepositions, be, modals, conjunctions */
+int it_lex_is_number(const char *w, int *value); /* one..ten, single, pair */
+
+/* Plural to singular for words not in the lexicon ("buildings" -> "building").
+ * Writes into buf; returns buf. */
+const char *it_lex_singular(char *buf, size_t n, const char *w);
+
+#endif

@@ -1,0 +1,1017 @@
+/* parser.c: the built-in intent parser's driver (see parser.h).
+ *
+ * Per sentence, in order (so that "he" in sentence 3 finds the man declared
+ * in sentence 1): subject declarations ("a man named Vincent", "my dog Rex",
+ * "David, a bald man", "the pose called superhero landing", "paint like
+ * Hokusai"), subject mentions, cues and chunks (intent_cues.c), then one
+ * concept per governed chunk, attached to a subject by possessor, pronoun,
+ * the clause's grammatical subject, or the only subject. Afterwards: auto
+ * concepts for taught poses and styles, contrast pairs, detector queries,
+ * the domain, and validation with the same rules as `intent check`. */
+#include "intent/parser.h"
+
+#include <ctype.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "intent/lexicon.h"
+#include "intent/parse_priv.h"
+
+
+typedef struct pctx {
+    it_intent *in;
+    tok_list tl;
+    it_lex_cat subj_cat[IT_INTENT_MAX_SUBJECTS]; /* class category per subject */
+    int decl_tok[IT_INTENT_MAX_SUBJECTS];       /* token where each was declared */
+    int focus;          /* subject mentioned last, -1 none */
+    int sent_focus;     /* subject mentioned in the current sentence, -1 none */
+    int s0, s1;         /* current sentence tokens */
+    chunk *ch;          /* [max_items] */
+    cue *cu;            /* [max_items] */
+    int max_items;      /* one per token: a sentence cannot have more */
+    it_status st;       /* first hard failure (out of memory, limits) */
+    it_err *err;
+} pctx;
+
+/* ---- small helpers ------------------------------------------------------------ */
+
+void it_intent_make_trigger(char *buf, size_t n, const char *name)
+{
+    size_t k = 0;
+    int gap = 0;
+    for (const char *p = name; p && *p && k + 1 < n && k < IT_INTENT_MAX_WORD; p++) {
+        unsigned char c = (unsigned char)*p;
+        if (isalnum(c) && c < 0x80) {
+            if (gap && k > 0 && k + 2 < n) buf[k++] = '_';
+            buf[k++] = (char)tolower(c);
+            gap = 0;
+        } else if (c < 0x80) {
+            gap = 1;
+        }
+    }
+    if (k == 0) snprintf(buf, n, "sks");
+    else buf[k] = '\0';
+}
+
+/* Text of tokens [a, b) as written, trimmed, into buf. */
+static void span_text(char *buf, size_t n, const pctx *p, int a, int b)
+{
+    if (a >= b) {
+        buf[0] = '\0';
+        return;
+    }
+    size_t off = p->tl.t[a].off, end = p->tl.t[b - 1].end;
+    size_t l = end - off;
+    if (l >= n) l = n - 1;
+    memcpy(buf, p->tl.text + off, l);
+    buf[l] = '\0';
+    for (char *c = buf; *c; c++)
+        if (*c == '\n' || *c == '\r' || *c == '\t') *c = ' ';
+}
+
+/* Lowercase words of tokens [a, b) joined by spaces, skipping [n] marks. */
+static void words_text(char *buf, size_t n, const pctx *p, int a, int b)
+{
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = a; i < b; i++) {
+        const tok *t = &p->tl.t[i];
+        if (t->kind == TK_REF || t->kind == TK_PUNCT) continue;
+        int w = snprintf(buf + k, n - k, "%s%s", k && t->kind != TK_POSS ? " " : "", t->w);
+        if (w < 0 || (size_t)w >= n - k) break;
+        k += (size_t)w;
+    }
+}
+
+static int sentence_end(const tok *t)
+{
+    return t->kind == TK_PUNCT && strchr(".!?;\n", t->w[0]);
+}
+
+static void quote_sentence(char *buf, size_t n, const pctx *p)
+{
+    char tmp[200];
+    span_text(tmp, sizeof tmp, p, p->s0, p->s1);
+    if (strlen(tmp) >= sizeof tmp - 1) snprintf(buf, n, "%.190s...", tmp);
+    else snprintf(buf, n, "%s", tmp);
+}
+
+/* ---- subjects ----------------------------------------------------------------- */
+
+static int class_at(const it_lex_entry **e, const pctx *p, int i)
+{
+    const char *words[3];
+    int n = 0;
+    for (int k = i; k < p->s1 && n < 3 && p->tl.t[k].kind == TK_WORD; k++) words[n++] = p->tl.t[k].w;
+    return n ? it_lex_match(e, words, n, IT_LEX_CLASS) : 0;
+}
+
+static int name_word_ok(const tok *t)
+{
+    static const char *const stop[] = {"using", "based", "made", "drawn", "shown", "taken", "wearing",
+                                       "from", "after", "before", "because", "during", "please", NULL};
+    const it_lex_entry *e;
+    const char *w = t->w;
+    for (int i = 0; stop[i]; i++)
+        if (!strcmp(w, stop[i])) return 0;
+    return t->kind == TK_WORD && !t->used && !it_lex_is_function(w) && !pt_is_filler(w) &&
+           !pt_is_clause_word(w) && !it_lex_match(&e, &w, 1, IT_LEX_CLASS);
+}
+
+/* A name after "named"/"called": a quoted span, capitalised words, or up to
+ * three lowercase words ("the pose called superhero landing"). */
+static int parse_name(const pctx *p, int i, int *n0, int *n1)
+{
+    const tok *t = p->tl.t;
+    if (i < p->s1 && (pt_punct(&t[i], '"') || pt_punct(&t[i], '\''))) {
+        char q = t[i].w[0];
+        int j = i + 1;
+        while (j < p->s1 && j < i + 7 && !pt_punct(&t[j], q) && t[j].kind == TK_WORD) j++;
+        if (j < p->s1 && j > i + 1 && pt_punct(&t[j], q)) {
+            *n0 = i + 1;
+            *n1 = j;
+            return j + 1;
+        }
+        return 0;
+    }
+    if (i >= p->s1 || t[i].kind != TK_WORD || t[i].used) return 0;
+    int cap = t[i].cap, j = i;
+    while (j < p->s1 && j < i + 3 && t[j].kind == TK_WORD && (cap ? t[j].cap : 1) && name_word_ok(&t[j])) {
+        const it_lex_entry *e;
+        const char *w = t[j].w;
+        /* a lowercase name stops at a word the lexicon knows ("named pip with") */
+        if (!cap && j > i && it_lex_match(&e, &w, 1, 0)) break;
+        j++;
+    }
+    if (j == i) return 0;
+    *n0 = i;
+    *n1 = j;
+    return j;
+}
+
+static it_lex_cat cat_of_class(const char *canon)
+{
+    const it_lex_entry *e;
+    return it_lex_match(&e, &canon, 1, IT_LEX_CLASS) ? e->cat : IT_LEXC_CREATURE;
+}
+
+static const char *fallback_class(const it_intent *in)
+{
+    static const char *const by_domain[IT_DOMAIN_COUNT] = {"character", "person", "product", "style"};
+    return by_domain[in->domain];
+}
+
+/* Adds (or finds, by trigger) a subject named by tokens [n0, n1). */
+static int add_subject(pctx *p, int n0, int n1, const char *class_canon, it_lex_cat cat)
+{
+    char name[160], trig[IT_INTENT_MAX_WORD + 1];
+    span_text(name, sizeof name, p, n0, n1);
+    it_intent_make_trigger(trig, sizeof trig, name);
+    int s = it_intent_find_subject(p->in, trig);
+    if (s < 0) {
+        if (it_intent_add_subject(p->err, p->in, &s) != IT_OK) {
+            p->st = p->err ? p->err->code : IT_ERR_RANGE;
+            return -1;
+        }
+        it_intent_subject *sj = &p->in->subjects[s];
+        sj->name = it_intent_strdup(p->in, name);
+        sj->trigger = it_intent_strdup(p->in, trig);
+        sj->class_word = it_intent_strdup(p->in, class_canon ? class_canon : fallback_class(p->in));
+        if (!sj->name || !sj->trigger || !sj->class_word) p->st = IT_ERR_NOMEM;
+        p->subj_cat[s] = class_canon ? cat : cat_of_class(fallback_class(p->in));
+        p->decl_tok[s] = n0;
+    } else if (class_canon && p->subj_cat[s] != IT_LEXC_STYLE && p->subj_cat[s] != IT_LEXC_POSE) {
+        p->in->subjects[s].class_word = it_intent_strdup(p->in, class_canon);
+        p->subj_cat[s] = cat;
+    }
+    for (int k = n0; k < n1; k++) p->tl.t[k].used = 1;
+    p->focus = p->sent_focus = s;
+    return s;
+}
+
+/* The nearest class word before token i in the sentence (skipping up to six
+ * modifiers), or -1. */
+static int class_before(const pctx *p, int i, const it_lex_entry **e, int far)
+{
+    int lim = far ? p->s0 : (i - 7 > p->s0 ? i - 7 : p->s0);
+    for (int j = i - 1; j >= lim; j--) {
+        const tok *t = &p->tl.t[j];
+        if (t->kind == TK_PUNCT && t->w[0] != ',') return -1;
+        if (t->kind == TK_WORD && class_at(e, p, j)) return j;
+    }
+    return -1;
+}
+
+static void mark_class(pctx *p, int j, const it_lex_entry *e)
+{
+    const char *words[3];
+    int n = 0;
+    for (int k = j; k < p->s1 && n < 3 && p->tl.t[k].kind == TK_WORD; k++) words[n++] = p->tl.t[k].w;
+    int m = it_lex_match(&e, words, n, IT_LEX_CLASS);
+    for (int k = j; k < j + m; k++) p->tl.t[k].used = 1;
+    /* its modifiers describe the subject ("the crouched landing pose") */
+    for (int k = j - 1; k >= p->s0; k--) {
+        tok *t = &p->tl.t[k];
+        if (t->kind != TK_WORD || t->used || it_lex_is_function(t->w) || it_lex_is_possessive(t->w)) break;
+        const it_lex_entry *x;
+        const char *w = t->w;
+        if (it_lex_match(&x, &w, 1, IT_LEX_THING) || it_lex_match(&x, &w, 1, IT_LEX_SCENE)) break;
+        t->used = 1;
+    }
+}
+
+static int cap_name(const tok *t) { return t->kind == TK_WORD && t->cap && name_word_ok(t); }
+
+/* Declarations of one sentence. */
+static void declarations(pctx *p)
+{
+    tok *t = p->tl.t;
+    for (int i = p->s0; i < p->s1 && p->st == IT_OK; i++) {
+        const it_lex_entry *e = NULL;
+        int n0, n1, c;
+        if (t[i].used || t[i].kind != TK_WORD) continue;
+        /* "X named|called NAME", "call it NAME", "name it NAME" */
+        int after = -1;
+        if (pt_is(&t[i], "named") || pt_is(&t[i], "called")) after = i + 1;
+        else if ((pt_is(&t[i], "call") || pt_is(&t[i], "name") || pt_is(&t[i], "calling")) && i + 1 < p->s1 &&
+                 (pt_is(&t[i + 1], "it") || pt_is(&t[i + 1], "him") || pt_is(&t[i + 1], "her") ||
+                  pt_is(&t[i + 1], "them")))
+            after = i + 2;
+        if (after > 0 && parse_name(p, after, &n0, &n1)) {
+            c = class_before(p, i, &e, after == i + 2);
+            if (c < 0 && after == i + 1) c = class_before(p, i, &e, 1);
+            if (c >= 0) mark_class(p, c, e);
+            t[i].used = 1;
+            if (after == i + 2) t[i + 1].used = 1;
+            add_subject(p, n0, n1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
+            i = n1 - 1;
+            continue;
+        }
+        /* "trigger word X", "trigger X", "token X" */
+        if (pt_is(&t[i], "trigger") || pt_is(&t[i], "token")) {
+            int j = i + 1;
+            while (j < p->s1 && (pt_is(&t[j], "word") || pt_is(&t[j], "is") || pt_punct(&t[j], ':'))) j++;
+            if (parse_name(p, j, &n0, &n1) || (j < p->s1 && t[j].kind == TK_WORD && (n0 = j, n1 = j + 1))) {
+                char name[160], trig[IT_INTENT_MAX_WORD + 1];
+                span_text(name, sizeof name, p, n0, n1);
+                it_intent_make_trigger(trig, sizeof trig, name);
+                if (p->in->n_subjects == 0) {
+                    /* "Train this watercolour style, trigger word aqv" */
+                    c = class_before(p, i, &e, 1);
+                    if (c >= 0) mark_class(p, c, e);
+                    add_subject(p, n0, n1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
+                } else {
+                    int s = p->focus >= 0 ? p->focus : p->in->n_subjects - 1;
+                    if (it_intent_find_subject(p->in, trig) < 0) p->in->subjects[s].trigger = it_intent_strdup(p->in, trig);
+                }
+                for (int k = i; k < n1; k++) t[k].used = 1;
+                i = n1 - 1;
+                continue;
+            }
+        }
+        /* "my dog Rex", "our mascot Blip" */
+        if (class_at(&e, p, i) && i > p->s0 && i + 1 < p->s1 && t[i - 1].kind == TK_WORD &&
+            (it_lex_is_possessive(t[i - 1].w) || pt_is(&t[i - 1], "the")) && cap_name(&t[i + 1]) &&
+            !(i + 2 < p->s1 && t[i + 2].kind == TK_POSS)) {
+            int j = i + 1;
+            while (j < p->s1 && j < i + 3 && cap_name(&t[j])) j++;
+            t[i].used = 1;
+            add_subject(p, i + 1, j, e->canon, e->cat);
+            i = j - 1;
+            continue;
+        }
+        /* "David, a bald man", "Luna, a cat girl" */
+        if (cap_name(&t[i]) && i + 2 < p->s1 && pt_punct(&t[i + 1], ',') && t[i + 2].kind == TK_WORD &&
+            (pt_is(&t[i + 2], "a") || pt_is(&t[i + 2], "an") || pt_is(&t[i + 2], "my") || pt_is(&t[i + 2], "our") ||
+             pt_is(&t[i + 2], "the"))) {
+            int j = i + 3;
+            for (; j < p->s1 && j < i + 8 && t[j].kind == TK_WORD && !class_at(&e, p, j); j++)
+                if (it_lex_is_function(t[j].w)) break;
+            if (j < p->s1 && class_at(&e, p, j)) {
+                mark_class(p, j, e);
+                add_subject(p, i, i + 1, e->canon, e->cat);
+                continue;
+            }
+        }
+        /* "our new sneaker, the Zephyr" */
+        if (class_at(&e, p, i) && i + 3 < p->s1 && pt_punct(&t[i + 1], ',') && pt_is(&t[i + 2], "the") &&
+            cap_name(&t[i + 3])) {
+            int j = i + 3;
+            while (j < p->s1 && j < i + 6 && cap_name(&t[j])) j++;
+            t[i].used = 1;
+            add_subject(p, i + 3, j, e->canon, e->cat);
+            i = j - 1;
+            continue;
+        }
+        /* "the Nova headphones" (a capitalised name before a class word) */
+        if ((pt_is(&t[i], "the") || pt_is(&t[i], "our") || pt_is(&t[i], "my")) && i + 2 < p->s1 && cap_name(&t[i + 1])) {
+            int j = i + 1;
+            while (j < p->s1 && j < i + 4 && cap_name(&t[j])) j++;
+            if (j < p->s1 && class_at(&e, p, j)) {
+                mark_class(p, j, e);
+                add_subject(p, i + 1, j, e->canon, e->cat);
+                i = j;
+                continue;
+            }
+        }
+        /* "paint like Hokusai", "in the style of Monet" */
+        if ((pt_is(&t[i], "like") && i > p->s0 &&
+             (pt_is(&t[i - 1], "paint") || pt_is(&t[i - 1], "paints") || pt_is(&t[i - 1], "painted") ||
+              pt_is(&t[i - 1], "draw") || pt_is(&t[i - 1], "draws") || pt_is(&t[i - 1], "drawn"))) ||
+            (pt_is(&t[i], "of") && i > p->s0 && pt_is(&t[i - 1], "style"))) {
+            if (i + 1 < p->s1 && cap_name(&t[i + 1])) {
+                int j = i + 1;
+                while (j < p->s1 && j < i + 4 && cap_name(&t[j])) j++;
+                if (pt_is(&t[i], "of")) t[i - 1].used = 1;
+                add_subject(p, i + 1, j, "style", IT_LEXC_STYLE);
+                i = j - 1;
+                continue;
+            }
+        }
+        /* "photos of Chen", "portraits of Lena" */
+        if ((pt_is(&t[i], "photos") || pt_is(&t[i], "pictures") || pt_is(&t[i], "images") ||
+             pt_is(&t[i], "selfies") || pt_is(&t[i], "portraits") || pt_is(&t[i], "headshots") ||
+             pt_is(&t[i], "shots") || pt_is(&t[i], "renders") || pt_is(&t[i], "drawings") ||
+             pt_is(&t[i], "photographs")) &&
+            i + 2 < p->s1 + 1 && i + 1 < p->s1 && pt_is(&t[i + 1], "of") && i + 2 < p->s1 && cap_name(&t[i + 2])) {
+            int j = i + 2;
+            while (j < p->s1 && j < i + 5 && cap_name(&t[j])) j++;
+            if (!(j < p->s1 && class_at(&e, p, j))) {
+                add_subject(p, i + 2, j, NULL, IT_LEXC_NONE);
+                i = j - 1;
+                continue;
+            }
+        }
+        /* "Our mascot is Blip" */
+        if (class_at(&e, p, i) && i + 2 < p->s1 && (pt_is(&t[i + 1], "is") || pt_is(&t[i + 1], "was")) &&
+            cap_name(&t[i + 2]) && !(i + 3 < p->s1 && t[i + 3].kind == TK_POSS)) {
+            t[i].used = 1;
+            add_subject(p, i + 2, i + 3, e->canon, e->cat);
+            i += 2;
+            continue;
+        }
+    }
+}
+
+/* Pronoun -> subjects it can mean (by the class category). */
+static int pronoun_subjects(const pctx *p, const char *w, int *out)
+{
+    const it_intent *in = p->in;
+    int n = 0;
+    if (in->n_subjects == 0) return 0;
+    int male = !strcmp(w, "he") || !strcmp(w, "him") || !strcmp(w, "his");
+    int female = !strcmp(w, "she") || !strcmp(w, "her") || !strcmp(w, "hers");
+    int neuter = !strcmp(w, "it") || !strcmp(w, "its");
+    int plural = !strcmp(w, "they") || !strcmp(w, "them") || !strcmp(w, "their");
+    if (plural && in->n_subjects > 1) {
+        for (int s = 0; s < in->n_subjects; s++) out[n++] = s;
+        return n;
+    }
+    int pref = p->sent_focus >= 0 ? p->sent_focus : p->focus;
+    for (int pass = 0; pass < 2 && n == 0; pass++)
+        for (int s = 0; s < in->n_subjects && n == 0; s++) {
+            int cand = pass == 0 ? pref : s;
+            if (cand < 0) continue;
+            it_lex_cat c = p->subj_cat[cand];
+            int ok = plural || (male && (c == IT_LEXC_MALE || c == IT_LEXC_PERSON || c == IT_LEXC_ANIMAL ||
+                                         c == IT_LEXC_CREATURE)) ||
+                     (female && (c == IT_LEXC_FEMALE || c == IT_LEXC_PERSON || c == IT_LEXC_ANIMAL ||
+                                 c == IT_LEXC_CREATURE)) ||
+                     (neuter && c != IT_LEXC_MALE && c != IT_LEXC_FEMALE && c != IT_LEXC_PERSON);
+            if (ok) out[n++] = cand;
+        }
+    if (n == 0 && (male || female || neuter || plural)) out[n++] = pref >= 0 ? pref : 0;
+    return n;
+}
+
+/* Subject whose name (any word of it) or class is token t, or -1. */
+static int subject_of_token(const pctx *p, const tok *t)
+{
+    if (t->kind != TK_WORD) return -1;
+    for (int s = 0; s < p->in->n_subjects; s++) {
+        const it_intent_subject *sj = &p->in->subjects[s];
+        char lower[160];
+        snprintf(lower, sizeof lower, "%s", sj->name ? sj->name : "");
+        for (char *c = lower; *c; c++) *c = (char)tolower((unsigned char)*c);
+        char *save = NULL;
+        for (char *w = strtok_r(lower, " -", &save); w; w = strtok_r(NULL, " -", &save))
+            if (!strcmp(w, t->w) && !it_lex_is_function(w)) return s;
+    }
+    for (int s = 0; s < p->in->n_subjects; s++)
+        if (p->in->subjects[s].class_word && !strcmp(p->in->subjects[s].class_word, t->w) &&
+            p->subj_cat[s] != IT_LEXC_STYLE && p->subj_cat[s] != IT_LEXC_POSE)
+            return s;
+    return -1;
+}
+
+/* Marks subject names in the sentence (used, except before 's) and sets the
+ * sentence focus. */
+static void mentions(pctx *p)
+{
+    for (int i = p->s0; i < p->s1; i++) {
+        tok *t = &p->tl.t[i];
+        if (t->used || t->kind != TK_WORD || !t->cap) continue;
+        int s = subject_of_token(p, t);
+        if (s < 0) continue;
+        p->focus = p->sent_focus = s;
+        t->name = 1;
+        if (!(i + 1 < p->s1 && p->tl.t[i + 1].kind == TK_POSS)) t->used = 1;
+    }
+}
+
+/* ---- concepts ------------------------------------------------------------------ */
+
+/* Subjects a chunk belongs to; returns the count (0: the whole image). */
+static int chunk_subjects(pctx *p, const chunk *c, int *out)
+{
+    const tok *t = p->tl.t;
+    if (c->poss_t >= 0) {
+        int s = subject_of_token(p, &t[c->poss_t]);
+        if (s >= 0) {
+            out[0] = s;
+            return 1;
+        }
+    }
+    if (c->poss_word && strcmp(c->poss_word, "my") && strcmp(c->poss_word, "our") && strcmp(c->poss_word, "your")) {
+        int n = pronoun_subjects(p, c->poss_word, out);
+        if (n) return n;
+    }
+    /* "for either of them", "for both" after the phrase */
+    for (int j = c->t1; j < p->s1 && j < c->t1 + 4; j++)
+        if (pt_is(&t[j], "either") || pt_is(&t[j], "both") || pt_is(&t[j], "each")) {
+            int n = 0;
+            for (int s = 0; s < p->in->n_subjects; s++) out[n++] = s;
+            if (n) return n;
+        }
+    /* the clause's grammatical subject: a name or pronoun before the phrase */
+    for (int j = c->t0 - 1; j >= p->s0; j--) {
+        if (t[j].kind == TK_PUNCT && t[j].w[0] != ',') break;
+        if (t[j].kind != TK_WORD) continue;
+        if (pt_is_clause_word(t[j].w)) break;
+        int s = subject_of_token(p, &t[j]);
+        if (s >= 0) {
+            out[0] = s;
+            return 1;
+        }
+        if (it_lex_is_pronoun(t[j].w) || !strcmp(t[j].w, "her")) {
+            int n = pronoun_subjects(p, t[j].w, out);
+            if (n) return n;
+        }
+    }
+    if (p->in->n_subjects == 1) {
+        out[0] = 0;
+        return 1;
+    }
+    if (p->sent_focus >= 0) {
+        out[0] = p->sent_focus;
+        return 1;
+    }
+    int n = 0;
+    for (int s = 0; s < p->in->n_subjects; s++) out[n++] = s;
+    return n;
+}
+
+static int subject_with_cat(const pctx *p, it_lex_cat cat)
+{
+    for (int s = 0; s < p->in->n_subjects; s++)
+        if (p->subj_cat[s] == cat) return s;
+    return -1;
+}
+
+static it_intent_concept *find_concept(it_intent *in, int subject, const char *head, const char *prop)
+{
+    for (int i = 0; i < in->n_concepts; i++) {
+        it_intent_concept *c = &in->concepts[i];
+        if (c->subject == subject && !strcmp(c->head, head) &&
+            ((c->property == NULL && prop == NULL) || (c->property && prop && !strcmp(c->property, prop))))
+            return c;
+    }
+    return NULL;
+}
+
+static void add_refs(int *dst, int *n, const int *src, int n_src)
+{
+    for (int k = 0; k < n_src; k++) {
+        int dup = 0;
+        for (int j = 0; j < *n; j++) dup |= dst[j] == src[k];
+        if (!dup && *n < IT_INTENT_MAX_CREFS) dst[(*n)++] = src[k];
+    }
+}
+
+/* Modifier words of a chunk (before its head): values and unknown words. */
+static void chunk_attrs(pctx *p, it_intent_concept *c, const chunk *ch)
+{
+    int a = ch->poss_t >= 0 ? ch->poss_t + 2 : ch->t0;
+    int b = ch->head_t0 >= 0 ? ch->head_t0 : ch->t1;
+    for (int i = a; i < b && c->n_attrs < IT_INTENT_MAX_ATTRS; i++) {
+        const tok *t = &p->tl.t[i];
+        if (t->kind != TK_WORD && t->kind != TK_NUM) continue;
+        const it_lex_entry *e;
+        const char *w = t->w;
+        if (it_lex_match(&e, &w, 1, IT_LEX_PROPERTY) && !it_lex_match(&e, &w, 1, IT_LEX_VALUE)) continue;
+        c->attrs[c->n_attrs++] = it_intent_strdup(p->in, w);
+    }
+    if (ch->pred_value_t >= 0 && c->n_attrs < IT_INTENT_MAX_ATTRS)
+        c->attrs[c->n_attrs++] = it_intent_strdup(p->in, p->tl.t[ch->pred_value_t].w);
+}
+
+static void set_phrase(pctx *p, it_intent_concept *c)
+{
+    char buf[256];
+    size_t k = 0;
+    buf[0] = '\0';
+    for (int i = 0; i < c->n_attrs && c->level != IT_LEVEL_ATTRIBUTE; i++)
+        k += (size_t)snprintf(buf + k, sizeof buf - k, "%s ", c->attrs[i]);
+    if (k >= sizeof buf) k = sizeof buf - 1;
+    snprintf(buf + k, sizeof buf - k, "%s%s%s", c->head, c->property ? " " : "", c->property ? c->property : "");
+    c->phrase = it_intent_strdup(p->in, buf);
+}
+
+/* The owner of a bare property ("its colour", "the colour"): a head noun. */
+static int property_owner(pctx *p, chunk *c, int idx, char *head, size_t n, int *subject)
+{
+    const tok *t = p->tl.t;
+    *subject = -1;
+    if (c->poss_t >= 0) {
+        int s = subject_of_token(p, &t[c->poss_t]);
+        if (s >= 0) {
+            *subject = s;
+            snprintf(head, n, "%s", p->in->subjects[s].class_word);
+            return 1;
+        }
+        const it_lex_entry *e;
+        const char *w = t[c->poss_t].w;
+        if (it_lex_match(&e, &w, 1, IT_LEX_THING) || it_lex_match(&e, &w, 1, IT_LEX_CLASS)) {
+            snprintf(head, n, "%s", e->canon);
+            return 1;
+        }
+        char sing[64];
+        snprintf(head, n, "%s", it_lex_singular(sing, sizeof sing, w));
+        return 1;
+    }
+    /* "her hair can be any colour": the unclaimed phrase before it */
+    for (int k = idx - 1; k >= 0; k--) {
+        chunk *d = &p->ch[k];
+        if (d->has_head && !d->claimed && !d->prop) {
+            snprintf(head, n, "%s", d->head_canon);
+            d->claimed = -1;
+            int subs[IT_INTENT_MAX_SUBJECTS];
+            if (chunk_subjects(p, d, subs) >= 1) *subject = subs[0];
+            return 1;
+        }
+    }
+    int subs[IT_INTENT_MAX_SUBJECTS];
+    int ns = chunk_subjects(p, c, subs);
+    if (ns >= 1) {
+        *subject = subs[0];
+        snprintf(head, n, "%s", p->in->subjects[subs[0]].class_word);
+        return 1;
+    }
+    return 0;
+}
+
+static it_intent_concept *new_concept(pctx *p, int subject, const char *head, const char *prop,
+                                      it_concept_level level, it_concept_op op, int *is_new)
+{
+    *is_new = 0;
+    it_intent_concept *c = find_concept(p->in, subject, head, prop);
+    if (c) {
+        if (c->op != op) {
+            char key[160], q[220];
+            it_intent_concept_key(key, sizeof key, c);
+            quote_sentence(q, sizeof q, p);
+            it_intent_warn(p->in, "'%s' is asked to %s and also to %s (in \"%s\"); kept %s", key,
+                           it_intent_op_name(c->op), it_intent_op_name(op), q, it_intent_op_name(c->op));
+        }
+        return c;
+    }
+    if (it_intent_add_concept(p->err, p->in, &c) != IT_OK) {
+        p->st = p->err ? p->err->code : IT_ERR_RANGE;
+        return NULL;
+    }
+    *is_new = 1;
+    c->head = it_intent_strdup(p->in, head);
+    c->property = prop ? it_intent_strdup(p->in, prop) : NULL;
+    c->level = level;
+    c->op = op;
+    c->subject = subject;
+    char src[400];
+    span_text(src, sizeof src, p, p->s0, p->s1);
+    c->source = it_intent_strdup(p->in, src);
+    if (!c->head || !c->source) p->st = IT_ERR_NOMEM;
+    return c;
+}
+
+/* Variant phrase: "white mug" for a bare value, the words as written else. */
+static void add_variant(pctx *p, it_intent_concept *c, const chunk *v)
+{
+    if (c->n_variants >= IT_INTENT_MAX_VARIANTS) return;
+    char words[200], buf[260];
+    int a = v->poss_t >= 0 ? v->poss_t + 2 : v->t0;
+    words_text(words, sizeof words, p, a, v->t1);
+    if (v->value_only) snprintf(buf, sizeof buf, "%s %s", words, c->head);
+    else snprintf(buf, sizeof buf, "%s", words);
+    for (int k = 0; k < c->n_variants; k++)
+        if (!strcmp(c->variants[k].phrase, buf)) return;
+    it_intent_variant *var = &c->variants[c->n_variants++];
+    var->phrase = it_intent_strdup(p->in, buf);
+    var->n_refs = 0;
+    add_refs(var->refs, &var->n_refs, v->refs, v->n_refs);
+    add_refs(c->refs, &c->n_refs, v->refs, v->n_refs);
+}
+
+/* A noun used before a property is singular in English ("eye count", "ear
+ * colour"), except nouns that only exist in the plural. */
+static void adjunct(char *head, size_t n)
+{
+    static const char *const plural_only[] = {"glasses", "sunglasses", "goggles", "trousers", "jeans",
+                                              "shorts", "overalls", "headphones", "pants", "scales",
+                                              "freckles", "whiskers", "clothes", NULL};
+    for (int i = 0; plural_only[i]; i++)
+        if (!strcmp(head, plural_only[i])) return;
+    if (!strcmp(head, "teeth")) {
+        snprintf(head, n, "tooth");
+        return;
+    }
+    char sing[64];
+    snprintf(head, n, "%s", it_lex_singular(sing, sizeof sing, head));
+}
+
+/* A concept (or one per subject) from a governed chunk. Returns how many. */
+static int concept_from_chunk(pctx *p, int idx)
+{
+    chunk *ch = &p->ch[idx];
+    char head[64], sing[64];
+    const char *prop = ch->prop ? ch->prop : ch->pred_value_prop;
+    int subs[IT_INTENT_MAX_SUBJECTS], n_subs = 0;
+    it_concept_level level = IT_LEVEL_INSTANCE;
+    if (ch->has_head) {
+        snprintf(head, sizeof head, "%s", ch->head_canon);
+    } else if (ch->prop) {
+        int s;
+        if (!property_owner(p, ch, idx, head, sizeof head, &s)) {
+            char q[220];
+            quote_sentence(q, sizeof q, p);
+            it_intent_warn(p->in, "'%s' of what? no owner found in \"%s\"", ch->prop, q);
+            return 0;
+        }
+        if (s >= 0) subs[n_subs++] = s;
+    } else if (ch->value_only) {
+        return 0; /* a bare value with no thing: reported by the caller */
+    } else if (ch->is_class) {
+        /* "the creature" is the subject; "characters" in a style is content */
+        for (int s = 0; s < p->in->n_subjects; s++)
+            if (!strcmp(p->in->subjects[s].class_word, ch->class_canon)) return 0;
+        snprintf(head, sizeof head, "%s", ch->class_canon);
+    } else {
+        /* an unknown noun: the last word of the phrase */
+        int last = -1;
+        for (int i = ch->t0; i < ch->t1; i++)
+            if (p->tl.t[i].kind == TK_WORD) last = i;
+        if (last < 0) return 0;
+        snprintf(head, sizeof head, "%s", it_lex_singular(sing, sizeof sing, p->tl.t[last].w));
+        char q[220];
+        quote_sentence(q, sizeof q, p);
+        it_intent_warn(p->in, "'%s' is not in the vocabulary; taken as an instance-level concept (in \"%s\")",
+                       head, q);
+    }
+    if (prop) level = IT_LEVEL_ATTRIBUTE;
+    else if (ch->head && ch->head->kind == IT_LEX_SCENE) level = IT_LEVEL_IMAGE;
+    if (n_subs == 0) {
+        if (ch->head && ch->head->kind == IT_LEX_SCENE) {
+            int s = -1;
+            if (!strcmp(head, "style")) s = subject_with_cat(p, IT_LEXC_STYLE);
+            if (!strcmp(head, "pose")) s = subject_with_cat(p, IT_LEXC_POSE);
+            subs[n_subs++] = s;
+        } else {
+            n_subs = chunk_subjects(p, ch, subs);
+            if (n_subs == 0) subs[n_subs++] = -1;
+        }
+    }
+    char query[64];
+    snprintf(query, sizeof query, "%s", head);
+    if (level == IT_LEVEL_ATTRIBUTE) adjunct(head, sizeof head);
+    for (int k = 0; k < n_subs; k++) {
+        int is_new;
+        it_intent_concept *c = new_concept(p, subs[k], head, prop, level, ch->op, &is_new);
+        if (c && is_new && strcmp(query, head)) c->query = it_intent_strdup(p->in, query);
+        if (!c) return k;
+        if (is_new) chunk_attrs(p, c, ch);
+        add_refs(c->refs, &c->n_refs, ch->refs, ch->n_refs);
+    }
+    return n_subs;
+}
+
+static void warn_unplaced(pctx *p, const chunk *c, const char *why)
+{
+    char words[160], q[220];
+    words_text(words, sizeof words, p, c->t0, c->t1);
+    quote_sentence(q, sizeof q, p);
+    it_intent_warn(p->in, "'%s' %s (in \"%s\")", words, why, q);
+}
+
+static void sentence(pctx *p)
+{
+    int n_before = p->in->n_concepts, n_subj_before = p->in->n_subjects;
+    p->sent_focus = -1;
+    for (int s = 0; s < p->in->n_subjects; s++)
+        if (p->decl_tok[s] >= p->s0 && p->decl_tok[s] < p->s1) p->focus = p->sent_focus = s;
+    mentions(p);
+    int n_cu = pt_cues(p->cu, p->max_items, &p->tl, p->s0, p->s1);
+    int n_ch = pt_chunks(p->ch, p->max_items, &p->tl, p->s0, p->s1);
+    pt_assign(p->ch, n_ch, p->cu, n_cu, &p->tl, p->s0, p->s1);
+    /* concepts for governed chunks */
+    for (int k = 0; k < n_ch && p->st == IT_OK; k++) {
+        chunk *c = &p->ch[k];
+        if (c->claimed <= 0 || c->claimed == 4) continue;
+        if (concept_from_chunk(p, k) == 0 && c->value_only)
+            warn_unplaced(p, c, "is a value with nothing to apply it to");
+    }
+    /* explicit values */
+    for (int k = 0; k < n_ch && p->st == IT_OK; k++) {
+        chunk *v = &p->ch[k];
+        if (v->claimed != 4) continue;
+        if (v->variant_of >= 0) {
+            chunk *t = &p->ch[v->variant_of];
+            /* every concept this sentence made from the target */
+            int any = 0;
+            for (int i = n_before; i < p->in->n_concepts; i++) {
+                it_intent_concept *c = &p->in->concepts[i];
+                char head[64];
+                if (t->has_head) snprintf(head, sizeof head, "%s", t->head_canon);
+                else head[0] = '\0';
+                if (t->has_head && strcmp(c->head, head)) continue;
+                if (!t->has_head && (!t->prop || !c->property || strcmp(c->property, t->prop))) continue;
+                if (v->value_only && !c->property && c->level == IT_LEVEL_INSTANCE && v->value_prop) {
+                    c->property = it_intent_strdup(p->in, v->value_prop);
+                    c->level = IT_LEVEL_ATTRIBUTE;
+                }
+                add_variant(p, c, v);
+                any = 1;
+            }
+            if (!any) warn_unplaced(p, v, "is a value whose concept was not found");
+            continue;
+        }
+        /* values with no target: the values define the concept */
+        int group = v->variant_of;
+        it_intent_concept *c = NULL;
+        for (int j = 0; j < n_ch; j++) {
+            chunk *w = &p->ch[j];
+            if (w->claimed != 4 || w->variant_of != group) continue;
+            if (!c) {
+                if (!w->has_head) {
+                    warn_unplaced(p, w, "is a value with nothing to apply it to");
+                    w->claimed = -1;
+                    continue;
+                }
+                int subs[IT_INTENT_MAX_SUBJECTS];
+                int ns = chunk_subjects(p, w, subs);
+                int is_new;
+                c = new_concept(p, ns ? subs[0] : -1, w->head_canon, NULL,
+                                w->head && w->head->kind == IT_LEX_SCENE ? IT_LEVEL_IMAGE : IT_LEVEL_INSTANCE,
+                                IT_OP_MODIFY, &is_new);
+                if (!c) break;
+            }
+            add_variant(p, c, w);
+            w->claimed = -1;
+        }
+    }
+    /* what the sentence left unplaced */
+    int placed = p->in->n_concepts > n_before || p->in->n_subjects > n_subj_before;
+    for (int k = 0; k < n_ch; k++) {
+        chunk *c = &p->ch[k];
+        if (c->claimed == 0 && (c->has_head || (c->prop && !c->value_only)))
+            warn_unplaced(p, c, "has no operation (keep, vary or remove?)");
+    }
+    for (int k = 0; k < n_cu; k++) {
+        int any = 0;
+        for (int j = 0; j < n_ch; j++) any |= p->ch[j].cue_index == k && p->ch[j].claimed != 0;
+        if (!any && !placed) {
+            char cw[80], q[220];
+            span_text(cw, sizeof cw, p, p->cu[k].t0, p->cu[k].t1);
+            quote_sentence(q, sizeof q, p);
+            it_intent_warn(p->in, "'%s' applies to nothing I recognise in \"%s\"", cw, q);
+            placed = 1;
+        }
+        placed |= any;
+    }
+    if (!placed && n_cu == 0) {
+        int content = 0;
+        for (int i = p->s0; i < p->s1; i++) content |= p->tl.t[i].kind == TK_WORD;
+        int described = 0;
+        for (int k = 0; k < n_ch; k++) described |= p->ch[k].has_head;
+        if (content && !described) {
+            char q[220];
+            quote_sentence(q, sizeof q, p);
+            it_intent_warn(p->in, "not understood: \"%s\"", q);
+        }
+    }
+}
+
+/* ---- after all sentences ----------------------------------------------------------- */
+
+static void auto_concepts(pctx *p)
+{
+    for (int s = 0; s < p->in->n_subjects && p->st == IT_OK; s++) {
+        const char *head = p->subj_cat[s] == IT_LEXC_STYLE ? "style" : p->subj_cat[s] == IT_LEXC_POSE ? "pose" : NULL;
+        if (!head || find_concept(p->in, s, head, NULL)) continue;
+        it_intent_concept *c;
+        if (it_intent_add_concept(p->err, p->in, &c) != IT_OK) {
+            p->st = p->err ? p->err->code : IT_ERR_RANGE;
+            return;
+        }
+        c->head = it_intent_strdup(p->in, head);
+        c->level = IT_LEVEL_IMAGE;
+        c->op = IT_OP_PRESERVE;
+        c->subject = s;
+        char src[200];
+        snprintf(src, sizeof src, "the %s called %s is what is taught", head, p->in->subjects[s].name);
+        c->source = it_intent_strdup(p->in, src);
+    }
+}
+
+static void contrast(pctx *p, it_intent_concept *c)
+{
+    if (c->n_variants >= 2) {
+        for (int k = 0; k + 1 < c->n_variants && c->n_contrast < IT_INTENT_MAX_CONTRAST; k++) {
+            c->contrast[c->n_contrast][0] = c->variants[k].phrase;
+            c->contrast[c->n_contrast][1] = c->variants[k + 1].phrase;
+            c->n_contrast++;
+        }
+        c->contrast_source = IT_CONTRAST_EXPLICIT;
+        return;
+    }
+    if (c->op != IT_OP_MODIFY) return;
+    const char *a, *b;
+    int whole;
+    const char *prop = c->property;
+    if (!prop && c->level == IT_LEVEL_INSTANCE) prop = "colour";
+    if (!it_lex_opposites(&a, &b, &whole, c->head, prop)) return;
+    char pa[160], pb[160];
+    if (whole) {
+        snprintf(pa, sizeof pa, "%s", a);
+        snprintf(pb, sizeof pb, "%s", b);
+    } else {
+        snprintf(pa, sizeof pa, "%s %s", a, c->head);
+        snprintf(pb, sizeof pb, "%s %s", b, c->head);
+    }
+    c->contrast[0][0] = it_intent_strdup(p->in, pa);
+    c->contrast[0][1] = it_intent_strdup(p->in, pb);
+    c->n_contrast = 1;
+    c->contrast_source = IT_CONTRAST_OPPOSITES;
+}
+
+static void finish(pctx *p)
+{
+    auto_concepts(p);
+    for (int i = 0; i < p->in->n_concepts && p->st == IT_OK; i++) {
+        it_intent_concept *c = &p->in->concepts[i];
+        char id[16];
+        snprintf(id, sizeof id, "c%d", i + 1);
+        c->id = it_intent_strdup(p->in, id);
+        set_phrase(p, c);
+        if (!c->query) c->query = c->head;
+        contrast(p, c);
+    }
+    if (p->in->n_subjects == 0)
+        it_intent_warn(p->in, "no subject declared (say e.g. \"a man named Vincent\" or \"my dog Rex\")");
+    if (p->in->n_concepts == 0) it_intent_warn(p->in, "no concept found: nothing to keep, vary or remove");
+}
+
+/* Unnamed subject when none was declared: "Train the model on this style". */
+static void unnamed_subject(pctx *p)
+{
+    if (p->in->n_subjects) return;
+    for (int i = 0; i < p->tl.n; i++) {
+        const it_lex_entry *e;
+        tok *t = &p->tl.t[i];
+        if (t->kind != TK_WORD || i == 0 || p->tl.t[i - 1].kind != TK_WORD) continue;
+        const char *pw = p->tl.t[i - 1].w;
+        if (!(it_lex_is_possessive(pw) || !strcmp(pw, "this") || !strcmp(pw, "a") || !strcmp(pw, "an")))
+            continue;
+        p->s0 = 0;
+        p->s1 = p->tl.n;
+        if (!class_at(&e, p, i) || !strcmp(e->canon, "person")) continue;
+        int s;
+        if (it_intent_add_subject(p->err, p->in, &s) != IT_OK) return;
+        it_intent_subject *sj = &p->in->subjects[s];
+        sj->name = NULL;
+        sj->trigger = it_intent_strdup(p->in, "sks");
+        sj->class_word = it_intent_strdup(p->in, e->canon);
+        p->subj_cat[s] = e->cat;
+        p->focus = s;
+        it_intent_warn(p->in, "the %s has no name; using the trigger word 'sks' (say \"called NAME\" to choose one)",
+                       e->canon);
+        return;
+    }
+}
+
+static void infer_domain(pctx *p, const it_intent_parse_opts *opts)
+{
+    double score[IT_DOMAIN_COUNT] = {0};
+    const char *words[PT_MAX_TOKENS];
+    int n = 0;
+    for (int i = 0; i < p->tl.n; i++)
+        if (p->tl.t[i].kind == TK_WORD) words[n++] = p->tl.t[i].w;
+    it_lex_domain_score(score, words, n);
+    /* what is taught says most about the domain */
+    for (int s = 0; s < p->in->n_subjects; s++) {
+        switch (p->subj_cat[s]) {
+        case IT_LEXC_STYLE: score[IT_DOMAIN_PAINTING] += 3; break;
+        case IT_LEXC_PRODUCT: score[IT_DOMAIN_PRODUCT] += 2; break;
+        case IT_LEXC_CREATURE: score[IT_DOMAIN_CHARACTER_2D] += 1.5; break;
+        case IT_LEXC_MALE: case IT_LEXC_FEMALE: case IT_LEXC_PERSON: score[IT_DOMAIN_PORTRAIT] += 1; break;
+        default: break;
+        }
+    }
+    if (getenv("IT_INTENT_DEBUG_DOMAIN"))
+        fprintf(stderr, "domain scores: 2d %.1f portrait %.1f product %.1f painting %.1f\n", score[0], score[1],
+                score[2], score[3]);
+    int best = 0;
+    for (int d = 1; d < IT_DOMAIN_COUNT; d++)
+        if (score[d] > score[best]) best = d;
+    p->in->domain = (it_intent_domain)best;
+    p->in->domain_source = score[best] > 0 ? IT_DOMSRC_INFERRED : IT_DOMSRC_DEFAULT;
+    if (opts && opts->domain >= 0 && opts->domain < IT_DOMAIN_COUNT) {
+        p->in->domain = (it_intent_domain)opts->domain;
+        p->in->domain_source = IT_DOMSRC_OVERRIDE;
+    }
+}
+
+static it_status copy_refs(it_err *err, it_intent *in, const it_intent_parse_opts *opts)
+{
+    for (int i = 0; opts && i < opts->n_refs; i++) {
+        it_intent_ref *r;
+        if (it_intent_find_ref(in, opts->refs[i].n))
+            return it_err_set(err, IT_ERR_ARG, "reference %d is given twice", opts->refs[i].n);
+        IT_TRY(it_intent_add_ref(err, in, &r));
+        *r = opts->refs[i];
+        r->image = it_intent_strdup(in, opts->refs[i].image);
+        if (opts->refs[i].image && !r->image) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
+    }
+    return IT_OK;
+}
+
+static it_status run(pctx *p, const it_intent_parse_opts *opts)
+{
+    infer_domain(p, opts);
+    /* Declarations first, over the whole text, so that a subject introduced
+     * late is known everywhere and the unnamed-subject rule sees them all. */
+    for (int pass = 0; pass < 2; pass++) {
+        for (int i = 0; i < p->tl.n && p->st == IT_OK;) {
+            int j = i;
+            while (j < p->tl.n && !sentence_end(&p->tl.t[j])) j++;
+            p->s0 = i;
+            p->s1 = j;
+            if (j > i) {
+                if (pass == 0) declarations(p);
+                else sentence(p);
+            }
+            i = j + 1;
+        }
+        if (pass == 0) {
+            unnamed_subject(p);
+            infer_domain(p, opts);
+        }
+        p->focus = -1;
+    }
+    if (p->st != IT_OK) return p->st;
+    finish(p);
+    return p->st;
+}
+
+it_status it_intent_parse(it_err *err, it_intent *out, const char *text, size_t len,
+                          const it_intent_parse_opts *opts)
+{
+    IT_TRY(it_intent_init(err, out));
+    pctx p = {.in = out, .focus = -1, .sent_focus = -1, .err = err};
+    it_status s = copy_refs(err, out, opts);
+    if (s == IT_OK) {
+        out->text = it_intent_strndup(out, text, len);
+        out->parser = it_intent_strdup(out, "builtin");
+        if (!out->text || !out->parser) s = it_err_set(err, IT_ERR_NOMEM, "out of memory");
+    }
+    if (s == IT_OK) s = pt_tokenize(err, &p.tl, text, len);
+    if (s == IT_OK) {
+        p.max_items = p.tl.n + 1;
+        p.ch = it_calloc((size_t)p.max_items, sizeof *p.ch);
+        p.cu = it_calloc((size_t)p.max_items, sizeof *p.cu);
+        if (!p.ch || !p.cu) s = it_err_set(err, IT_ERR_NOMEM, "out of memory parsing the intent");
+        if (s == IT_OK) {
+            s = run(&p, opts);
+            if (s == IT_ERR_NOMEM) it_err_set(err, s, "out of memory parsing the intent");
+        }
+        it_free(p.ch);
+        it_free(p.cu);
+        pt_tokens_free(&p.tl);
+    }
+    if (s == IT_OK && out->oom) s = it_err_set(err, IT_ERR_NOMEM, "out of memory parsing the intent");
+    if (s == IT_OK) {
+        it_intent_check_opts co = {.image_size = opts ? opts->image_size : NULL};
+        s = it_intent_validate(err, out, &co, NULL);
+    }
+    if (s != IT_OK) it_intent_free(out);
+    return s;
+}
