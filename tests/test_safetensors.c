@@ -356,6 +356,49 @@ IT_TEST(safetensors_writer_rejects_bad_input)
     it_safetensors_writer_free(w);
 }
 
+IT_TEST(safetensors_writer_converts_f32)
+{
+    float v[5] = {1.0f, -2.5f, 1.0f + 1.0f / 2048.0f, 70000.0f, 1e-8f};
+    int64_t s5[] = {5};
+    it_err err;
+    it_safetensors_writer *w;
+    IT_REQUIRE_OK(it_safetensors_writer_new(&err, &w), &err);
+    IT_CHECK_OK(it_safetensors_writer_add_f32_as(&err, w, "h", IT_DTYPE_F16, 1, s5, v), &err);
+    IT_CHECK_OK(it_safetensors_writer_add_f32_as(&err, w, "b", IT_DTYPE_BF16, 1, s5, v), &err);
+    IT_CHECK_OK(it_safetensors_writer_add_f32_as(&err, w, "f", IT_DTYPE_F32, 1, s5, v), &err);
+    IT_CHECK_INT(it_safetensors_writer_add_f32_as(&err, w, "i", IT_DTYPE_I32, 1, s5, v), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(err.msg, "tensor 'i': cannot store f32 values as I32");
+    IT_CHECK_INT(it_safetensors_writer_add_f32_as(&err, w, "n", IT_DTYPE_F16, 1, s5, NULL), IT_ERR_ARG);
+    memset(v, 0, sizeof v); /* the writer kept its own converted copy */
+    it_buf buf;
+    it_buf_init(&buf);
+    IT_REQUIRE_OK(it_safetensors_writer_to_buf(&err, w, &buf), &err);
+    it_safetensors_writer_free(w);
+    it_safetensors *f;
+    IT_REQUIRE_OK(it_safetensors_parse(&err, &f, (const uint8_t *)buf.data, buf.len, "mem"), &err);
+    const float want[5] = {1.0f, -2.5f, 1.0f + 1.0f / 2048.0f, 70000.0f, 1e-8f};
+    float out[5];
+    const it_safetensors_tensor *x = it_safetensors_find(f, "h");
+    IT_REQUIRE(x && x->dtype == IT_DTYPE_F16);
+    for (int i = 0; i < 5; i++) {
+        uint16_t h;
+        memcpy(&h, x->data + 2 * i, 2);
+        IT_CHECK_INT(h, it_f32_to_f16(want[i]));
+    }
+    IT_CHECK_OK(it_safetensors_load_f32(&err, f, x, out, 5), &err);
+    IT_CHECK(out[2] == 1.0f && isinf(out[3]) && out[4] == it_f16_to_f32(it_f32_to_f16(1e-8f)));
+    x = it_safetensors_find(f, "b");
+    IT_REQUIRE(x && x->dtype == IT_DTYPE_BF16);
+    IT_CHECK_OK(it_safetensors_load_f32(&err, f, x, out, 5), &err);
+    for (int i = 0; i < 5; i++) IT_CHECK(out[i] == it_bf16_to_f32(it_f32_to_bf16(want[i])));
+    x = it_safetensors_find(f, "f");
+    IT_REQUIRE(x && x->dtype == IT_DTYPE_F32);
+    IT_CHECK(memcmp(x->data, want, sizeof want) == 0);
+    IT_CHECK(it_safetensors_find(f, "i") == NULL && it_safetensors_find(f, "n") == NULL);
+    it_safetensors_close(f);
+    it_buf_free(&buf);
+}
+
 /* ------------------------------------------------- the reference package */
 
 static void check_reference_values(it_test_ctx *t, const it_safetensors *f)
@@ -514,6 +557,7 @@ IT_TEST(safetensors_out_of_memory_paths)
             snprintf(name, sizeof name, "t%02d", i);
             s = it_safetensors_writer_add(&err, w, name, IT_DTYPE_F32, 1, s4, data);
         }
+        if (s == IT_OK) s = it_safetensors_writer_add_f32_as(&err, w, "half", IT_DTYPE_F16, 1, s4, data);
         if (s == IT_OK) s = it_safetensors_writer_set_metadata(&err, w, "k", "v");
         if (s == IT_OK) s = it_safetensors_writer_save(&err, w, it_test_tmp(t, "oom.safetensors"));
         it_mem_fail_after(-1, 0);
@@ -526,6 +570,6 @@ IT_TEST(safetensors_out_of_memory_paths)
     IT_CHECK(nomem >= 3 && k < 1000);
     it_safetensors *f;
     IT_REQUIRE_OK(it_safetensors_open(&err, &f, it_test_tmp(t, "oom.safetensors")), &err);
-    IT_CHECK_INT(it_safetensors_count(f), 20);
+    IT_CHECK_INT(it_safetensors_count(f), 21);
     it_safetensors_close(f);
 }

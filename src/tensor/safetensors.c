@@ -546,6 +546,7 @@ typedef struct wr_tensor {
     int64_t shape[IT_SAFETENSORS_MAX_DIMS];
     uint64_t nbytes;
     const void *data;
+    void *owned; /* data converted by add_f32_as, freed with the writer */
 } wr_tensor;
 
 struct it_safetensors_writer {
@@ -564,7 +565,10 @@ it_status it_safetensors_writer_new(it_err *err, it_safetensors_writer **out)
 void it_safetensors_writer_free(it_safetensors_writer *w)
 {
     if (!w) return;
-    for (size_t i = 0; i < w->n; i++) it_free(w->t[i].name);
+    for (size_t i = 0; i < w->n; i++) {
+        it_free(w->t[i].name);
+        it_free(w->t[i].owned);
+    }
     it_free(w->t);
     json_decref(w->meta);
     it_free(w);
@@ -620,6 +624,33 @@ it_status it_safetensors_writer_add(it_err *err, it_safetensors_writer *w, const
                                     const void *data)
 {
     return it_safetensors_writer_add_raw(err, w, name, it_dtype_name(dtype), n_dims, shape, data);
+}
+
+it_status it_safetensors_writer_add_f32_as(it_err *err, it_safetensors_writer *w, const char *name,
+                                          it_dtype dtype, int n_dims, const int64_t *shape,
+                                          const float *data)
+{
+    if (dtype != IT_DTYPE_F32 && dtype != IT_DTYPE_F16 && dtype != IT_DTYPE_BF16)
+        return it_err_set(err, IT_ERR_ARG, "tensor '%s': cannot store f32 values as %s", name,
+                          it_dtype_name(dtype));
+    /* Validate and register first (data pointer fixed up below), so that
+     * a bad shape is reported before a large allocation. */
+    IT_TRY(it_safetensors_writer_add(err, w, name, dtype, n_dims, shape, data));
+    wr_tensor *t = &w->t[w->n - 1];
+    size_t numel = (size_t)(t->nbytes / it_dtype_size(dtype));
+    void *buf = it_malloc(t->nbytes ? (size_t)t->nbytes : 1);
+    if (!buf) {
+        it_free(t->name);
+        w->n--;
+        return it_err_set(err, IT_ERR_NOMEM, "tensor '%s': out of memory for %llu bytes", name,
+                          (unsigned long long)t->nbytes);
+    }
+    if (dtype == IT_DTYPE_F32) memcpy(buf, data, t->nbytes);
+    else if (dtype == IT_DTYPE_F16) it_f32_to_f16_n(buf, data, numel);
+    else it_f32_to_bf16_n(buf, data, numel);
+    t->owned = buf;
+    t->data = buf;
+    return IT_OK;
 }
 
 it_status it_safetensors_writer_set_metadata(it_err *err, it_safetensors_writer *w,

@@ -111,6 +111,12 @@ it_status it_safetensors_writer_add(it_err *err, it_safetensors_writer *w, const
 it_status it_safetensors_writer_add_raw(it_err *err, it_safetensors_writer *w, const char *name,
                                         const char *dtype_name, int n_dims,
                                         const int64_t *shape, const void *data);
+/* Converts f32 values (numel of them) to dtype F32, F16 or BF16 (round to
+ * nearest even) into a copy owned by the writer: for saving f32 weights in
+ * half precision, as LoRA files usually are. data need not outlive the call. */
+it_status it_safetensors_writer_add_f32_as(it_err *err, it_safetensors_writer *w, const char *name,
+                                          it_dtype dtype, int n_dims, const int64_t *shape,
+                                          const float *data);
 /* Sets (or replaces) a "__metadata__" entry. Strings are copied. */
 it_status it_safetensors_writer_set_metadata(it_err *err, it_safetensors_writer *w,
                                              const char *key, const char *value);
