@@ -274,7 +274,7 @@ static void run_blocks(it_test_ctx *t, it_ctx *ctx, cblock *blocks, int n, tpara
 }
 
 IT_TEST(engine_checkpoint_matches_and_saves_memory) {
-    enum { NB = 6 };
+    enum { NB = 16 };
     cblock blocks[NB];
     for (int i = 0; i < NB; i++) cblock_init(&blocks[i], 10 + 3 * (uint64_t)i, 0.2f);
     tparam x;
@@ -300,6 +300,7 @@ IT_TEST(engine_checkpoint_matches_and_saves_memory) {
         }
         it_ctx_free(&ctx);
     }
+    if (getenv("IT_VERBOSE")) printf("    peak %zu bytes plain, %zu checkpointed\n", peak[0], peak[1]);
     IT_CHECK(peak[1] * 2 < peak[0]);
     for (int i = 0; i < NB; i++) cblock_free(&blocks[i]);
     tparam_free(&x);

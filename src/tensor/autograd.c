@@ -16,12 +16,17 @@ int it_autograd_set_enabled(it_ctx *ctx, int on)
     return prev;
 }
 
-int it_autograd_wants(const it_ctx *ctx, int n_in, it_tensor *const *in)
+int it_autograd_wants(it_ctx *ctx, int n_in, it_tensor *const *in)
 {
-    if (!ctx->grad_enabled) return 0;
+    int any = 0;
     for (int i = 0; i < n_in; i++)
-        if (in[i] && in[i]->requires_grad) return 1;
-    return 0;
+        if (in[i] && in[i]->requires_grad) any = 1;
+    if (!ctx->grad_enabled) {
+        /* Lets a checkpointed block find out whether it needs a backward. */
+        ctx->saw_trainable |= any;
+        return 0;
+    }
+    return any;
 }
 
 static it_node *record(it_ctx *ctx, it_tensor *out, const char *op, it_backward_fn bw, int n_in,
@@ -53,7 +58,10 @@ it_node *it_autograd_record(it_ctx *ctx, it_tensor *out, const char *op, it_back
 float *it_autograd_grad(it_ctx *ctx, it_tensor *t)
 {
     if (!t || !t->requires_grad) return NULL;
-    if (!t->grad) t->grad = it_ctx_calloc(ctx, (size_t)t->n * sizeof(float));
+    if (!t->grad) {
+        t->grad = it_ctx_grad_alloc(ctx, t->n);
+        t->grad_pooled = t->grad != NULL;
+    }
     return t->grad;
 }
 
@@ -64,11 +72,21 @@ size_t it_autograd_tape_len(const it_ctx *ctx)
     return n;
 }
 
-/* Walks from `from` towards older nodes, stopping before `stop`. */
+/* Walks from `from` towards older nodes, stopping before `stop`. Once a
+ * node has run, every consumer of its output has already been visited, so
+ * the output's gradient is complete and dead: it goes back to the pool. */
 static void walk(it_ctx *ctx, it_node *from, it_node *stop)
 {
-    for (it_node *n = from; n && n != stop && !ctx->failed; n = n->prev)
-        if (n->out->grad) n->backward(ctx, n);
+    for (it_node *n = from; n && n != stop && !ctx->failed; n = n->prev) {
+        it_tensor *o = n->out;
+        if (!o->grad) continue;
+        n->backward(ctx, n);
+        if (o->grad_pooled) {
+            it_ctx_grad_free(ctx, o->grad);
+            o->grad = NULL;
+            o->grad_pooled = 0;
+        }
+    }
 }
 
 it_status it_autograd_backward(it_err *err, it_ctx *ctx, it_tensor *root)
@@ -131,13 +149,17 @@ it_tensor *it_autograd_checkpoint(it_ctx *ctx, it_block_fn fn, void *user, int n
     IT_ASSERT(n_in <= IT_NODE_MAX_IN);
     uint64_t rng0 = ctx->rng_offset;
     it_mark m = it_ctx_mark(ctx);
+    int saw = ctx->saw_trainable;
+    ctx->saw_trainable = 0;
     it_autograd_set_enabled(ctx, 0);
     it_tensor *out = fn(ctx, user, in);
     it_autograd_set_enabled(ctx, 1);
+    int trainable = ctx->saw_trainable;
+    ctx->saw_trainable = saw | trainable;
     out = it_ctx_keep(ctx, m, out);
-    if (!out) return NULL;
+    if (!out || !trainable) return out; /* nothing in the block needs a gradient */
     /* Recorded even when no input requires grad: the block's own parameters
-     * may be trainable, and only running backward through it finds out. */
+     * may be trainable (the no-grad run saw them). */
     it_node *n = record(ctx, out, "checkpoint", checkpoint_backward, n_in, in);
     if (!n) return NULL;
     n->block = fn;

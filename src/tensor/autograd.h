@@ -49,7 +49,7 @@ int it_autograd_set_enabled(it_ctx *ctx, int on);
 it_node *it_autograd_record(it_ctx *ctx, it_tensor *out, const char *op, it_backward_fn bw,
                             int n_in, it_tensor *const *in);
 /* True when an op would record for these inputs (lets forward skip saving). */
-int it_autograd_wants(const it_ctx *ctx, int n_in, it_tensor *const *in);
+int it_autograd_wants(it_ctx *ctx, int n_in, it_tensor *const *in);
 
 /* For backward functions: the gradient buffer of t, allocated zeroed on first
  * use; NULL when t needs no gradient (constant or frozen parameter). */
@@ -61,7 +61,7 @@ float *it_autograd_grad(it_ctx *ctx, it_tensor *t);
 it_status it_autograd_backward(it_err *err, it_ctx *ctx, it_tensor *root);
 
 /* Gradient checkpointing. The block runs without recording; only its output
- * is kept. In backward the block runs again with recording on, its local
+ * is kept (and is a constant when nothing inside needed a gradient). In backward the block runs again with recording on, its local
  * tape is differentiated and released. The function must be deterministic
  * given the context RNG position (dropout is: it reads the position). */
 it_tensor *it_autograd_checkpoint(it_ctx *ctx, it_block_fn fn, void *user, int n_in,

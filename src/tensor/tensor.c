@@ -22,6 +22,12 @@ struct it_ctx_block {
     /* data follows, aligned because the header is padded to IT_ALIGN */
 };
 
+/* Gradient pool buffer header; data follows at BLOCK_HDR. */
+struct it_pool_buf {
+    it_pool_buf *next, *prev; /* doubly linked while live, singly while free */
+    size_t cap;
+};
+
 #define BLOCK_HDR ((sizeof(it_ctx_block) + IT_ALIGN - 1) / IT_ALIGN * IT_ALIGN)
 #define DEFAULT_BLOCK ((size_t)64 << 20)
 
@@ -43,8 +49,32 @@ static void free_chain(it_ctx_block *b)
     }
 }
 
+static void pool_free_all(it_pool_buf *b)
+{
+    while (b) {
+        it_pool_buf *next = b->next;
+        it_free_aligned(b);
+        b = next;
+    }
+}
+
+/* Moves every live gradient buffer to the free list. */
+static void pool_reclaim(it_ctx *ctx)
+{
+    while (ctx->pool_live) {
+        it_pool_buf *b = ctx->pool_live;
+        ctx->pool_live = b->next;
+        b->next = ctx->pool_free;
+        ctx->pool_free = b;
+    }
+    ctx->pool_used = 0;
+}
+
 void it_ctx_free(it_ctx *ctx)
 {
+    pool_reclaim(ctx);
+    pool_free_all(ctx->pool_free);
+    ctx->pool_free = NULL;
     free_chain(ctx->head);
     free_chain(ctx->spare);
     ctx->head = ctx->spare = NULL;
@@ -66,6 +96,7 @@ static void spare_until(it_ctx *ctx, it_ctx_block *keep)
 
 void it_ctx_reset(it_ctx *ctx)
 {
+    pool_reclaim(ctx);
     spare_until(ctx, NULL);
     ctx->used = 0;
     ctx->tape = NULL;
@@ -73,7 +104,56 @@ void it_ctx_reset(it_ctx *ctx)
     it_err_clear(&ctx->err);
 }
 
-void it_ctx_reset_peak(it_ctx *ctx) { ctx->peak = ctx->used; }
+void it_ctx_reset_peak(it_ctx *ctx) { ctx->peak = ctx->used + ctx->pool_used; }
+
+static void note_peak(it_ctx *ctx)
+{
+    if (ctx->used + ctx->pool_used > ctx->peak) ctx->peak = ctx->used + ctx->pool_used;
+}
+
+float *it_ctx_grad_alloc(it_ctx *ctx, int64_t n)
+{
+    if (ctx->failed) return NULL;
+    size_t bytes = (size_t)(n > 0 ? n : 1) * sizeof(float);
+    /* Best fit among free buffers; a steady training loop asks for the same
+     * sizes every step, so this finds exact matches after the first step. */
+    it_pool_buf **best = NULL;
+    for (it_pool_buf **pp = &ctx->pool_free; *pp; pp = &(*pp)->next)
+        if ((*pp)->cap >= bytes && (!best || (*pp)->cap < (*best)->cap)) {
+            best = pp;
+            if ((*pp)->cap == bytes) break;
+        }
+    it_pool_buf *b;
+    if (best && (*best)->cap <= 2 * bytes) {
+        b = *best;
+        *best = b->next;
+    } else {
+        b = it_malloc_aligned(BLOCK_HDR + bytes);
+        if (!b) return it_ctx_fail(ctx, IT_ERR_NOMEM, "out of memory allocating a %zu-byte gradient", bytes);
+        b->cap = bytes;
+    }
+    b->prev = NULL;
+    b->next = ctx->pool_live;
+    if (ctx->pool_live) ctx->pool_live->prev = b;
+    ctx->pool_live = b;
+    ctx->pool_used += b->cap;
+    note_peak(ctx);
+    float *g = (float *)((char *)b + BLOCK_HDR);
+    memset(g, 0, bytes);
+    return g;
+}
+
+void it_ctx_grad_free(it_ctx *ctx, float *g)
+{
+    if (!g) return;
+    it_pool_buf *b = (it_pool_buf *)((char *)g - BLOCK_HDR);
+    if (b->prev) b->prev->next = b->next;
+    else ctx->pool_live = b->next;
+    if (b->next) b->next->prev = b->prev;
+    ctx->pool_used -= b->cap;
+    b->next = ctx->pool_free;
+    ctx->pool_free = b;
+}
 
 it_status it_ctx_status(it_ctx *ctx, it_err *err)
 {
@@ -130,7 +210,7 @@ void *it_ctx_alloc(it_ctx *ctx, size_t bytes)
     void *p = (char *)b + BLOCK_HDR + b->off;
     b->off += need;
     ctx->used += need;
-    if (ctx->used > ctx->peak) ctx->peak = ctx->used;
+    note_peak(ctx);
     return p;
 }
 
@@ -174,6 +254,7 @@ it_tensor *it_ctx_keep(it_ctx *ctx, it_mark m, const it_tensor *t)
     *out = hdr;
     out->data = data;
     out->grad = NULL;
+    out->grad_pooled = 0;
     out->requires_grad = 0;
     return out;
 }
@@ -248,6 +329,7 @@ it_tensor *it_tensor_detach(it_ctx *ctx, const it_tensor *src, int requires_grad
     *t = *src;
     t->node = NULL;
     t->grad = NULL;
+    t->grad_pooled = 0;
     t->is_param = 0;
     t->requires_grad = (uint8_t)(requires_grad != 0);
     return t;

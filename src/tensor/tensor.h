@@ -35,6 +35,7 @@ typedef struct it_tensor {
     float *grad;             /* (n) dL/d(this); NULL until needed; parameters bring their own */
     uint8_t requires_grad;   /* a gradient must reach this tensor (trainable or depends on one) */
     uint8_t is_param;        /* leaf owned outside the context (weights) */
+    uint8_t grad_pooled;     /* grad comes from the context's gradient pool (freed in backward) */
     it_node *node;           /* operation that produced it; NULL for leaves and in no-grad mode */
     const char *name;        /* parameters: checkpoint key; others: optional */
 } it_tensor;
@@ -42,6 +43,7 @@ typedef struct it_tensor {
 /* ---------------------------------------------------------------- context */
 
 typedef struct it_ctx_block it_ctx_block;
+typedef struct it_pool_buf it_pool_buf;
 
 /* A position in the context: memory and tape both return to it on release. */
 typedef struct it_mark {
@@ -58,8 +60,12 @@ typedef struct it_ctx {
     size_t used;             /* bytes handed out since the last reset */
     size_t peak;             /* largest `used` since init (or it_ctx_reset_peak) */
     size_t reserved;         /* bytes held in blocks, used or spare */
+    it_pool_buf *pool_live;  /* gradient buffers in use */
+    it_pool_buf *pool_free;  /* gradient buffers kept for reuse */
+    size_t pool_used;        /* bytes of live gradient buffers (counted in peak) */
     it_node *tape;           /* newest recorded node (autograd.c) */
     int grad_enabled;        /* 0: no nodes are recorded, no activations saved */
+    int saw_trainable;       /* set when an op in no-grad mode saw an input requiring grad */
     int training;            /* dropout active when set */
     uint64_t seed;           /* dropout and other stochastic ops */
     uint64_t rng_offset;     /* advanced by every stochastic op */
@@ -86,6 +92,12 @@ void *it_ctx_fail(it_ctx *ctx, it_status code, const char *fmt, ...)
  * recorded failure) when out of memory. */
 void *it_ctx_alloc(it_ctx *ctx, size_t bytes);
 void *it_ctx_calloc(it_ctx *ctx, size_t bytes);
+
+/* Gradient buffers of activations: zeroed, freed individually (backward
+ * frees each one as soon as its node has consumed it, so they do not pile
+ * up on the stack); reset reclaims any left over. */
+float *it_ctx_grad_alloc(it_ctx *ctx, int64_t n);
+void it_ctx_grad_free(it_ctx *ctx, float *g);
 
 /* Scopes: everything allocated (and recorded on the tape) after the mark is
  * dropped by release. keep() releases and returns a copy of one tensor,
