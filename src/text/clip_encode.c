@@ -293,9 +293,11 @@ static size_t match_added(const it_clip_tokenizer *tok, const uint32_t *cps, siz
                           int normalized, int32_t *id)
 {
     size_t best = 0;
+    uint32_t c = cps[i];
+    if (c < 128 ? !tok->starts_ascii[normalized][c] : !tok->starts_other[normalized]) return 0;
     for (int k = 0; k < tok->n_added; k++) {
         const clip_added *a = &tok->added[k];
-        if (a->normalized != normalized || a->n > n - i || a->n <= best) continue;
+        if (a->normalized != normalized || a->n > n - i || a->n <= best || a->cps[0] != cps[i]) continue;
         if (memcmp(a->cps, cps + i, a->n * sizeof *cps) == 0) {
             best = a->n;
             *id = a->id;

@@ -34,6 +34,10 @@ struct it_clip_tokenizer {
     int model_max_length;
     clip_added added[CLIP_MAX_ADDED];
     int n_added;
+    /* Whether a special token of kind k (0 raw, 1 normalised) may start with
+     * an ASCII character c / with a non-ASCII one: skips most positions. */
+    uint8_t starts_ascii[2][128];
+    uint8_t starts_other[2];
     /* Word cache: word bytes -> index into cache_spans; guarded by lock. */
     pthread_mutex_t lock;
     it_strmap cache;

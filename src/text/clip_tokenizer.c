@@ -224,6 +224,8 @@ static it_status add_special(it_err *err, it_clip_tokenizer *tok, const special_
         n = nn;
     }
     *a = (clip_added){cps, n, id, sp->normalized};
+    if (n && cps[0] < 128) tok->starts_ascii[sp->normalized][cps[0]] = 1;
+    else if (n) tok->starts_other[sp->normalized] = 1;
     tok->n_added++;
     return IT_OK;
 }
