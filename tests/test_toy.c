@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "base/mem.h"
+#include "base/rng.h"
 #include "toy/characters.h"
 #include "toy/creature.h"
 #include "toy/raster.h"
@@ -50,6 +51,60 @@ IT_TEST(toy_raster_coverage) {
     IT_CHECK_NEAR(it_shape_sdf(&e1, 12, 0), 2.0, 0.05);
     IT_CHECK_NEAR(it_shape_sdf(&e1, 0, 6), 1.0, 0.05);
     it_canvas_free(&c);
+}
+
+/* The fast fill (skips outside, no distances inside) against the plain
+ * reference, on random shapes of every kind, clipped and cut, with outlines,
+ * shading and patterns. */
+IT_TEST(toy_raster_fast_fill_matches_reference) {
+    it_err e;
+    it_canvas a, b;
+    IT_REQUIRE_OK(it_canvas_init(&e, &a, 48, 40), &e);
+    IT_REQUIRE_OK(it_canvas_init(&e, &b, 48, 40), &e);
+    it_rng r;
+    it_rng_init(&r, 5);
+    double worst = 0;
+    int mask_diff = 0;
+    for (int i = 0; i < 1200; i++) {
+        float cx = 48 * it_rng_float(&r), cy = 40 * it_rng_float(&r), rx = 1 + 20 * it_rng_float(&r),
+              ry = 1 + 20 * it_rng_float(&r), ang = 3 * it_rng_float(&r);
+        it_shape s, clip = it_shape_halfplane(cx, cy, it_rng_float(&r) - 0.5f, 1), cut = it_shape_circle(cx + 3, cy, rx / 2);
+        float tri[] = {cx, cy - ry, cx + rx, cy + ry, cx - rx, cy + ry * 0.5f, cx - 2, cy};
+        switch (i % 6) {
+        case 0: s = it_shape_ellipse(cx, cy, rx, ry, ang); break;
+        case 1: s = it_shape_rrect(cx, cy, rx, ry, 3, ang); break;
+        case 2: s = it_shape_capsule(cx, cy, cx + rx, cy - ry, 0.5f + ry / 4); break;
+        case 3: s = it_shape_poly(tri, 4); break;
+        case 4: s = it_shape_arc(cx, cy, rx, ang, ang + 2.5f, 1.5f); break;
+        default: s = it_shape_circle(cx, cy, rx); break;
+        }
+        if (i % 4 == 1) s.clip = &clip;
+        if (i % 5 == 2) s.cut = &cut;
+        s.grow = (i % 3) * 0.7f;
+        const uint8_t c0[3] = {200, 30, 90};
+        it_paint p = it_paint_solid(c0, (uint8_t)(i & 127));
+        p.kind = (it_paint_kind)(i % 4); /* solid, linear, stripes, dots: no leather rim */
+        p.c1[1] = 1.0f;
+        p.dx = 0.05f;
+        p.dy = 0.02f;
+        p.period = 4;
+        p.duty = 0.4f;
+        p.radius = 1.2f;
+        p.shade = (i % 2) * 0.35f;
+        p.outline = (i % 3) * 0.6f;
+        p.alpha = i % 7 ? 1.0f : 0.4f;
+        it_raster_fill(&a, &s, &p);
+        it_raster_fill_ref(&b, &s, &p);
+        double d = it_test_max_abs_diff(a.rgb, b.rgb, 48 * 40 * 3);
+        if (d > worst) worst = d;
+        mask_diff += memcmp(a.mask, b.mask, 48 * 40) != 0;
+        memcpy(a.rgb, b.rgb, sizeof(float) * 48 * 40 * 3); /* compare each fill alone */
+        memcpy(a.mask, b.mask, 48 * 40);
+    }
+    IT_CHECK(worst < 1e-5);
+    IT_CHECK_INT(mask_diff, 0);
+    it_canvas_free(&a);
+    it_canvas_free(&b);
 }
 
 IT_TEST(toy_sample_is_per_index) {

@@ -6,6 +6,7 @@
 #include <sys/wait.h>
 
 #include "base/fileio.h"
+#include "base/mem.h"
 #include "toy/scenario.h"
 #include "test.h"
 
@@ -21,7 +22,7 @@ static json_t *load(it_test_ctx *t, const char *dir, const char *name)
 
 static int has_file(const char *dir, const char *sub, const char *stem, const char *ext)
 {
-    char p[1024];
+    char p[2048];
     snprintf(p, sizeof p, "%s/%s/%s%s", dir, sub, stem, ext);
     return it_file_exists(p);
 }
@@ -53,7 +54,7 @@ static void check_folder(it_test_ctx *t, const char *dir, int n_train, int n_ref
     IT_CHECK_INT(json_array_size(refs), n_refs);
     for (int k = 0; k < (int)json_array_size(refs); k++) {
         json_t *r = json_array_get(refs, k);
-        char tag[8];
+        char tag[16];
         snprintf(tag, sizeof tag, "[%d]", k + 1);
         IT_CHECK(strstr(text, tag) != NULL);
         IT_CHECK_INT(json_integer_value(json_object_get(r, "n")), k + 1);
@@ -183,4 +184,54 @@ IT_TEST(toy_cli_render_and_refusal) {
     it_free(msg);
     snprintf(cmd, sizeof cmd, "%s toy render --n 1 --out %s --character vincent --purpose eval -q", bin, out);
     IT_CHECK_INT(system(cmd), 0);
+}
+
+/* Runs `intenttuner ARGS`, stdout+stderr into a temp file; returns the exit code. */
+static int run_cli(it_test_ctx *t, const char *args, const char *outname)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", getenv("IT_BIN"), args, it_test_tmp(t, outname));
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+IT_TEST(toy_cli_list_and_errors) {
+    IT_REQUIRE(getenv("IT_BIN") != NULL);
+    IT_CHECK_INT(run_cli(t, "toy list --json", "list.json"), 0);
+    json_error_t je;
+    json_t *j = json_load_file(it_test_tmp(t, "list.json"), 0, &je);
+    IT_REQUIRE(j);
+    IT_CHECK(json_array_size(json_object_get(j, "characters")) >= 12);
+    IT_CHECK_INT(json_array_size(json_object_get(j, "scenarios")), 3);
+    IT_CHECK_INT(json_array_size(json_object_get(json_object_get(j, "attributes"), "pose")), 4);
+    json_decref(j);
+    static const struct {
+        const char *args;
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {"toy render --n 1 --out X --filter hair", 2, "filter: expected key=value, got 'hair'"},
+        {"toy render --n 1 --out X --filter pose=landing", 2, "pose 'landing' is held out of pretraining data"},
+        {"toy render --n 1 --out X --character nobody", 2, "unknown character 'nobody'"},
+        {"toy render --n 0 --out X", 2, "--n must be in 1..100000000"},
+        {"toy render --n 1 --out X --purpose train", 2, "--purpose must be pretrain, finetune or eval"},
+        {"toy scenario nope --out X", 1, "unknown scenario 'nope'"},
+        {"toy scenario vincent", 2, "--out DIR is required"},
+        {"toy frobnicate", 2, "unknown toy subcommand 'frobnicate'"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[1024];
+        const char *x = strstr(cases[i].args, " X");
+        if (x)
+            snprintf(args, sizeof args, "%.*s %s%s", (int)(x - cases[i].args), cases[i].args, it_test_tmp(t, "x"), x + 2);
+        else
+            snprintf(args, sizeof args, "%s", cases[i].args);
+        IT_CHECK_INT(run_cli(t, args, "err.txt"), cases[i].rc);
+        uint8_t *msg;
+        size_t n;
+        it_err e;
+        IT_REQUIRE_OK(it_file_read(&e, &msg, &n, it_test_tmp(t, "err.txt"), 1 << 16), &e);
+        IT_CHECK_CONTAINS((const char *)msg, cases[i].msg);
+        it_free(msg);
+    }
 }

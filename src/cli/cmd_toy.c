@@ -217,8 +217,12 @@ static json_t *list_json(void)
     for (int a = 0; a < IT_TOY_N_ATTRS; a++) {
         const it_toy_attr_info *ai = it_toy_attr_get(a);
         json_t *vals = json_array();
-        for (int v = 0; v < ai->n_values; v++)
-            json_array_append_new(vals, json_pack("{s:s, s:s}", "name", ai->values[v].name, "words", ai->values[v].words));
+        for (int v = 0; v < ai->n_values; v++) {
+            const it_toy_value *tv = &ai->values[v];
+            json_t *o = json_pack("{s:s, s:s}", "name", tv->name, "words", tv->words);
+            if (o && ai->is_colour) json_object_set_new(o, "rgb", json_pack("[iii]", tv->rgb[0], tv->rgb[1], tv->rgb[2]));
+            json_array_append_new(vals, o);
+        }
         json_object_set_new(attrs, ai->name, vals);
     }
     for (int i = 0; i < it_toy_character_count(); i++) {
@@ -244,15 +248,14 @@ static int toy_list(int argc, char **argv)
     if (rc >= 0) return rc;
     if (it_common.json) {
         json_t *j = list_json();
-        char *s = j ? json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER) : NULL;
+        int bad = !j || json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) != 0;
         json_decref(j);
-        if (!s) {
+        if (bad) {
             it_err err;
             it_err_set(&err, IT_ERR_NOMEM, "out of memory");
             return it_cli_fail(&err);
         }
-        puts(s);
-        free(s);
+        putchar('\n');
         return 0;
     }
     printf("attributes:\n");

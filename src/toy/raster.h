@@ -100,5 +100,7 @@ void it_rgb_set(float dst[3], const uint8_t rgb[3]);
 
 /* Draws shape s with paint p onto the canvas. */
 void it_raster_fill(it_canvas *c, const it_shape *s, const it_paint *p);
+/* Plain reference of it_raster_fill (every pixel, full distance): tests. */
+void it_raster_fill_ref(it_canvas *c, const it_shape *s, const it_paint *p);
 
 #endif

@@ -22,6 +22,18 @@
 
 /* ------------------------------------------------------------ one image */
 
+/* Serialises j into an it_malloc'd string (json_dumps would use jansson's
+ * allocator, which another module may redirect). */
+static char *dump_json(const json_t *j)
+{
+    size_t flags = JSON_INDENT(1) | JSON_PRESERVE_ORDER, n = json_dumpb(j, NULL, 0, flags);
+    char *s = n ? it_malloc(n + 1) : NULL;
+    if (!s) return NULL;
+    json_dumpb(j, s, n, flags);
+    s[n] = 0;
+    return s;
+}
+
 static json_t *caption_list(it_err *err, const it_toy_attrs *a, it_toy_caption_style st, int n,
                             const it_toy_write_opts *o)
 {
@@ -94,11 +106,11 @@ it_status it_toy_write_sample(it_err *err, it_toy_renderer *r, const it_toy_attr
         json_decref(j);
         return it_err_set(err, IT_ERR_NOMEM, "%s: building the truth JSON failed", stem);
     }
-    char *s = json_dumps(j, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    char *s = dump_json(j);
     json_decref(j);
     if (!s) return it_err_set(err, IT_ERR_NOMEM, "%s: serialising the truth JSON failed", stem);
     it_status st2 = write_text(err, dir, stem, ".json", s);
-    free(s);
+    it_free(s);
     return st2;
 }
 
@@ -142,11 +154,11 @@ static json_t *ref_json(int n, const char *image, const int box[4])
 static it_status write_json(sctx *s, const char *name, json_t *j)
 {
     if (!j) return it_err_set(s->err, IT_ERR_NOMEM, "%s: building JSON failed", name);
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+    char *text = dump_json(j);
     json_decref(j);
     if (!text) return it_err_set(s->err, IT_ERR_NOMEM, "%s: serialising JSON failed", name);
     it_status st = write_text(s->err, s->dir, name, "", text);
-    free(text);
+    it_free(text);
     return st;
 }
 

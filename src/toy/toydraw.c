@@ -595,9 +595,9 @@ static void draw_marking(dctx *d)
     }
     case IT_TOY_MARK_FRECKLES:
         for (int side = -1; side <= 1; side += 2)
-            for (int i = 0; i < 3 && n < 4; i++) {
+            for (int i = 0; i < 3; i++) {
                 float fx = s->hcx + d->fs + side * s->hrx * (0.5f + 0.12f * (i == 1)), fy = cy - 1.5f + 2.2f * i;
-                it_shape f = E(&d->t, fx + side * (i == 2 ? 2.2f : 0), fy, 1.1f, 1.1f, 0);
+                it_shape f = E(&d->t, fx + side * (i == 2 ? 2.2f : 0), fy, 1.35f, 1.35f, 0);
                 fill(d, &f, &p);
             }
         break;
@@ -708,8 +708,8 @@ static void draw_hair_front(dctx *d)
         }
     } else {
         for (int side = -1; side <= 1; side += 2) {
-            it_shape lock = Cap(&d->t, hx + side * (rx - 1.5f), hy - ry * 0.3f, hx + side * (rx + 0.5f),
-                                hy + ry * 1.3f, 3.6f);
+            it_shape lock = Cap(&d->t, hx + side * (rx + 0.3f), hy - ry * 0.3f, hx + side * (rx + 1.5f),
+                                hy + ry * 1.3f, 3.0f);
             fill(d, &lock, &p);
         }
     }
@@ -806,6 +806,23 @@ static void vgrad(it_canvas *cv, int y0, int y1, const uint8_t top[3], const uin
     }
 }
 
+/* A full-width horizontal band centred on yc, half height hh, blended with
+ * alpha; per-row coverage is the exact overlap, so it is anti-aliased
+ * without per-pixel distances (backgrounds are a third of the work). */
+static void hband(it_canvas *cv, float yc, float hh, const uint8_t c[3], float alpha)
+{
+    int y0 = (int)floorf(yc - hh), y1 = (int)ceilf(yc + hh);
+    for (int y = y0 < 0 ? 0 : y0; y < y1 && y < cv->h; y++) {
+        float cov = fminf((float)y + 1.0f, yc + hh) - fmaxf((float)y, yc - hh);
+        if (cov <= 0) continue;
+        cov *= alpha;
+        float col[3] = {c[0] / 255.0f, c[1] / 255.0f, c[2] / 255.0f};
+        float *row = cv->rgb + (size_t)y * cv->w * 3;
+        for (int x = 0; x < cv->w; x++)
+            for (int k = 0; k < 3; k++) row[3 * x + k] += (col[k] - row[3 * x + k]) * cov;
+    }
+}
+
 static void bg_paint(it_canvas *cv, const it_shape *s, const uint8_t c[3], float alpha)
 {
     it_paint p = it_paint_solid(c, 0);
@@ -861,13 +878,9 @@ static void draw_background(it_canvas *cv, int kind, uint32_t detail, float grou
         const uint8_t ft[3] = {170, 120, 75}, fb[3] = {140, 95, 55}, line[3] = {105, 70, 40};
         vgrad(cv, 0, hz, wall, wall2);
         vgrad(cv, hz, cv->h, ft, fb);
-        for (float y = hz + 5.0f * u; y < H; y += 7.0f * u) {
-            it_shape l = it_shape_rrect(W / 2, y, W, 0.45f * u, 0, 0);
-            bg_paint(cv, &l, line, 0.8f);
-        }
-        it_shape skirting = it_shape_rrect(W / 2, (float)hz, W, 1.2f * u, 0, 0);
+        for (float y = hz + 5.0f * u; y < H; y += 7.0f * u) hband(cv, y, 0.45f * u, line, 0.8f);
         const uint8_t sk[3] = {250, 250, 245};
-        bg_paint(cv, &skirting, sk, 1.0f);
+        hband(cv, (float)hz, 1.2f * u, sk, 1.0f);
         float wx = W * (0.15f + 0.7f * it_rng_float(&r)), wy = H * 0.22f;
         const uint8_t frame[3] = {250, 250, 250}, pane[3] = {160, 205, 240};
         it_shape f = it_shape_rrect(wx, wy, 13 * u, 11 * u, 1.0f * u, 0);
@@ -892,10 +905,7 @@ static void draw_background(it_canvas *cv, int kind, uint32_t detail, float grou
         cut = it_shape_circle(mx + 3.5f * u, my - 2.0f * u, 6.5f * u);
         moon.cut = &cut;
         bg_paint(cv, &moon, star, 1.0f);
-        it_shape ground = it_shape_rrect(W / 2, hz + (H - hz) / 2 + 2 * u, W * 0.75f, (H - hz) / 2 + 2 * u, 6 * u, 0);
-        it_shape g2 = it_shape_rrect(W / 2, H, W, H - hz, 0, 0);
-        bg_paint(cv, &ground, hill, 1.0f);
-        bg_paint(cv, &g2, hill, 1.0f);
+        hband(cv, 0.5f * (hz + H), 0.5f * (H - hz), hill, 1.0f);
         break;
     }
     default: {
@@ -921,6 +931,9 @@ int it_toy_part_find(const char *name)
     return -1;
 }
 
+/* One pass per row that bins pixels by mask value (a creature has a dozen
+ * distinct values), then spreads each value's count and x extent over its
+ * bits: no per-pixel bit loop. */
 void it_toy_truth_from_mask(it_toy_truth *t, const uint8_t *mask, int w, int h)
 {
     int b[IT_TOY_N_PARTS][4];
@@ -930,20 +943,33 @@ void it_toy_truth_from_mask(it_toy_truth *t, const uint8_t *mask, int w, int h)
         b[p][2] = b[p][3] = -1;
         t->pixels[p] = 0;
     }
+    int cnt[256], first[256], last[256], seen[256];
+    memset(cnt, 0, sizeof cnt);
     for (int y = 0; y < h; y++) {
         const uint8_t *row = mask + (size_t)y * w;
+        int n_seen = 0;
         for (int x = 0; x < w; x++) {
-            unsigned m = row[x];
-            while (m) {
+            int v = row[x];
+            if (!v) continue;
+            if (!cnt[v]) {
+                seen[n_seen++] = v;
+                first[v] = x;
+            }
+            cnt[v]++;
+            last[v] = x;
+        }
+        for (int i = 0; i < n_seen; i++) {
+            int v = seen[i];
+            for (unsigned m = (unsigned)v; m; m &= m - 1) {
                 int p = __builtin_ctz(m);
-                m &= m - 1;
                 if (p >= IT_TOY_N_PARTS) continue;
-                t->pixels[p]++;
-                if (x < b[p][0]) b[p][0] = x;
-                if (x > b[p][2]) b[p][2] = x;
+                t->pixels[p] += cnt[v];
+                if (first[v] < b[p][0]) b[p][0] = first[v];
+                if (last[v] > b[p][2]) b[p][2] = last[v];
                 if (y < b[p][1]) b[p][1] = y;
                 if (y > b[p][3]) b[p][3] = y;
             }
+            cnt[v] = 0;
         }
     }
     for (int p = 0; p < IT_TOY_N_PARTS; p++) {
@@ -1021,9 +1047,9 @@ it_status it_toy_render(it_err *err, it_toy_renderer *r, const it_toy_attrs *a, 
     it_paint head = part_paint(d.skin, IT_TOY_BIT(IT_TOY_PART_FACE) | IT_TOY_BIT(IT_TOY_PART_BODY));
     fill(&d, &d.head, &head);
     draw_accessory(&d, 1);
+    draw_marking(&d); /* under the eyes, so that eye count always reads */
     draw_eyes(&d);
     draw_mouth(&d);
-    draw_marking(&d);
     draw_hair_front(&d);
     draw_hat(&d);
 
