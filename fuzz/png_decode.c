@@ -2,26 +2,33 @@
  *
  * Feeds arbitrary bytes to it_png_probe and it_png_decode (codecs.h). Any
  * crash, sanitizer report, leak of it_malloc blocks (checked after every
- * input) or a success without a plausible image is a finding. */
+ * input) or a success without a plausible image is a finding. Inputs whose
+ * header declares more than FUZZ_MAX_PIXELS are only probed: decoding a
+ * legal 100M-pixel image from a few hundred bytes takes seconds (libjpeg
+ * fills missing data) and would only make the fuzzer time out; the size
+ * limits themselves are unit-tested. */
 #include <stdint.h>
 #include <stdlib.h>
 
 #include "base/mem.h"
 #include "image/codecs.h"
 
+#define FUZZ_MAX_PIXELS (1L << 22)
+
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     size_t live = it_mem_live_blocks();
     it_err err;
     it_image_info info;
-    (void)it_png_probe(&err, &info, data, size);
+    if (it_png_probe(&err, &info, data, size) == IT_OK && (long)info.w * info.h > FUZZ_MAX_PIXELS)
+        return 0;
     it_image img;
     if (it_png_decode(&err, &img, data, size) == IT_OK) {
         if (!img.data || img.w <= 0 || img.h <= 0 || img.c < 1 || img.c > 4) abort();
-        /* Touch every byte so that uninitialised or short buffers show up. */
-        unsigned sum = 0;
-        for (size_t i = 0; i < (size_t)img.w * img.h * img.c; i++) sum += img.data[i];
-        (void)sum;
+        /* First and last byte: ASan reports a buffer shorter than w*h*c. */
+        volatile uint8_t edge = img.data[0];
+        edge = img.data[(size_t)img.w * img.h * img.c - 1];
+        (void)edge;
         it_image_free(&img);
     } else if (img.data || err.msg[0] == 0) {
         abort(); /* failures must leave no image and must say why */

@@ -350,6 +350,21 @@ IT_TEST(image_decode_bad_headers) {
     expect_fail(t, vp8x, sizeof vp8x, "webp 20000x20000 canvas", "exceeds the limit");
 }
 
+IT_TEST(image_decode_limit) {
+    size_t n = 0;
+    uint8_t *buf = fixture_bytes(t, "image/jpeg_orient6.jpg", &n);
+    IT_REQUIRE(buf);
+    it_err e;
+    it_image img;
+    IT_CHECK_INT(it_image_decode_limit(&e, &img, buf, n, 16 * 24 - 1), IT_ERR_RANGE);
+    IT_CHECK_STR(e.msg, "jpeg image is 16x24, more than the limit of 383 pixels");
+    IT_CHECK(img.data == NULL);
+    IT_CHECK_OK(it_image_decode_limit(&e, &img, buf, n, 16 * 24), &e);
+    IT_CHECK(img.w == 16 && img.h == 24);
+    it_image_free(&img);
+    it_free(buf);
+}
+
 IT_TEST(image_decode_out_of_memory) {
     static const char *files[] = {"image/png_p_trns.png", "image/png_rgba16_interlaced.png",
                                   "image/jpeg_orient6.jpg", "image/webp_lossy_alpha.webp"};

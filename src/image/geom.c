@@ -40,20 +40,55 @@ void it_image_flip_v(it_image *img)
     }
 }
 
-/* Output pixel (x, y) of an orientation reads input pixel (sx, sy). The
- * table is in terms of the output size (ow, oh): for the transposing
- * orientations 5-8 ow = in.h, oh = in.w. */
-static void orient_src(int o, int x, int y, int ow, int oh, int *sx, int *sy)
+static inline void copy_px(uint8_t *d, const uint8_t *s, int c)
 {
-    switch (o) {
-    case 2: *sx = ow - 1 - x; *sy = y; break;            /* flip left-right */
-    case 3: *sx = ow - 1 - x; *sy = oh - 1 - y; break;   /* rotate 180 */
-    case 4: *sx = x; *sy = oh - 1 - y; break;            /* flip top-bottom */
-    case 5: *sx = y; *sy = x; break;                     /* transpose */
-    case 6: *sx = y; *sy = ow - 1 - x; break;            /* rotate 90 cw */
-    case 7: *sx = oh - 1 - y; *sy = ow - 1 - x; break;   /* transverse */
-    case 8: *sx = oh - 1 - y; *sy = x; break;            /* rotate 90 ccw */
-    default: *sx = x; *sy = y; break;
+    switch (c) {
+    case 4: d[3] = s[3]; /* fall through */
+    case 3: d[2] = s[2]; /* fall through */
+    case 2: d[1] = s[1]; /* fall through */
+    default: d[0] = s[0];
+    }
+}
+
+/* Orientations 2-4 keep rows as rows: whole-row copies, reversed for 2, 3. */
+static void orient_rows(it_image *out, const it_image *in, int o)
+{
+    int w = in->w, h = in->h, c = in->c;
+    size_t stride = (size_t)w * c;
+    for (int y = 0; y < h; y++) {
+        int sy = o == 2 ? y : h - 1 - y;
+        const uint8_t *src = in->data + (size_t)sy * stride;
+        uint8_t *dst = out->data + (size_t)y * stride;
+        if (o == 4) {
+            memcpy(dst, src, stride);
+            continue;
+        }
+        for (int x = 0; x < w; x++) copy_px(dst + (size_t)x * c, src + (size_t)(w - 1 - x) * c, c);
+    }
+}
+
+/* Orientations 5-8 transpose: output (x, y) reads input column sx(y) at row
+ * sy(x). Done in 64x64 tiles so that reads and writes both stay in cache
+ * (a naive column walk is ~10x slower on large images). */
+#define ORIENT_TILE 64
+static void orient_transpose(it_image *out, const it_image *in, int o)
+{
+    int ow = out->w, oh = out->h, c = in->c;
+    int flip_sx = o == 7 || o == 8;  /* sx = oh - 1 - y instead of y */
+    int flip_sy = o == 6 || o == 7;  /* sy = ow - 1 - x instead of x */
+    for (int by = 0; by < oh; by += ORIENT_TILE) {
+        int ey = by + ORIENT_TILE < oh ? by + ORIENT_TILE : oh;
+        for (int bx = 0; bx < ow; bx += ORIENT_TILE) {
+            int ex = bx + ORIENT_TILE < ow ? bx + ORIENT_TILE : ow;
+            for (int y = by; y < ey; y++) {
+                int sx = flip_sx ? oh - 1 - y : y;
+                uint8_t *dst = out->data + ((size_t)y * ow + bx) * c;
+                for (int x = bx; x < ex; x++, dst += c) {
+                    int sy = flip_sy ? ow - 1 - x : x;
+                    copy_px(dst, in->data + ((size_t)sy * in->w + sx) * c, c);
+                }
+            }
+        }
     }
 }
 
@@ -63,18 +98,9 @@ it_status it_image_orient(it_err *err, it_image *out, const it_image *in, int or
     int swap = o >= 5;
     int ow = swap ? in->h : in->w, oh = swap ? in->w : in->h, c = in->c;
     IT_TRY(it_image_alloc(err, out, ow, oh, c));
-    if (o == 1) {
-        memcpy(out->data, in->data, (size_t)ow * oh * c);
-        return IT_OK;
-    }
-    for (int y = 0; y < oh; y++) {
-        uint8_t *dst = out->data + (size_t)y * ow * c;
-        for (int x = 0; x < ow; x++) {
-            int sx, sy;
-            orient_src(o, x, y, ow, oh, &sx, &sy);
-            memcpy(dst + (size_t)x * c, in->data + ((size_t)sy * in->w + sx) * c, (size_t)c);
-        }
-    }
+    if (o == 1) memcpy(out->data, in->data, (size_t)ow * oh * c);
+    else if (o <= 4) orient_rows(out, in, o);
+    else orient_transpose(out, in, o);
     return IT_OK;
 }
 

@@ -58,6 +58,12 @@ const char *it_image_format_name(it_image_format f);
  * orientation applied. */
 it_status it_image_decode(it_err *err, it_image *out, const uint8_t *data, size_t n);
 it_status it_image_probe(it_err *err, it_image_info *info, const uint8_t *data, size_t n);
+/* Decode with a tighter pixel budget (e.g. for uploads): the header is
+ * probed first and images above max_pixels are refused with IT_ERR_RANGE
+ * before any pixel work. A JPEG of a few hundred bytes may legally declare
+ * 100M pixels, which libjpeg then fills in seconds. */
+it_status it_image_decode_limit(it_err *err, it_image *out, const uint8_t *data, size_t n,
+                                long max_pixels);
 it_status it_image_load(it_err *err, it_image *out, const char *path);
 it_status it_image_info_file(it_err *err, it_image_info *info, const char *path);
 

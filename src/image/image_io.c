@@ -56,6 +56,18 @@ it_status it_image_decode(it_err *err, it_image *out, const uint8_t *data, size_
     }
 }
 
+it_status it_image_decode_limit(it_err *err, it_image *out, const uint8_t *data, size_t n,
+                                long max_pixels)
+{
+    memset(out, 0, sizeof *out);
+    it_image_info info;
+    IT_TRY(it_image_probe(err, &info, data, n));
+    if ((long long)info.w * info.h > max_pixels)
+        return it_err_set(err, IT_ERR_RANGE, "%s image is %dx%d, more than the limit of %ld pixels",
+                          it_image_format_name(info.format), info.w, info.h, max_pixels);
+    return it_image_decode(err, out, data, n);
+}
+
 it_status it_image_probe(it_err *err, it_image_info *info, const uint8_t *data, size_t n)
 {
     memset(info, 0, sizeof *info);
