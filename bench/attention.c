@@ -3,14 +3,16 @@
  * (F.scaled_dot_product_attention and the naive softmax(QK^T)V) run by
  * tools/bench_attention.py with the same thread count in the same run.
  *
- * Usage: build/bench/attention [--quick] [--shape NAME] [--reps N]
- *   --quick     toy shapes only (seconds instead of minutes)
+ * Usage: build/bench/attention [--quick] [--shape NAME] [--reps N] [--one-thread]
+ *   --quick       toy shapes only (seconds instead of minutes)
+ *   --one-thread  also time ours on one thread
+ * Columns: wall-clock median ms, process CPU ms (all threads; robust when
+ * other programs share the cores), GFLOPS from the wall-clock time.
  * Environment: OMP_NUM_THREADS sets the thread count of both sides.
  *
  * Correctness first: each shape's forward (first batch and head, to keep the
  * double-precision reference affordable) and, at the small shapes, the
  * backward are compared with the reference kernels before timing. */
-#include <cblas.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -22,9 +24,6 @@
 #include "base/rng.h"
 #include "base/threads.h"
 #include "tensor/attention.h"
-
-void openblas_set_num_threads(int n);
-int openblas_get_num_threads(void);
 
 typedef struct shape {
     const char *name;
@@ -40,10 +39,10 @@ static const shape SHAPES[] = {
     {"clip_text", 2, 8, 77, 77, 64, 1, 1},      /* causal text encoder */
 };
 
-static double now_ms(void)
+static double clock_ms(clockid_t id)
 {
     struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
+    clock_gettime(id, &ts);
     return ts.tv_sec * 1e3 + ts.tv_nsec / 1e6;
 }
 
@@ -98,30 +97,28 @@ static int check(const shape *s, const it_attn_desc *d, bufs *x)
     return eo < 1e-5 && eg < 1e-5;
 }
 
-typedef enum { MODE_INSIDE = 0, MODE_SET1 = 1 } blas_mode;
-
-static double time_fwd(const it_attn_desc *d, bufs *x, int reps, blas_mode mode, int bwd)
+/* Median wall-clock ms of forward (and backward) over reps after one
+ * warm-up; *cpu gets the median process CPU ms (all threads), which stays
+ * meaningful when other processes compete for the cores. */
+static double time_run(const it_attn_desc *d, bufs *x, int reps, int bwd, double *cpu)
 {
     it_err e;
-    double t[32];
-    int saved = openblas_get_num_threads();
+    double t[32], c[32];
     for (int r = -1; r < reps; r++) { /* r = -1: warm-up */
-        if (mode == MODE_SET1) openblas_set_num_threads(1);
-        double t0 = now_ms();
+        double t0 = clock_ms(CLOCK_MONOTONIC), c0 = clock_ms(CLOCK_PROCESS_CPUTIME_ID);
         it_attn_forward(&e, x->o, bwd ? x->lse : NULL, x->q, x->k, x->v, d);
         if (bwd) it_attn_backward(&e, x->dq, x->dk, x->dv, x->dout, x->q, x->k, x->v, x->o, x->lse, d);
-        double t1 = now_ms();
-        if (mode == MODE_SET1) openblas_set_num_threads(saved);
-        if (r >= 0) t[r] = t1 - t0;
+        if (r >= 0) t[r] = clock_ms(CLOCK_MONOTONIC) - t0, c[r] = clock_ms(CLOCK_PROCESS_CPUTIME_ID) - c0;
     }
+    *cpu = median(c, reps);
     return median(t, reps);
 }
 
 static void row(const char *shape, const char *impl, double flops_f, double flops_fb, double f_ms,
-                double fb_ms)
+                double f_cpu, double fb_ms, double fb_cpu)
 {
-    printf("%-11s %-24s %9.2f %8.1f %11.2f %8.1f\n", shape, impl, f_ms, flops_f / f_ms / 1e6, fb_ms,
-           fb_ms > 0 ? flops_fb / fb_ms / 1e6 : 0.0);
+    printf("%-11s %-14s %9.2f %9.2f %7.1f %11.2f %9.2f %7.1f\n", shape, impl, f_ms, f_cpu,
+           flops_f / f_ms / 1e6, fb_ms, fb_cpu, flops_fb / fb_ms / 1e6);
 }
 
 /* Runs tools/bench_attention.py for one shape and prints its rows. */
@@ -142,13 +139,14 @@ static void reference(const shape *s, double ff, double ffb, int reps)
         return;
     }
     char line[256], impl[64];
-    double f, fb;
+    double f, fb, fc, fbc;
     while (fgets(line, sizeof line, p))
-        if (sscanf(line, "RESULT %63s %lf %lf", impl, &f, &fb) == 3) row(s->name, impl, ff, ffb, f, fb);
+        if (sscanf(line, "RESULT %63s %lf %lf %lf %lf", impl, &f, &fb, &fc, &fbc) == 5)
+            row(s->name, impl, ff, ffb, f, fc, fb, fbc);
     pclose(p);
 }
 
-static int run_shape(const shape *s, int reps)
+static int run_shape(const shape *s, int reps, int threads1)
 {
     it_attn_desc d = it_attn_desc_bhtd(s->B, s->H, s->Tq, s->Tk, s->D);
     d.causal = s->causal;
@@ -166,12 +164,16 @@ static int run_shape(const shape *s, int reps)
     int ok = check(s, &d, &x);
     double ff = it_attn_flops_forward(&d), ffb = ff + it_attn_flops_backward(&d);
     if (ok) {
-        double f = time_fwd(&d, &x, reps, MODE_INSIDE, 0), fb = time_fwd(&d, &x, reps, MODE_INSIDE, 1);
-        row(s->name, "ours", ff, ffb, f, fb);
-        f = time_fwd(&d, &x, reps, MODE_SET1, 0);
-        fb = time_fwd(&d, &x, reps, MODE_SET1, 1);
-        row(s->name, "ours (blas set 1 thread)", ff, ffb, f, fb);
+        double fc, fbc, f = time_run(&d, &x, reps, 0, &fc), fb = time_run(&d, &x, reps, 1, &fbc);
+        row(s->name, "ours", ff, ffb, f, fc, fb, fbc);
         reference(s, ff, ffb, reps);
+        if (threads1) { /* the same on one thread: immune to a busy second core */
+            int saved = it_threads_get();
+            it_threads_set(1);
+            f = time_run(&d, &x, reps, 0, &fc), fb = time_run(&d, &x, reps, 1, &fbc);
+            row(s->name, "ours 1 thread", ff, ffb, f, fc, fb, fbc);
+            it_threads_set(saved);
+        }
     }
     for (int i = 0; i < 4; i++) it_free_aligned(*qs[i]), it_free_aligned(*ks[i]);
     it_free_aligned(x.lse);
@@ -180,27 +182,29 @@ static int run_shape(const shape *s, int reps)
 
 int main(int argc, char **argv)
 {
-    int quick = 0, reps = 0;
+    int quick = 0, reps = 0, threads1 = 0;
     const char *only = NULL;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick")) quick = 1;
         else if (!strcmp(argv[i], "--shape") && i + 1 < argc) only = argv[++i];
+        else if (!strcmp(argv[i], "--one-thread")) threads1 = 1;
         else if (!strcmp(argv[i], "--reps") && i + 1 < argc) reps = atoi(argv[++i]);
         else {
-            fprintf(stderr, "usage: %s [--quick] [--shape NAME] [--reps N]\n", argv[0]);
+            fprintf(stderr, "usage: %s [--quick] [--shape NAME] [--reps N] [--one-thread]\n", argv[0]);
             return 2;
         }
     }
     it_threads_set(0);
     printf("attention: %d threads, blocks %dx%d, medians\n", it_threads_get(), IT_ATTN_BQ, IT_ATTN_BK);
-    printf("%-11s %-24s %9s %8s %11s %8s\n", "shape", "impl", "fwd ms", "GFLOPS", "fwd+bwd ms", "GFLOPS");
+    printf("%-11s %-14s %9s %9s %7s %11s %9s %7s\n", "shape", "impl", "fwd ms", "cpu ms", "GFLOPS",
+           "fwd+bwd ms", "cpu ms", "GFLOPS");
     int ok = 1;
     for (size_t i = 0; i < sizeof SHAPES / sizeof SHAPES[0]; i++) {
         const shape *s = &SHAPES[i];
         if ((quick && !s->quick) || (only && strcmp(only, s->name))) continue;
         int n = reps > 0 ? reps : (s->Tq * (double)s->Tk > 1e6 ? 3 : 15);
         if (n > 32) n = 32;
-        ok &= run_shape(s, n);
+        ok &= run_shape(s, n, threads1);
     }
     return ok ? 0 : 1;
 }

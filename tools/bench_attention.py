@@ -2,7 +2,8 @@
 """bench_attention.py: PyTorch CPU side of bench/attention.c.
 
 Usage: bench_attention.py B H Tq Tk D causal threads reps
-Prints "RESULT <impl> <forward ms> <forward+backward ms>" (medians) for
+Prints "RESULT <impl> <fwd ms> <fwd+bwd ms> <fwd cpu ms> <fwd+bwd cpu ms>"
+(medians of wall-clock and process CPU time) for
 F.scaled_dot_product_attention ("torch_sdpa") and the naive
 softmax(Q K^T * scale) V ("torch_naive") on (B, H, T, D) float32 tensors,
 with torch.set_num_threads(threads)."""
@@ -28,13 +29,15 @@ def sdpa(q, k, v, causal):
 
 
 def timed(fn, reps):
-    fn()  # warm-up
-    t = []
+    """(median wall ms, median process CPU ms) after one warm-up call."""
+    fn()
+    t, c = [], []
     for _ in range(reps):
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         fn()
         t.append((time.perf_counter() - t0) * 1e3)
-    return statistics.median(t)
+        c.append((time.process_time() - c0) * 1e3)
+    return statistics.median(t), statistics.median(c)
 
 
 def main():
@@ -55,7 +58,8 @@ def main():
             o.backward(dout)
             qg.grad = kg.grad = vg.grad = None
 
-        print(f"RESULT {name} {fwd:.3f} {timed(fb, reps):.3f}", flush=True)
+        fbw = timed(fb, reps)
+        print(f"RESULT {name} {fwd[0]:.3f} {fbw[0]:.3f} {fwd[1]:.3f} {fbw[1]:.3f}", flush=True)
 
 
 if __name__ == "__main__":

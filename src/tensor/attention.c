@@ -22,7 +22,6 @@
  * dQ += scale dS K, dK += scale dS^T Q. */
 #include "tensor/attention.h"
 
-#include <cblas.h>
 #include <math.h>
 #include <omp.h>
 #include <string.h>
@@ -131,14 +130,29 @@ double it_attn_flops_forward(const it_attn_desc *d)
 double it_attn_flops_backward(const it_attn_desc *d) { return 2.5 * it_attn_flops_forward(d); }
 
 /* ------------------------------------------------------------------------ */
-/* Row kernels: max, exp(x - m) with sum, scaling                            */
+/* Vector helpers                                                            */
 /* ------------------------------------------------------------------------ */
 
 #ifdef IT_ATTN_AVX2
+typedef __m256 vf;
+#define VW 8
+#define V_LOAD(p) _mm256_loadu_ps(p)
+#define V_STORE(p, x) _mm256_storeu_ps(p, x)
+#define V_SET1(x) _mm256_set1_ps(x)
+#define V_BCAST(p) _mm256_broadcast_ss(p)
+#define V_ZERO() _mm256_setzero_ps()
+#define V_ADD(a, b) _mm256_add_ps(a, b)
+#define V_SUB(a, b) _mm256_sub_ps(a, b)
+#define V_MUL(a, b) _mm256_mul_ps(a, b)
+#define V_MAX(a, b) _mm256_max_ps(a, b)
+#define V_FMA(a, b, c) _mm256_fmadd_ps(a, b, c)
+/* lanes of a equal to -inf replaced by r */
+#define V_IF_NEGINF(a, r) _mm256_blendv_ps(a, r, _mm256_cmp_ps(a, V_SET1(-INFINITY), _CMP_EQ_OQ))
+
 /* exp(x) for 8 floats: Cephes-style range reduction x = n ln2 + r, degree-6
  * polynomial on r, 2^n built in the exponent bits. Relative error about
  * 2 ulp; inputs below -87.3 (including -inf) return exactly 0. */
-static inline __m256 exp8(__m256 x)
+static inline __m256 v_exp(__m256 x)
 {
     const __m256 lo = _mm256_set1_ps(-87.3365447505531f);
     const __m256 hi = _mm256_set1_ps(88.3762626647949f);
@@ -159,95 +173,187 @@ static inline __m256 exp8(__m256 x)
     y = _mm256_mul_ps(y, _mm256_castsi256_ps(e));
     return _mm256_andnot_ps(underflow, y);
 }
-
-static inline float hmax8(__m256 v)
-{
-    __m128 m = _mm_max_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    m = _mm_max_ps(m, _mm_movehl_ps(m, m));
-    m = _mm_max_ss(m, _mm_movehdup_ps(m));
-    return _mm_cvtss_f32(m);
-}
-
-static inline float hsum8(__m256 v)
-{
-    __m128 s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-    s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-    s = _mm_add_ss(s, _mm_movehdup_ps(s));
-    return _mm_cvtss_f32(s);
-}
+#else
+/* Portable path: a "vector" of one float; the compiler vectorises what it can. */
+typedef float vf;
+#define VW 1
+#define V_LOAD(p) (*(p))
+#define V_STORE(p, x) (*(p) = (x))
+#define V_SET1(x) (x)
+#define V_BCAST(p) (*(p))
+#define V_ZERO() 0.0f
+#define V_ADD(a, b) ((a) + (b))
+#define V_SUB(a, b) ((a) - (b))
+#define V_MUL(a, b) ((a) * (b))
+#define V_MAX(a, b) ((a) > (b) ? (a) : (b))
+#define V_FMA(a, b, c) ((a) * (b) + (c))
+#define V_IF_NEGINF(a, r) ((a) == -INFINITY ? (r) : (a))
+static inline float v_exp(float x) { return x < -87.3365447505531f ? 0.0f : expf(x); }
 #endif
 
-static float row_max(const float *x, int n)
+/* Query columns of a block are padded to a multiple of QPAD so that the
+ * micro-kernel's 2-vector tiles always fit; padded columns hold zeros. */
+#define QPAD 16
+#define LDQ IT_ATTN_BQ /* row length of query-major block buffers */
+
+static int round_up(int x, int m) { return (x + m - 1) / m * m; }
+
+/* ------------------------------------------------------------------------ */
+/* Micro-kernel                                                              */
+/* ------------------------------------------------------------------------ */
+
+/* One R x (V vectors) tile of C (+)= A B: A element (r, k) at
+ * A[r*ars + k*aks] (broadcast), B rows of ldb floats (vector loads). Forced
+ * inline so that R <= 6 and V <= 2 are constants and the accumulators are
+ * named registers. The 6 x 2 tile (the classic Haswell sgemm shape) keeps
+ * 12 accumulators, 2 B vectors and a broadcast in the 16 ymm registers: 12
+ * FMAs per 8 loads, enough independent chains for both FMA pipes. */
+static inline __attribute__((always_inline)) void mk_tile(float *C, int ldc, const float *A,
+                                                         ptrdiff_t ars, ptrdiff_t aks,
+                                                         const float *B, int ldb, int K, int acc,
+                                                         const int R, const int V)
 {
-    float m = -INFINITY;
-    int j = 0;
-#ifdef IT_ATTN_AVX2
-    if (n >= 8) {
-        __m256 vm = _mm256_loadu_ps(x);
-        for (j = 8; j + 8 <= n; j += 8) vm = _mm256_max_ps(vm, _mm256_loadu_ps(x + j));
-        m = hmax8(vm);
+    vf c00 = V_ZERO(), c01 = V_ZERO(), c10 = V_ZERO(), c11 = V_ZERO(), c20 = V_ZERO(), c21 = V_ZERO();
+    vf c30 = V_ZERO(), c31 = V_ZERO(), c40 = V_ZERO(), c41 = V_ZERO(), c50 = V_ZERO(), c51 = V_ZERO();
+#define MK_ROWS(X)                                                                       \
+    X(0, c00, c01);                                                                      \
+    if (R > 1) X(1, c10, c11);                                                           \
+    if (R > 2) X(2, c20, c21);                                                           \
+    if (R > 3) X(3, c30, c31);                                                           \
+    if (R > 4) X(4, c40, c41);                                                           \
+    if (R > 5) X(5, c50, c51)
+#define MK_LOAD(r, x0, x1)                                                               \
+    do {                                                                                 \
+        x0 = V_LOAD(C + (ptrdiff_t)(r) * ldc);                                           \
+        if (V > 1) x1 = V_LOAD(C + (ptrdiff_t)(r) * ldc + VW);                           \
+    } while (0)
+#define MK_FMA(r, x0, x1)                                                                \
+    do {                                                                                 \
+        vf ar = V_BCAST(a + (ptrdiff_t)(r) * ars);                                       \
+        x0 = V_FMA(ar, b0, x0);                                                          \
+        if (V > 1) x1 = V_FMA(ar, b1, x1);                                               \
+    } while (0)
+#define MK_STORE(r, x0, x1)                                                              \
+    do {                                                                                 \
+        V_STORE(C + (ptrdiff_t)(r) * ldc, x0);                                           \
+        if (V > 1) V_STORE(C + (ptrdiff_t)(r) * ldc + VW, x1);                           \
+    } while (0)
+    if (acc) {
+        MK_ROWS(MK_LOAD);
     }
-#endif
-    for (; j < n; j++) m = x[j] > m ? x[j] : m;
-    return m;
+    for (int k = 0; k < K; k++) {
+        const float *a = A + (ptrdiff_t)k * aks;
+        const float *b = B + (ptrdiff_t)k * ldb;
+        vf b0 = V_LOAD(b), b1 = V > 1 ? V_LOAD(b + VW) : b0;
+        MK_ROWS(MK_FMA);
+    }
+    MK_ROWS(MK_STORE);
+#undef MK_ROWS
+#undef MK_LOAD
+#undef MK_FMA
+#undef MK_STORE
 }
 
-/* x[j] = exp(x[j] - m) in place; returns the sum. */
-static float row_exp_sum(float *x, int n, float m)
+/* Rows [r0, r1) of one column tile of V vectors: tiles of 6, 4, then 1. */
+static inline __attribute__((always_inline)) void mk_col(float *C, int ldc, const float *A,
+                                                        ptrdiff_t ars, ptrdiff_t aks,
+                                                        const float *B, int ldb, int K, int acc,
+                                                        int r0, int r1, const int V)
 {
-    float s = 0.0f;
-    int j = 0;
-#ifdef IT_ATTN_AVX2
-    __m256 vm = _mm256_set1_ps(m), vs = _mm256_setzero_ps();
-    for (; j + 8 <= n; j += 8) {
-        __m256 e = exp8(_mm256_sub_ps(_mm256_loadu_ps(x + j), vm));
-        _mm256_storeu_ps(x + j, e);
-        vs = _mm256_add_ps(vs, e);
+    int r = r0;
+    for (; r + 6 <= r1; r += 6) mk_tile(C + (ptrdiff_t)r * ldc, ldc, A + r * ars, ars, aks, B, ldb, K, acc, 6, V);
+    if (r + 4 <= r1) {
+        mk_tile(C + (ptrdiff_t)r * ldc, ldc, A + r * ars, ars, aks, B, ldb, K, acc, 4, V);
+        r += 4;
     }
-    s = hsum8(vs);
-#endif
-    for (; j < n; j++) {
-        x[j] = expf(x[j] - m);
-        s += x[j];
-    }
-    return s;
+    for (; r < r1; r++) mk_tile(C + (ptrdiff_t)r * ldc, ldc, A + r * ars, ars, aks, B, ldb, K, acc, 1, V);
 }
 
-static void row_scale(float *x, int n, float a)
+/* Column vectors [v0, v1) for rows [r0, r1): tiles of 2, then 1. */
+static void mk_cols(float *C, int ldc, const float *A, ptrdiff_t ars, ptrdiff_t aks, const float *B,
+                    int ldb, int K, int acc, int r0, int r1, int v0, int v1)
 {
-    for (int j = 0; j < n; j++) x[j] *= a;
+    int v = v0;
+    for (; v + 2 <= v1; v += 2) mk_col(C + v * VW, ldc, A, ars, aks, B + v * VW, ldb, K, acc, r0, r1, 2);
+    if (v < v1) mk_col(C + v * VW, ldc, A, ars, aks, B + v * VW, ldb, K, acc, r0, r1, 1);
+}
+
+/* C (M, N) (+)= A (M, K) B (K, N), N a multiple of VW; acc: add to C.
+ * The attention products all have this form once the query dimension is
+ * put in the vector lanes (see the file comment). Loop order keeps the
+ * larger operand streaming once: with N > M (B the bigger one) each column
+ * strip of B is reused by all row tiles while it sits in L1. */
+static void mk_gemm(float *C, int ldc, const float *A, ptrdiff_t ars, ptrdiff_t aks,
+                    const float *B, int ldb, int M, int N, int K, int acc)
+{
+    const int nv = N / VW;
+    if (N > M) {
+        for (int v = 0; v < nv; v += 2) mk_cols(C, ldc, A, ars, aks, B, ldb, K, acc, 0, M, v, v + 2 < nv ? v + 2 : nv);
+    } else {
+        for (int r = 0; r < M; r += 6) mk_cols(C, ldc, A, ars, aks, B, ldb, K, acc, r, r + 6 < M ? r + 6 : M, 0, nv);
+    }
 }
 
 /* ------------------------------------------------------------------------ */
-/* Masking of one score block                                                */
+/* Block packing and masking                                                 */
 /* ------------------------------------------------------------------------ */
 
-/* Whether any masking applies to the block of queries [i0, i0+mq) and keys
- * [j0, j0+nk); the causal rule only touches blocks that cross the diagonal. */
+/* dst (D, LDQ) = scale * rows^T of mq rows (row stride st), columns
+ * mq..mq16-1 zero. */
+static void pack_t(float *dst, const float *rows, ptrdiff_t st, int mq, int mq16, int D, float scale)
+{
+    for (int c = 0; c < D; c++) {
+        float *o = dst + (size_t)c * LDQ;
+        for (int i = 0; i < mq; i++) o[i] = scale * rows[(ptrdiff_t)i * st + c];
+        for (int i = mq; i < mq16; i++) o[i] = 0.0f;
+    }
+}
+
+/* dst (mq16, D8) = scale * rows, zero padded in both directions. */
+static void pack_rows(float *dst, const float *rows, ptrdiff_t st, int mq, int mq16, int D, int D8,
+                      float scale)
+{
+    for (int i = 0; i < mq16; i++) {
+        float *o = dst + (size_t)i * D8;
+        int c = 0;
+        if (i < mq)
+            for (; c < D; c++) o[c] = scale * rows[(ptrdiff_t)i * st + c];
+        for (; c < D8; c++) o[c] = 0.0f;
+    }
+}
+
+/* Whether any masking applies to queries [i0, i0+mq) and keys [j0, j0+nk);
+ * the causal rule only touches blocks that cross the diagonal. */
 static int block_needs_mask(const it_attn_desc *d, int i0, int j0, int nk)
 {
     if (d->mask.add || d->mask.keep) return 1;
     return d->causal && j0 + nk - 1 > i0;
 }
 
-/* Applies the additive mask, the boolean mask and the causal rule to row r
- * (query i) of a block of scaled scores starting at key j0. */
-static void mask_row(float *s, int nk, const it_attn_desc *d, int b, int h, int i, int j0)
+/* Applies masks and the causal rule to a transposed score block st
+ * (nk, LDQ): row j is key j0+j, column i is query i0+i (i < mq). */
+static void mask_block(float *st, int nk, int mq, const it_attn_desc *d, int b, int h, int i0, int j0)
 {
     const it_attn_mask *m = &d->mask;
-    ptrdiff_t off = (ptrdiff_t)b * m->sb + (ptrdiff_t)h * m->sh + (ptrdiff_t)i * m->sq + j0;
-    if (m->add) {
-        const float *a = m->add + off;
-        for (int c = 0; c < nk; c++) s[c] += a[c];
-    }
-    if (m->keep) {
-        const uint8_t *k = m->keep + off;
-        for (int c = 0; c < nk; c++)
-            if (!k[c]) s[c] = -INFINITY;
-    }
-    if (d->causal) {
-        int first_hidden = i - j0 + 1; /* keys j > i are hidden */
-        for (int c = first_hidden < 0 ? 0 : first_hidden; c < nk; c++) s[c] = -INFINITY;
+    const ptrdiff_t base = (ptrdiff_t)b * m->sb + (ptrdiff_t)h * m->sh + (ptrdiff_t)i0 * m->sq + j0;
+    for (int j = 0; j < nk; j++) {
+        float *s = st + (size_t)j * LDQ;
+        if (m->add) {
+            const float *a = m->add + base + j;
+            if (m->sq == 0)
+                for (int i = 0; i < mq; i++) s[i] += a[0];
+            else
+                for (int i = 0; i < mq; i++) s[i] += a[(ptrdiff_t)i * m->sq];
+        }
+        if (m->keep) {
+            const uint8_t *k = m->keep + base + j;
+            for (int i = 0; i < mq; i++)
+                if (!k[(ptrdiff_t)i * m->sq]) s[i] = -INFINITY;
+        }
+        if (d->causal) { /* queries i0+i < key j0+j are hidden */
+            int hide = j0 + j - i0;
+            for (int i = 0; i < mq && i < hide; i++) s[i] = -INFINITY;
+        }
     }
 }
 
@@ -256,80 +362,78 @@ static void mask_row(float *s, int nk, const it_attn_desc *d, int b, int h, int 
 /* ------------------------------------------------------------------------ */
 
 typedef struct fwd_ws {
-    float *s;    /* (BQ, BK) scores, then probabilities */
-    float *acc;  /* (BQ, D) unnormalised output */
-    float *m;    /* (BQ) running row max */
-    float *l;    /* (BQ) running row sum */
+    float *qt;  /* (D, LDQ) scale * Q^T of the query block */
+    float *st;  /* (BK, LDQ) scores^T, then probabilities^T */
+    float *ot;  /* (D, LDQ) unnormalised output^T */
+    float *m;   /* (LDQ) running row max */
+    float *l;   /* (LDQ) running row sum */
 } fwd_ws;
 
-static size_t fwd_ws_floats(int D) { return (size_t)IT_ATTN_BQ * (IT_ATTN_BK + D + 2); }
+static size_t fwd_ws_floats(int D) { return (size_t)LDQ * (2 * (size_t)D + IT_ATTN_BK + 2); }
 
 static fwd_ws fwd_ws_at(float *base, int D)
 {
     fwd_ws w;
-    w.s = base;
-    w.acc = w.s + (size_t)IT_ATTN_BQ * IT_ATTN_BK;
-    w.m = w.acc + (size_t)IT_ATTN_BQ * D;
-    w.l = w.m + IT_ATTN_BQ;
+    w.qt = base;
+    w.st = w.qt + (size_t)D * LDQ;
+    w.ot = w.st + (size_t)IT_ATTN_BK * LDQ;
+    w.m = w.ot + (size_t)D * LDQ;
+    w.l = w.m + LDQ;
     return w;
 }
 
-/* Folds one block of keys [j0, j0+nk) into the running state of queries
- * [i0, i0+mq) of (b, h). */
-static void fwd_block(const fwd_ws *w, const float *q, const float *k, const float *v,
-                      const it_attn_desc *d, float scale, int b, int h, int i0, int mq, int j0,
-                      int nk)
+/* Online-softmax update of the query columns [c0, c0+VW) with the nk
+ * scores of a block: new max, probabilities in place, rescaled sums and
+ * output columns. A column whose keys are all hidden so far keeps max
+ * -inf and uses 0 in its place so that no -inf - -inf appears. */
+static void fwd_softmax(const fwd_ws *w, int nk, int D, int c0)
 {
-    const int D = d->D;
-    const float *qb = ROW(q, d->q, b, h, i0);
-    const float *kb = ROW(k, d->k, b, h, j0);
-    const float *vb = ROW(v, d->v, b, h, j0);
-    /* S (mq, nk) = scale * Q (mq, D) K^T (D, nk) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mq, nk, D, scale, qb, (int)d->q.st, kb,
-                (int)d->k.st, 0.0f, w->s, IT_ATTN_BK);
-    int masked = block_needs_mask(d, i0, j0, nk);
-    for (int r = 0; r < mq; r++) {
-        float *s = w->s + (size_t)r * IT_ATTN_BK;
-        if (masked) mask_row(s, nk, d, b, h, i0 + r, j0);
-        float m_new = row_max(s, nk);
-        if (w->m[r] > m_new) m_new = w->m[r];
-        if (m_new == -INFINITY) { /* everything so far hidden: contributes nothing */
-            memset(s, 0, (size_t)nk * sizeof(float));
-            continue;
-        }
-        float alpha = expf(w->m[r] - m_new); /* 0 on the first visible block */
-        float sum = row_exp_sum(s, nk, m_new);
-        w->l[r] = w->l[r] * alpha + sum;
-        if (alpha != 1.0f) row_scale(w->acc + (size_t)r * D, D, alpha);
-        w->m[r] = m_new;
+    vf mx = V_LOAD(w->m + c0);
+    for (int j = 0; j < nk; j++) mx = V_MAX(mx, V_LOAD(w->st + (size_t)j * LDQ + c0));
+    vf safe = V_IF_NEGINF(mx, V_ZERO());
+    vf alpha = v_exp(V_SUB(V_LOAD(w->m + c0), safe));
+    vf sum = V_ZERO();
+    for (int j = 0; j < nk; j++) {
+        float *s = w->st + (size_t)j * LDQ + c0;
+        vf p = v_exp(V_SUB(V_LOAD(s), safe));
+        V_STORE(s, p);
+        sum = V_ADD(sum, p);
     }
-    /* acc (mq, D) += P (mq, nk) V (nk, D) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mq, D, nk, 1.0f, w->s, IT_ATTN_BK, vb,
-                (int)d->v.st, 1.0f, w->acc, D);
+    V_STORE(w->l + c0, V_FMA(V_LOAD(w->l + c0), alpha, sum));
+    V_STORE(w->m + c0, mx);
+    for (int c = 0; c < D; c++) {
+        float *o = w->ot + (size_t)c * LDQ + c0;
+        V_STORE(o, V_MUL(V_LOAD(o), alpha));
+    }
 }
 
 static void fwd_task(const fwd_ws *w, float *o, float *lse, const float *q, const float *k,
                      const float *v, const it_attn_desc *d, float scale, int b, int h, int i0)
 {
     const int D = d->D;
-    int mq = d->Tq - i0 < IT_ATTN_BQ ? d->Tq - i0 : IT_ATTN_BQ;
-    for (int r = 0; r < mq; r++) w->m[r] = -INFINITY, w->l[r] = 0.0f;
-    memset(w->acc, 0, (size_t)mq * D * sizeof(float));
-    /* causal: query i0+mq-1 is the last one, it sees keys up to itself */
-    int kend = d->causal && i0 + mq < d->Tk ? i0 + mq : d->Tk;
+    const int mq = d->Tq - i0 < IT_ATTN_BQ ? d->Tq - i0 : IT_ATTN_BQ, mq16 = round_up(mq, QPAD);
+    pack_t(w->qt, ROW(q, d->q, b, h, i0), d->q.st, mq, mq16, D, scale);
+    for (int i = 0; i < mq16; i++) w->m[i] = -INFINITY, w->l[i] = 0.0f;
+    for (int c = 0; c < D; c++) memset(w->ot + (size_t)c * LDQ, 0, (size_t)mq16 * sizeof(float));
+    /* causal: the last query of the block, i0+mq-1, sees keys up to itself */
+    const int kend = d->causal && i0 + mq < d->Tk ? i0 + mq : d->Tk;
     for (int j0 = 0; j0 < kend; j0 += IT_ATTN_BK) {
-        int nk = kend - j0 < IT_ATTN_BK ? kend - j0 : IT_ATTN_BK;
-        fwd_block(w, q, k, v, d, scale, b, h, i0, mq, j0, nk);
+        const int nk = kend - j0 < IT_ATTN_BK ? kend - j0 : IT_ATTN_BK;
+        const float *kb = ROW(k, d->k, b, h, j0), *vb = ROW(v, d->v, b, h, j0);
+        /* S^T (nk, mq16) = K (nk, D) (scale Q^T) (D, mq16) */
+        mk_gemm(w->st, LDQ, kb, d->k.st, 1, w->qt, LDQ, nk, mq16, D, 0);
+        if (block_needs_mask(d, i0, j0, nk)) mask_block(w->st, nk, mq, d, b, h, i0, j0);
+        for (int c0 = 0; c0 < mq16; c0 += VW) fwd_softmax(w, nk, D, c0);
+        /* O^T (D, mq16) += V^T (D, nk) P^T (nk, mq16) */
+        mk_gemm(w->ot, LDQ, vb, 1, d->v.st, w->st, LDQ, D, mq16, nk, 1);
     }
-    for (int r = 0; r < mq; r++) {
-        float *orow = ROW(o, d->o, b, h, i0 + r);
-        const float *acc = w->acc + (size_t)r * D;
-        float inv = w->l[r] > 0.0f ? 1.0f / w->l[r] : 0.0f;
-        for (int c = 0; c < D; c++) orow[c] = acc[c] * inv;
-        if (lse) {
-            size_t li = ((size_t)b * d->n_heads + h) * d->Tq + i0 + r;
-            lse[li] = w->l[r] > 0.0f ? w->m[r] + logf(w->l[r]) : -INFINITY;
-        }
+    for (int i = 0; i < mq; i++) {
+        float *orow = ROW(o, d->o, b, h, i0 + i);
+        float inv = w->l[i] > 0.0f ? 1.0f / w->l[i] : 0.0f;
+        for (int c = 0; c < D; c++) orow[c] = w->ot[(size_t)c * LDQ + i] * inv;
+        if (lse)
+            lse[((size_t)b * d->n_heads + h) * d->Tq + i0 + i] =
+                w->l[i] > 0.0f ? w->m[i] + logf(w->l[i]) : -INFINITY;
     }
 }
 
@@ -368,24 +472,33 @@ it_status it_attn_forward(it_err *err, float *o, float *lse, const float *q, con
 /* ------------------------------------------------------------------------ */
 
 typedef struct bwd_ws {
-    float *p;   /* (BQ, BK) probabilities, then dS */
-    float *dp;  /* (BQ, BK) dO V^T */
-    float *dk;  /* (BK, D) accumulated dK of the key block */
-    float *dv;  /* (BK, D) accumulated dV of the key block */
+    float *qt, *dot;   /* (D, LDQ) scale * Q^T and dO^T of the query block */
+    float *qp, *dop;   /* (LDQ, D8) scale * Q and dO rows, zero padded */
+    float *pt, *dpt;   /* (BK, LDQ) P^T, then dS^T; and dP^T */
+    float *dk, *dv;    /* (BK, D8) dK (already scaled) and dV of the key block */
+    float *lse, *delta; /* (LDQ) of the query block; padding: +inf and 0 */
 } bwd_ws;
 
 static size_t bwd_ws_floats(int D)
 {
-    return 2 * (size_t)IT_ATTN_BQ * IT_ATTN_BK + 2 * (size_t)IT_ATTN_BK * D;
+    size_t D8 = (size_t)round_up(D, 8);
+    return (size_t)LDQ * (2 * (size_t)D + 2 * D8 + 2 * IT_ATTN_BK + 2) + 2 * (size_t)IT_ATTN_BK * D8;
 }
 
 static bwd_ws bwd_ws_at(float *base, int D)
 {
+    size_t D8 = (size_t)round_up(D, 8);
     bwd_ws w;
-    w.p = base;
-    w.dp = w.p + (size_t)IT_ATTN_BQ * IT_ATTN_BK;
-    w.dk = w.dp + (size_t)IT_ATTN_BQ * IT_ATTN_BK;
-    w.dv = w.dk + (size_t)IT_ATTN_BK * D;
+    w.qt = base;
+    w.dot = w.qt + (size_t)D * LDQ;
+    w.qp = w.dot + (size_t)D * LDQ;
+    w.dop = w.qp + LDQ * D8;
+    w.pt = w.dop + LDQ * D8;
+    w.dpt = w.pt + (size_t)IT_ATTN_BK * LDQ;
+    w.dk = w.dpt + (size_t)IT_ATTN_BK * LDQ;
+    w.dv = w.dk + IT_ATTN_BK * D8;
+    w.lse = w.dv + IT_ATTN_BK * D8;
+    w.delta = w.lse + LDQ;
     return w;
 }
 
@@ -396,68 +509,71 @@ typedef struct bwd_args {
     const float *q, *k, *v, *dout, *lse;
     const float *delta; /* (B, H, Tq) rowsum(dO * O) */
     float *dq, *dk, *dv;
-    float *dq_part;     /* (B*H*nsplit, Tq, D) private dq partials, or NULL */
+    float *dqt;         /* (B*H*nsplit, D, Tq16) dQ^T partials, unscaled */
+    int tq16;
     int nsplit;         /* key-block ranges per (b, h) */
 } bwd_args;
 
-/* P = exp(S - lse) for the rows of one block, masked entries 0. */
-static void bwd_probs(const bwd_ws *w, const bwd_args *a, int b, int h, int i0, int mq, int j0,
-                      int nk)
+/* Packs the query block [i0, i0+mq) of (b, h). */
+static void bwd_pack_queries(const bwd_ws *w, const bwd_args *a, int b, int h, int i0, int mq, int mq16)
 {
     const it_attn_desc *d = a->d;
-    const float *lse = a->lse + ((size_t)b * d->n_heads + h) * d->Tq + i0;
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mq, nk, d->D, a->scale,
-                ROW(a->q, d->q, b, h, i0), (int)d->q.st, ROW(a->k, d->k, b, h, j0), (int)d->k.st,
-                0.0f, w->p, IT_ATTN_BK);
-    int masked = block_needs_mask(d, i0, j0, nk);
-    for (int r = 0; r < mq; r++) {
-        float *p = w->p + (size_t)r * IT_ATTN_BK;
-        if (masked) mask_row(p, nk, d, b, h, i0 + r, j0);
-        if (lse[r] == -INFINITY) memset(p, 0, (size_t)nk * sizeof(float));
-        else row_exp_sum(p, nk, lse[r]);
+    const int D = d->D, D8 = round_up(D, 8);
+    const float *qr = ROW(a->q, d->q, b, h, i0), *dor = ROW(a->dout, d->o, b, h, i0);
+    pack_t(w->qt, qr, d->q.st, mq, mq16, D, a->scale);
+    pack_t(w->dot, dor, d->o.st, mq, mq16, D, 1.0f);
+    pack_rows(w->qp, qr, d->q.st, mq, mq16, D, D8, a->scale);
+    pack_rows(w->dop, dor, d->o.st, mq, mq16, D, D8, 1.0f);
+    const size_t r = ((size_t)b * d->n_heads + h) * d->Tq + i0;
+    for (int i = 0; i < mq16; i++) {
+        /* a fully hidden row (lse -inf) and padding get P = exp(S - inf) = 0 */
+        float l = i < mq ? a->lse[r + i] : INFINITY;
+        w->lse[i] = l == -INFINITY ? INFINITY : l;
+        w->delta[i] = i < mq ? a->delta[r + i] : 0.0f;
     }
 }
 
-/* One (query block, key block) step of the backward. dq_rows/ld_dq: where
- * this task accumulates dQ for rows i0.. (the real dq or a private part). */
+/* One (query block, key block) step: recompute P^T, then dV, dS, dK, dQ. */
 static void bwd_block(const bwd_ws *w, const bwd_args *a, int b, int h, int i0, int mq, int j0,
-                      int nk, float *dq_rows, int ld_dq)
+                      int nk, float *dqt, int ld_dqt)
 {
     const it_attn_desc *d = a->d;
-    const int D = d->D;
-    const float *qb = ROW(a->q, d->q, b, h, i0);
-    const float *kb = ROW(a->k, d->k, b, h, j0);
-    const float *vb = ROW(a->v, d->v, b, h, j0);
-    const float *dob = ROW(a->dout, d->o, b, h, i0);
-    const float *delta = a->delta + ((size_t)b * d->n_heads + h) * d->Tq + i0;
-    bwd_probs(w, a, b, h, i0, mq, j0, nk);
-    /* dV (nk, D) += P^T (nk, mq) dO (mq, D) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, mq, 1.0f, w->p, IT_ATTN_BK, dob,
-                (int)d->o.st, 1.0f, w->dv, D);
-    /* dP (mq, nk) = dO (mq, D) V^T (D, nk) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, mq, nk, D, 1.0f, dob, (int)d->o.st, vb,
-                (int)d->v.st, 0.0f, w->dp, IT_ATTN_BK);
-    /* dS = P * (dP - delta), in place over P */
-    for (int r = 0; r < mq; r++) {
-        float *p = w->p + (size_t)r * IT_ATTN_BK;
-        const float *dp = w->dp + (size_t)r * IT_ATTN_BK;
-        float dr = delta[r];
-        for (int c = 0; c < nk; c++) p[c] = p[c] * (dp[c] - dr);
+    const int D = d->D, D8 = round_up(D, 8), mq16 = round_up(mq, QPAD);
+    const float *kb = ROW(a->k, d->k, b, h, j0), *vb = ROW(a->v, d->v, b, h, j0);
+    bwd_pack_queries(w, a, b, h, i0, mq, mq16);
+    /* S^T (nk, mq16) = K (scale Q)^T; dP^T = V dO^T */
+    mk_gemm(w->pt, LDQ, kb, d->k.st, 1, w->qt, LDQ, nk, mq16, D, 0);
+    mk_gemm(w->dpt, LDQ, vb, d->v.st, 1, w->dot, LDQ, nk, mq16, D, 0);
+    if (block_needs_mask(d, i0, j0, nk)) mask_block(w->pt, nk, mq, d, b, h, i0, j0);
+    for (int c0 = 0; c0 < mq16; c0 += VW) { /* P = exp(S - lse) */
+        vf l = V_LOAD(w->lse + c0);
+        for (int j = 0; j < nk; j++) {
+            float *p = w->pt + (size_t)j * LDQ + c0;
+            V_STORE(p, v_exp(V_SUB(V_LOAD(p), l)));
+        }
     }
-    /* dQ (mq, D) += scale dS (mq, nk) K (nk, D) */
-    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, mq, D, nk, a->scale, w->p, IT_ATTN_BK,
-                kb, (int)d->k.st, 1.0f, dq_rows, ld_dq);
-    /* dK (nk, D) += scale dS^T (nk, mq) Q (mq, D) */
-    cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, nk, D, mq, a->scale, w->p, IT_ATTN_BK, qb,
-                (int)d->q.st, 1.0f, w->dk, D);
+    /* dV (nk, D8) += P^T (nk, mq16) dO (mq16, D8), before P becomes dS */
+    mk_gemm(w->dv, D8, w->pt, LDQ, 1, w->dop, D8, nk, D8, mq16, 1);
+    for (int c0 = 0; c0 < mq16; c0 += VW) { /* dS = P * (dP - delta) */
+        vf dl = V_LOAD(w->delta + c0);
+        for (int j = 0; j < nk; j++) {
+            float *p = w->pt + (size_t)j * LDQ + c0;
+            V_STORE(p, V_MUL(V_LOAD(p), V_SUB(V_LOAD(w->dpt + (size_t)j * LDQ + c0), dl)));
+        }
+    }
+    /* dK (nk, D8) += dS^T (nk, mq16) (scale Q) (mq16, D8) */
+    mk_gemm(w->dk, D8, w->pt, LDQ, 1, w->qp, D8, nk, D8, mq16, 1);
+    /* dQ^T (D, mq16) += K^T (D, nk) dS^T (nk, mq16); scaled at the end */
+    mk_gemm(dqt + i0, ld_dqt, kb, 1, d->k.st, w->pt, LDQ, D, mq16, nk, 1);
 }
 
-/* Writes or adds an (n, D) block into rows of a strided gradient. */
-static void store_rows(float *dst, ptrdiff_t ld, const float *src, int n, int D, int add)
+/* Writes or adds the first D columns of an (n, ld) block into rows of a
+ * strided gradient. */
+static void store_rows(float *dst, ptrdiff_t st, const float *src, int ld, int n, int D, int add)
 {
     for (int r = 0; r < n; r++) {
-        float *o = dst + (ptrdiff_t)r * ld;
-        const float *s = src + (size_t)r * D;
+        float *o = dst + (ptrdiff_t)r * st;
+        const float *s = src + (size_t)r * ld;
         if (add)
             for (int c = 0; c < D; c++) o[c] += s[c];
         else
@@ -465,25 +581,24 @@ static void store_rows(float *dst, ptrdiff_t ld, const float *src, int n, int D,
     }
 }
 
-/* Key blocks [kb0, kb1) of (b, h). */
-static void bwd_task(const bwd_ws *w, const bwd_args *a, int b, int h, int kb0, int kb1,
-                     float *dq_base, ptrdiff_t dq_ld)
+/* Key blocks [kb0, kb1) of (b, h), dQ^T accumulated into dqt (D, tq16). */
+static void bwd_task(const bwd_ws *w, const bwd_args *a, int b, int h, int kb0, int kb1, float *dqt)
 {
     const it_attn_desc *d = a->d;
-    const int D = d->D;
+    const int D = d->D, D8 = round_up(D, 8);
     for (int kb = kb0; kb < kb1; kb++) {
         int j0 = kb * IT_ATTN_BK;
         int nk = d->Tk - j0 < IT_ATTN_BK ? d->Tk - j0 : IT_ATTN_BK;
-        memset(w->dk, 0, (size_t)nk * D * sizeof(float));
-        memset(w->dv, 0, (size_t)nk * D * sizeof(float));
+        memset(w->dk, 0, (size_t)nk * D8 * sizeof(float));
+        memset(w->dv, 0, (size_t)nk * D8 * sizeof(float));
         /* causal: queries before j0 see none of these keys */
         int qstart = d->causal ? (j0 / IT_ATTN_BQ) * IT_ATTN_BQ : 0;
         for (int i0 = qstart; i0 < d->Tq; i0 += IT_ATTN_BQ) {
             int mq = d->Tq - i0 < IT_ATTN_BQ ? d->Tq - i0 : IT_ATTN_BQ;
-            bwd_block(w, a, b, h, i0, mq, j0, nk, dq_base + (ptrdiff_t)i0 * dq_ld, (int)dq_ld);
+            bwd_block(w, a, b, h, i0, mq, j0, nk, dqt, a->tq16);
         }
-        store_rows(ROW(a->dk, d->k, b, h, j0), d->k.st, w->dk, nk, D, d->accumulate);
-        store_rows(ROW(a->dv, d->v, b, h, j0), d->v.st, w->dv, nk, D, d->accumulate);
+        store_rows(ROW(a->dk, d->k, b, h, j0), d->k.st, w->dk, D8, nk, D, d->accumulate);
+        store_rows(ROW(a->dv, d->v, b, h, j0), d->v.st, w->dv, D8, nk, D, d->accumulate);
     }
 }
 
@@ -515,13 +630,25 @@ static int bwd_nsplit(const it_attn_desc *d)
     return s < nkb ? s : nkb;
 }
 
-/* Zeroes the dq rows of every (b, h) (non-accumulating backward). */
-static void zero_dq(float *dq, const it_attn_desc *d)
+/* dq (+)= scale * sum over splits of dQ^T, in a fixed order. */
+static void bwd_reduce_dq(const bwd_args *a)
 {
-    for (int b = 0; b < d->B; b++)
-        for (int h = 0; h < d->n_heads; h++)
-            for (int i = 0; i < d->Tq; i++)
-                memset(ROW(dq, d->q, b, h, i), 0, (size_t)d->D * sizeof(float));
+    const it_attn_desc *d = a->d;
+    const long pairs = (long)d->B * d->n_heads;
+    const size_t part = (size_t)d->D * a->tq16;
+#pragma omp parallel for schedule(static)
+    for (long bh = 0; bh < pairs; bh++) {
+        int b = (int)(bh / d->n_heads), h = (int)(bh % d->n_heads);
+        const float *p0 = a->dqt + (size_t)bh * a->nsplit * part;
+        for (int i = 0; i < d->Tq; i++) {
+            float *row = ROW(a->dq, d->q, b, h, i);
+            for (int c = 0; c < d->D; c++) {
+                float s = 0.0f;
+                for (int sp = 0; sp < a->nsplit; sp++) s += p0[sp * part + (size_t)c * a->tq16 + i];
+                row[c] = (d->accumulate ? row[c] : 0.0f) + a->scale * s;
+            }
+        }
+    }
 }
 
 static void bwd_run(const bwd_args *a, float *ws, size_t per, int nthreads)
@@ -529,7 +656,7 @@ static void bwd_run(const bwd_args *a, float *ws, size_t per, int nthreads)
     const it_attn_desc *d = a->d;
     const int nkb = (d->Tk + IT_ATTN_BK - 1) / IT_ATTN_BK;
     const long ntasks = (long)d->B * d->n_heads * a->nsplit;
-    const size_t part = (size_t)d->Tq * d->D;
+    const size_t part = (size_t)d->D * a->tq16;
 #pragma omp parallel num_threads(nthreads)
     {
         bwd_ws w = bwd_ws_at(ws + (size_t)omp_get_thread_num() * per, d->D);
@@ -539,23 +666,12 @@ static void bwd_run(const bwd_args *a, float *ws, size_t per, int nthreads)
             long bh = t / a->nsplit;
             int b = (int)(bh / d->n_heads), h = (int)(bh % d->n_heads);
             int kb0 = (int)((long)nkb * s / a->nsplit), kb1 = (int)((long)nkb * (s + 1) / a->nsplit);
-            if (a->dq_part) {
-                float *dqp = a->dq_part + (size_t)t * part;
-                memset(dqp, 0, part * sizeof(float));
-                bwd_task(&w, a, b, h, kb0, kb1, dqp, d->D);
-            } else {
-                bwd_task(&w, a, b, h, kb0, kb1, ROW(a->dq, d->q, b, h, 0), d->q.st);
-            }
+            float *dqt = a->dqt + (size_t)t * part;
+            memset(dqt, 0, part * sizeof(float));
+            bwd_task(&w, a, b, h, kb0, kb1, dqt);
         }
     }
-    if (!a->dq_part) return;
-    /* fixed-order reduction of the partials */
-    for (long bh = 0; bh < (long)d->B * d->n_heads; bh++) {
-        int b = (int)(bh / d->n_heads), h = (int)(bh % d->n_heads);
-        for (int s = 0; s < a->nsplit; s++)
-            store_rows(ROW(a->dq, d->q, b, h, 0), d->q.st, a->dq_part + (size_t)(bh * a->nsplit + s) * part,
-                       d->Tq, d->D, 1);
-    }
+    bwd_reduce_dq(a);
 }
 
 it_status it_attn_backward(it_err *err, float *dq, float *dk, float *dv, const float *dout,
@@ -574,17 +690,17 @@ it_status it_attn_backward(it_err *err, float *dq, float *dk, float *dv, const f
     CHECK_PTR(lse);
     int nthreads = omp_get_max_threads();
     bwd_args a = {.d = d, .scale = desc_scale(d), .q = q, .k = k, .v = v, .dout = dout,
-                  .lse = lse, .dq = dq, .dk = dk, .dv = dv, .nsplit = bwd_nsplit(d)};
+                  .lse = lse, .dq = dq, .dk = dk, .dv = dv, .nsplit = bwd_nsplit(d),
+                  .tq16 = round_up(d->Tq, IT_ATTN_BQ)};
     size_t per = bwd_ws_floats(d->D);
     size_t rows = (size_t)d->B * d->n_heads * d->Tq;
-    size_t parts = a.nsplit > 1 ? (size_t)d->B * d->n_heads * a.nsplit * d->Tq * d->D : 0;
+    size_t parts = (size_t)d->B * d->n_heads * a.nsplit * d->D * a.tq16;
     float *ws = it_malloc_aligned(((size_t)nthreads * per + rows + parts) * sizeof(float));
     if (!ws) return it_err_set(err, IT_ERR_NOMEM, "attention backward: no memory for workspaces");
     float *delta = ws + (size_t)nthreads * per;
     a.delta = delta;
-    a.dq_part = parts ? delta + rows : NULL;
+    a.dqt = delta + rows;
     bwd_delta(delta, dout, o, d);
-    if (!d->accumulate) zero_dq(dq, d);
     bwd_run(&a, ws, per, nthreads);
     it_free_aligned(ws);
     return IT_OK;
