@@ -18,7 +18,9 @@
  *     and lets the hat change. Value cues ("between X and Y", "can be X or
  *     Y") turn the chunks they claim into explicit values of a concept.
  * The rules are general; the vocabulary is in lexicon.c. */
+#include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "intent/parse_priv.h"
@@ -114,6 +116,52 @@ static const cue_pat g_cues[] = {
 
 #define N_CUES (sizeof g_cues / sizeof g_cues[0])
 
+/* Cues sorted by their first word, for a binary search per token. */
+static const cue_pat *g_cue_sorted[N_CUES];
+static pthread_once_t g_cue_once = PTHREAD_ONCE_INIT;
+
+static size_t first_word_len(const char *w)
+{
+    const char *sp = strchr(w, ' ');
+    return sp ? (size_t)(sp - w) : strlen(w);
+}
+
+static int cmp_first_word(const char *a, size_t na, const char *b, size_t nb)
+{
+    size_t m = na < nb ? na : nb;
+    int c = memcmp(a, b, m);
+    return c ? c : (na < nb ? -1 : na > nb);
+}
+
+static int cmp_cues(const void *pa, const void *pb)
+{
+    const cue_pat *a = *(const cue_pat *const *)pa, *b = *(const cue_pat *const *)pb;
+    int c = cmp_first_word(a->words, first_word_len(a->words), b->words, first_word_len(b->words));
+    return c ? c : (a < b ? -1 : a > b);
+}
+
+static void build_cue_index(void)
+{
+    for (size_t i = 0; i < N_CUES; i++) g_cue_sorted[i] = &g_cues[i];
+    qsort(g_cue_sorted, N_CUES, sizeof g_cue_sorted[0], cmp_cues);
+}
+
+/* Range [*lo, *hi) of cues whose first word is w. */
+static void cue_range(const char *w, size_t *lo, size_t *hi)
+{
+    pthread_once(&g_cue_once, build_cue_index);
+    size_t wl = strlen(w), a = 0, b = N_CUES;
+    while (a < b) {
+        size_t m = (a + b) / 2;
+        const char *cw = g_cue_sorted[m]->words;
+        if (cmp_first_word(cw, first_word_len(cw), w, wl) < 0) a = m + 1;
+        else b = m;
+    }
+    *lo = a;
+    while (b < N_CUES && !cmp_first_word(g_cue_sorted[b]->words, first_word_len(g_cue_sorted[b]->words), w, wl)) b++;
+    *hi = b < a ? a : b;
+}
+
 /* Does the pattern match tokens at i? Returns the number of tokens. */
 static int pat_match(const char *pat, const tok_list *tl, int i, int s1)
 {
@@ -139,35 +187,29 @@ static int is_negator(const tok *t)
 
 static int is_modal(const char *w)
 {
-    static const char *const l[] = {"should", "must", "can", "could", "may", "might", "will", "would",
-                                    "shall", "to", NULL};
-    for (int i = 0; l[i]; i++)
-        if (!strcmp(w, l[i])) return 1;
-    return 0;
+    IT_WORDSET_DEFINE(l, "should", "must", "can", "could", "may", "might", "will", "would",
+                                    "shall", "to");
+    return it_wordset_has(&l, w);
 }
 
 int pt_is_filler(const char *w)
 {
-    static const char *const l[] = {
+    IT_WORDSET_DEFINE(l, 
         "should", "must", "can", "could", "may", "might", "will", "would", "shall", "be", "is",
         "are", "was", "were", "been", "being", "am", "to", "need", "needs", "has", "have", "had",
         "also", "too", "really", "just", "look", "looks", "seem", "seems", "get", "gets", "able",
         "please", "freely", "completely", "totally", "fully", "entirely", "both", "all", "still",
         "strictly", "definitely", "absolutely", "do", "does", "ought", "got", "stay", "very", "feel",
-        "be able", "allowed", NULL};
-    for (int i = 0; l[i]; i++)
-        if (!strcmp(w, l[i])) return 1;
-    return 0;
+        "be able", "allowed");
+    return it_wordset_has(&l, w);
 }
 
 int pt_is_clause_word(const char *w)
 {
-    static const char *const l[] = {"but", "while", "whereas", "although", "though", "however",
+    IT_WORDSET_DEFINE(l, "but", "while", "whereas", "although", "though", "however",
                                     "so", "because", "since", "then", "yet", "otherwise", "except",
-                                    "unless", "who", "which", "that", "where", "when", NULL};
-    for (int i = 0; l[i]; i++)
-        if (!strcmp(w, l[i])) return 1;
-    return 0;
+                                    "unless", "who", "which", "that", "where", "when");
+    return it_wordset_has(&l, w);
 }
 
 /* Direction of an ambiguous verb ("change", "switch"): after a modal, "to",
@@ -230,8 +272,11 @@ static int values_after_be(const tok_list *tl, int i, int s1)
 
 static int cue_at(const tok_list *tl, int i, int s1)
 {
-    for (size_t k = 0; k < N_CUES; k++)
-        if (pat_match(g_cues[k].words, tl, i, s1)) return 1;
+    if (tl->t[i].kind != TK_WORD) return 0;
+    size_t lo, hi;
+    cue_range(tl->t[i].w, &lo, &hi);
+    for (size_t k = lo; k < hi; k++)
+        if (pat_match(g_cue_sorted[k]->words, tl, i, s1)) return 1;
     return 0;
 }
 
@@ -265,9 +310,11 @@ int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
         }
         int best = 0;
         const cue_pat *bp = NULL;
-        for (size_t k = 0; k < N_CUES; k++) {
-            int m = pat_match(g_cues[k].words, tl, i, s1);
-            if (m > best) best = m, bp = &g_cues[k];
+        size_t lo, hi;
+        cue_range(t->w, &lo, &hi);
+        for (size_t k = lo; k < hi; k++) {
+            int m = pat_match(g_cue_sorted[k]->words, tl, i, s1);
+            if (m > best) best = m, bp = g_cue_sorted[k];
         }
         if (!bp) continue;
         /* "remove any X", "don't show any X": "any" is a determiner there */
@@ -313,17 +360,15 @@ int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
 /* Verbs and other words that end a noun phrase but carry no operation. */
 static int is_breaker(const char *w)
 {
-    static const char *const l[] = {
+    IT_WORDSET_DEFINE(l, 
         "train", "teach", "teaching", "training", "learn", "make", "let", "allow", "ensure", "wear",
         "wears", "wearing", "worn", "hold", "holds", "show", "shows", "appear", "include", "give",
         "add", "use", "see", "paint", "draw", "generate", "create", "render", "call", "named",
         "called", "want", "like", "fine-tune", "finetune", "tune", "model", "images", "image",
         "pictures", "picture", "photos", "photo", "generations", "output", "outputs", "results",
         "every", "shot", "shots", "dataset", "lora", "sure", "it", "across", "throughout",
-        "whenever", "sits", "stands", "looks", "go", "goes", "is", "called", "wants", NULL};
-    for (int i = 0; l[i]; i++)
-        if (!strcmp(w, l[i])) return 1;
-    return 0;
+        "whenever", "sits", "stands", "looks", "go", "goes", "is", "called", "wants");
+    return it_wordset_has(&l, w);
 }
 
 static int content_word(const tok *t)
@@ -578,11 +623,9 @@ static int walk_left(int *got, int max, const chunk *ch, int n, const tok_list *
  * phrase after them is still what the cue before them governs. */
 static int is_presence_word(const char *w)
 {
-    static const char *const l[] = {"wear", "wears", "wearing", "have", "has", "hold", "holds",
-                                    "carry", "carries", "show", "shows", "with", NULL};
-    for (int i = 0; l[i]; i++)
-        if (!strcmp(w, l[i])) return 1;
-    return 0;
+    IT_WORDSET_DEFINE(l, "wear", "wears", "wearing", "have", "has", "hold", "holds",
+                                    "carry", "carries", "show", "shows", "with");
+    return it_wordset_has(&l, w);
 }
 
 /* Chunks governed by a prefix cue: the coordinated list after it. */

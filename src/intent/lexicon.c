@@ -7,6 +7,8 @@
 #include "intent/lexicon.h"
 
 #include <pthread.h>
+#include <sched.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -327,8 +329,30 @@ static const opposite g_opposites[] = {
 /* ---- index ---------------------------------------------------------------- */
 
 #define N_ENTRIES (sizeof g_entries / sizeof g_entries[0])
+#define N_HINTS (sizeof g_dom_hints / sizeof g_dom_hints[0])
 static const it_lex_entry *g_sorted[N_ENTRIES];
+static unsigned char g_flen[N_ENTRIES]; /* length of the first word of g_sorted[i] */
+static const dom_hint *g_hints[N_HINTS];
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
+
+/* Hash of first words -> the run of g_sorted entries starting with it:
+ * lookups happen several times per token, so one hash probe replaces a
+ * binary search. Open addressing, power-of-two size, more than twice the
+ * number of distinct first words. */
+#define HASH_SLOTS 4096
+typedef struct hslot {
+    const char *word; /* points into the entry's words; NULL = empty */
+    unsigned short len, start, count;
+} hslot;
+static hslot g_hash[HASH_SLOTS];
+_Static_assert(N_ENTRIES < HASH_SLOTS / 2 && N_ENTRIES < 65536, "grow HASH_SLOTS");
+
+static unsigned hash_word(const char *w, size_t n)
+{
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return h;
+}
 
 /* Length of the first word of an entry. */
 static size_t first_len(const char *w)
@@ -353,10 +377,26 @@ static int cmp_entries(const void *pa, const void *pb)
     return c ? c : (a < b ? -1 : a > b);
 }
 
+static int cmp_hints(const void *pa, const void *pb)
+{
+    return strcmp((*(const dom_hint *const *)pa)->word, (*(const dom_hint *const *)pb)->word);
+}
+
 static void build_index(void)
 {
     for (size_t i = 0; i < N_ENTRIES; i++) g_sorted[i] = &g_entries[i];
     qsort(g_sorted, N_ENTRIES, sizeof g_sorted[0], cmp_entries);
+    for (size_t i = 0; i < N_ENTRIES; i++) g_flen[i] = (unsigned char)first_len(g_sorted[i]->words);
+    for (size_t i = 0; i < N_HINTS; i++) g_hints[i] = &g_dom_hints[i];
+    qsort(g_hints, N_HINTS, sizeof g_hints[0], cmp_hints);
+    for (size_t i = 0; i < N_ENTRIES;) {
+        size_t j = i + 1;
+        while (j < N_ENTRIES && !cmp_first(g_sorted[j]->words, g_flen[j], g_sorted[i]->words, g_flen[i])) j++;
+        unsigned h = hash_word(g_sorted[i]->words, g_flen[i]) & (HASH_SLOTS - 1);
+        while (g_hash[h].word) h = (h + 1) & (HASH_SLOTS - 1);
+        g_hash[h] = (hslot){g_sorted[i]->words, g_flen[i], (unsigned short)i, (unsigned short)(j - i)};
+        i = j;
+    }
 }
 
 /* Does entry e match words[0..]? Returns the number of words or 0. */
@@ -387,6 +427,8 @@ int it_lex_match(const it_lex_entry **out, const char *const *words, int n_words
     const char *w2[4];
     int n = n_words < 4 ? n_words : 4;
     for (int k = n; k >= 1; k--) {
+        size_t lk = words[k - 1] ? strlen(words[k - 1]) : 0;
+        if (lk < 4 || words[k - 1][lk - 1] != 's') continue;
         for (int j = 0; j < k; j++) w2[j] = words[j];
         it_lex_singular(sing[k - 1], sizeof sing[0], words[k - 1]);
         if (!strcmp(sing[k - 1], words[k - 1])) continue;
@@ -406,16 +448,13 @@ static int match_exact(const it_lex_entry **out, const char *const *words, int n
     if (n_words <= 0 || !words[0]) return 0;
     pthread_once(&g_once, build_index);
     size_t wl = strlen(words[0]);
-    size_t lo = 0, hi = N_ENTRIES;
-    while (lo < hi) { /* first entry whose first word >= words[0] */
-        size_t mid = (lo + hi) / 2;
-        if (cmp_first(g_sorted[mid]->words, first_len(g_sorted[mid]->words), words[0], wl) < 0) lo = mid + 1;
-        else hi = mid;
-    }
+    unsigned h = hash_word(words[0], wl) & (HASH_SLOTS - 1);
+    while (g_hash[h].word && (g_hash[h].len != wl || memcmp(g_hash[h].word, words[0], wl)))
+        h = (h + 1) & (HASH_SLOTS - 1);
+    if (!g_hash[h].word) return 0;
     int best = 0;
-    for (size_t i = lo; i < N_ENTRIES; i++) {
+    for (size_t i = g_hash[h].start; i < (size_t)g_hash[h].start + g_hash[h].count; i++) {
         const it_lex_entry *e = g_sorted[i];
-        if (cmp_first(e->words, first_len(e->words), words[0], wl) != 0) break;
         if (kind && e->kind != kind) continue;
         int m = entry_match(e, words, n_words);
         if (m > best) {
@@ -428,10 +467,13 @@ static int match_exact(const it_lex_entry **out, const char *const *words, int n
 
 void it_lex_domain_score(double score[IT_DOMAIN_COUNT], const char *const *words, int n_words)
 {
+    pthread_once(&g_once, build_index);
     for (int i = 0; i < n_words; i++) {
         if (!words[i]) continue;
-        for (size_t k = 0; k < sizeof g_dom_hints / sizeof g_dom_hints[0]; k++)
-            if (!strcmp(g_dom_hints[k].word, words[i])) score[g_dom_hints[k].domain] += g_dom_hints[k].w;
+        dom_hint key = {words[i], 0, 0};
+        const dom_hint *kp = &key;
+        const dom_hint *const *h = bsearch(&kp, g_hints, N_HINTS, sizeof g_hints[0], cmp_hints);
+        if (h) score[(*h)->domain] += (*h)->w;
         const it_lex_entry *e;
         int m = it_lex_match(&e, words + i, n_words - i, 0);
         /* Only count a matched entry that carries a domain and is not also
@@ -457,35 +499,49 @@ int it_lex_opposites(const char **a, const char **b, int *whole, const char *hea
 
 /* ---- closed classes ---------------------------------------------------------- */
 
-static int in_list(const char *w, const char *const *list)
+static int cmp_str(const void *a, const void *b)
 {
-    for (; *list; list++)
-        if (!strcmp(w, *list)) return 1;
-    return 0;
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int it_wordset_has(it_wordset *ws, const char *w)
+{
+    int st = atomic_load_explicit(&ws->state, memory_order_acquire);
+    if (st != 2) {
+        int expect = 0;
+        if (atomic_compare_exchange_strong(&ws->state, &expect, 1)) {
+            for (size_t i = 0; i < ws->n; i++) ws->sorted[i] = ws->words[i];
+            qsort(ws->sorted, ws->n, sizeof ws->sorted[0], cmp_str);
+            atomic_store_explicit(&ws->state, 2, memory_order_release);
+        } else {
+            while (atomic_load_explicit(&ws->state, memory_order_acquire) != 2) sched_yield();
+        }
+    }
+    return bsearch(&w, ws->sorted, ws->n, sizeof ws->sorted[0], cmp_str) != NULL;
 }
 
 int it_lex_is_determiner(const char *w)
 {
-    static const char *const l[] = {"a", "an", "the", "this", "that", "these", "those", "some", "any",
-                                    "every", "each", "all", "both", "no", "another", "other", NULL};
-    return in_list(w, l);
+    IT_WORDSET_DEFINE(l, "a", "an", "the", "this", "that", "these", "those", "some", "any",
+                                    "every", "each", "all", "both", "no", "another", "other");
+    return it_wordset_has(&l, w);
 }
 
 int it_lex_is_possessive(const char *w)
 {
-    static const char *const l[] = {"his", "her", "its", "their", "my", "our", "your", NULL};
-    return in_list(w, l);
+    IT_WORDSET_DEFINE(l, "his", "her", "its", "their", "my", "our", "your");
+    return it_wordset_has(&l, w);
 }
 
 int it_lex_is_pronoun(const char *w)
 {
-    static const char *const l[] = {"he", "she", "it", "they", "him", "them", NULL};
-    return in_list(w, l);
+    IT_WORDSET_DEFINE(l, "he", "she", "it", "they", "him", "them");
+    return it_wordset_has(&l, w);
 }
 
 int it_lex_is_function(const char *w)
 {
-    static const char *const l[] = {
+    IT_WORDSET_DEFINE(l, 
         "a", "an", "the", "this", "that", "these", "those", "some", "any", "every", "each", "all",
         "both", "his", "her", "its", "their", "my", "our", "your", "he", "she", "it", "they", "him",
         "them", "i", "we", "you", "me", "us", "is", "are", "was", "were", "be", "been", "being", "am",
@@ -495,8 +551,8 @@ int it_lex_is_function(const char *w)
         "than", "then", "also", "too", "please", "just", "only", "very", "really", "who", "which",
         "what", "where", "when", "while", "whose", "there", "here", "if", "not", "no", "need",
         "needs", "want", "wants", "like", "such", "over", "under", "around", "every", "always",
-        "never", "make", "sure", "let", "able", "get", "gets", "got", "one's", NULL};
-    return in_list(w, l);
+        "never", "make", "sure", "let", "able", "get", "gets", "got", "one's");
+    return it_wordset_has(&l, w);
 }
 
 int it_lex_is_number(const char *w, int *value)

@@ -77,6 +77,22 @@ int it_lex_is_pronoun(const char *w);     /* he she it they him them */
 int it_lex_is_function(const char *w);    /* determiners, prepositions, be, modals, conjunctions */
 int it_lex_is_number(const char *w, int *value); /* one..ten, single, pair */
 
+/* A set of words with fast membership (sorted on first use, then binary
+ * search): the closed word classes are asked about for every token. */
+typedef struct it_wordset {
+    const char *const *words;
+    const char **sorted;
+    size_t n;
+    _Atomic int state; /* 0 unsorted, 1 sorting, 2 ready */
+} it_wordset;
+
+#define IT_WORDSET_DEFINE(name, ...)                                                              \
+    static const char *const name##_words[] = {__VA_ARGS__};                                     \
+    static const char *name##_sorted[sizeof name##_words / sizeof name##_words[0]];              \
+    static it_wordset name = {name##_words, name##_sorted, sizeof name##_words / sizeof name##_words[0], 0}
+
+int it_wordset_has(it_wordset *ws, const char *w);
+
 /* Plural to singular for words not in the lexicon ("buildings" -> "building").
  * Writes into buf; returns buf. */
 const char *it_lex_singular(char *buf, size_t n, const char *w);

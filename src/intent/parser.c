@@ -445,8 +445,11 @@ static int chunk_subjects(pctx *p, const chunk *c, int *out)
             for (int s = 0; s < p->in->n_subjects; s++) out[n++] = s;
             if (n) return n;
         }
-    /* the clause's grammatical subject: a name or pronoun before the phrase */
-    for (int j = c->t0 - 1; j >= p->s0; j--) {
+    /* the clause's grammatical subject: a name or pronoun before the phrase
+     * (a clause is short: the scan is bounded, which also keeps very long
+     * sentences linear) */
+    int lim = c->t0 - 24 > p->s0 ? c->t0 - 24 : p->s0;
+    for (int j = c->t0 - 1; j >= lim; j--) {
         if (t[j].kind == TK_PUNCT && t[j].w[0] != ',') break;
         if (t[j].kind != TK_WORD) continue;
         if (pt_is_clause_word(t[j].w)) break;
