@@ -203,12 +203,16 @@ static void vpass(uint8_t *dst, int dh, const uint8_t *src, int w, int row_base,
         int32_t acc[VCHUNK];
         for (size_t i0 = 0; i0 < stride; i0 += VCHUNK) {
             size_t m = stride - i0 < VCHUNK ? stride - i0 : VCHUNK;
+            /* omp simd: gcc -O2 does not vectorise these by itself. */
+#pragma omp simd
             for (size_t i = 0; i < m; i++) acc[i] = HALF;
             for (int y = 0; y < n; y++) {
                 const uint8_t *r = base + (size_t)y * stride + i0;
                 int32_t ky = k[y];
+#pragma omp simd
                 for (size_t i = 0; i < m; i++) acc[i] += r[i] * ky;
             }
+#pragma omp simd
             for (size_t i = 0; i < m; i++) o[i0 + i] = clip8(acc[i]);
         }
     }
