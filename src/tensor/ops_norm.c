@@ -10,11 +10,12 @@
 #include <string.h>
 
 #include "tensor/ops_common.h"
+#include "tensor/ops_math.h"
 
-static inline float silu_f(float z) { return z / (1.0f + expf(-z)); }
+static inline float silu_f(float z) { return z * it_fsigmoid(z); }
 static inline float silu_df(float z)
 {
-    float s = 1.0f / (1.0f + expf(-z));
+    float s = it_fsigmoid(z);
     return s * (1.0f + z * (1.0f - s));
 }
 
@@ -49,10 +50,13 @@ static void gn_fwd(float *y, float *mean_out, float *rstd_out, const float *x, c
             float a = rstd * (w ? w[c] : 1.0f), k = (b ? b[c] : 0.0f) - mean * a;
             const float *xc = xg + cc * S;
             float *yc = yg + cc * S;
-            if (silu)
+            if (silu) {
+                #pragma omp simd
                 for (int64_t s = 0; s < S; s++) yc[s] = silu_f(xc[s] * a + k);
-            else
+            } else {
+                #pragma omp simd
                 for (int64_t s = 0; s < S; s++) yc[s] = xc[s] * a + k;
+            }
         }
     }
 }
@@ -265,7 +269,8 @@ void it_cpu_softmax_fwd(float *y, const float *x, int64_t rows, int64_t D)
         const float *xr = x + r * D;
         float *yr = y + r * D, mx = -INFINITY, s = 0;
         for (int64_t d = 0; d < D; d++) mx = xr[d] > mx ? xr[d] : mx;
-        for (int64_t d = 0; d < D; d++) s += (yr[d] = expf(xr[d] - mx));
+        #pragma omp simd reduction(+ : s)
+        for (int64_t d = 0; d < D; d++) s += (yr[d] = it_fexp(xr[d] - mx));
         float inv = 1.0f / s;
         for (int64_t d = 0; d < D; d++) yr[d] *= inv;
     }
