@@ -2,7 +2,8 @@
  *
  * tools/gen_engine_e2e.py trains a small conv + attention network (conv3x3,
  * GroupNorm+SiLU, LayerNorm, two-head self-attention, residual, linear head,
- * MSE) for 200 SGD steps and stores its initial weights, the data and the
+ * MSE) for 200 SGD steps, and for 200 AdamW steps with gradient clipping,
+ * and stores its initial weights, the data and the
  * loss of every step (tests/fixtures/engine/e2e.safetensors). Here the same
  * network runs on the engine from the same weights on the same batches; the
  * two loss curves must agree step by step within E2E_TOL (relative). The
@@ -22,6 +23,7 @@
 #include "tensor/ops_loss.h"
 #include "tensor/ops_norm.h"
 #include "tensor/ops_shape.h"
+#include "tensor/optim.h"
 #include "test.h"
 
 #define E2E_TOL 1e-5
@@ -50,11 +52,17 @@ static it_tensor *net_forward(it_ctx *c, it_tensor **p, it_tensor *x)
     return it_op_reshape(c, it_op_transpose(c, o, 1, 2), IT_SHAPE(B, 3, H, W));
 }
 
-IT_TEST(engine_e2e_training_matches_torch) {
+/* Trains from the fixture's initial weights on its batches and compares the
+ * loss of every step with the curve named `curve`. adamw: the optimiser of
+ * optim.h (AdamW, weight decay 0.01, global-norm clipping at 1.0) instead
+ * of plain SGD written out here. */
+static void train_and_compare(it_test_ctx *t, const char *curve, int adamw)
+{
     it_err err;
     efx *fx = efx_open(&err, it_test_fixture(t, "engine/e2e.safetensors"));
     IT_REQUIRE(fx != NULL);
     it_tensor *p[P_COUNT];
+    it_optim_param op[P_COUNT];
     for (int i = 0; i < P_COUNT; i++) {
         p[i] = efx_get(fx, k_names[i], 1);
         if (!p[i]) {
@@ -62,14 +70,18 @@ IT_TEST(engine_e2e_training_matches_torch) {
             efx_close(fx);
             return;
         }
+        op[i] = (it_optim_param){k_names[i], p[i]->data, p[i]->grad, (size_t)p[i]->n, 0};
     }
-    it_tensor *X = efx_get(fx, "data.x", 0), *Y = efx_get(fx, "data.y", 0), *L = efx_get(fx, "loss", 0);
+    it_tensor *X = efx_get(fx, "data.x", 0), *Y = efx_get(fx, "data.y", 0), *L = efx_get(fx, curve, 0);
     IT_REQUIRE(X && Y && L);
+    it_optim opt;
+    it_optim_config cfg = it_optim_adamw_defaults(1e-2);
+    if (adamw) IT_REQUIRE_OK(it_optim_init(&err, &opt, &cfg, op, P_COUNT), &err);
     int steps = (int)L->n, batch = atoi(efx_meta(fx, "batch")), samples = (int)X->shape[0];
     int64_t per = X->n / samples; /* floats per sample */
     it_ctx ctx;
     it_ctx_init(&ctx, 1 << 20);
-    double worst = 0, last = 0;
+    double worst = 0;
     for (int s = 0; s < steps && t->failures == 0; s++) {
         it_ctx_reset(&ctx);
         it_tensor *xb = it_tensor_new(&ctx, IT_DTYPE_F32, IT_SHAPE(batch, X->shape[1], X->shape[2], X->shape[3]));
@@ -85,18 +97,29 @@ IT_TEST(engine_e2e_training_matches_torch) {
         float ours = it_f32(loss)[0], ref = it_f32(L)[s];
         double rel = fabs((double)ours - ref) / fabs((double)ref);
         if (rel > worst) worst = rel;
-        last = rel;
-        if (getenv("IT_VERBOSE") && (s < 3 || s % 50 == 0 || s == steps - 1))
-            printf("    step %3d  ours %.7f  torch %.7f  rel %.2e\n", s, ours, ref, rel);
+        if (getenv("IT_VERBOSE") && (s < 2 || s % 50 == 0 || s == steps - 1))
+            printf("    %s step %3d  ours %.7f  torch %.7f  rel %.2e\n", curve, s, ours, ref, rel);
         if (!(rel <= E2E_TOL))
-            it_test_fail(t, __FILE__, __LINE__, "step %d: loss %.7f vs torch %.7f (relative %.2e)", s, ours, ref, rel);
-        for (int i = 0; i < P_COUNT; i++) { /* plain SGD, as torch.optim.SGD(lr) */
-            float *w = p[i]->data, *g = p[i]->grad;
-            for (int64_t e = 0; e < p[i]->n; e++) w[e] -= E2E_LR * g[e], g[e] = 0;
+            it_test_fail(t, __FILE__, __LINE__, "%s step %d: loss %.7f vs torch %.7f (relative %.2e)", curve, s, ours,
+                         ref, rel);
+        if (adamw) {
+            it_optim_clip_grad_norm(&opt, 1.0);
+            it_optim_step(&opt, 1e-2);
+            it_optim_zero_grad(&opt);
+        } else {
+            for (int i = 0; i < P_COUNT; i++) { /* plain SGD, as torch.optim.SGD(lr) */
+                float *w = p[i]->data, *g = p[i]->grad;
+                for (int64_t e = 0; e < p[i]->n; e++) w[e] -= E2E_LR * g[e], g[e] = 0;
+            }
         }
     }
-    if (getenv("IT_VERBOSE")) printf("    %d steps: max relative loss difference %.2e (last %.2e)\n", steps, worst, last);
+    if (getenv("IT_VERBOSE")) printf("    %s: %d steps, max relative loss difference %.2e\n", curve, steps, worst);
     IT_CHECK(it_f32(L)[steps - 1] < 0.2f * it_f32(L)[0]); /* the fixture itself shows learning */
+    if (adamw) it_optim_free(&opt);
     it_ctx_free(&ctx);
     efx_close(fx);
 }
+
+IT_TEST(engine_e2e_training_matches_torch) { train_and_compare(t, "loss", 0); }
+
+IT_TEST(engine_e2e_adamw_clipping_matches_torch) { train_and_compare(t, "loss_adamw", 1); }

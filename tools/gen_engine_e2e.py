@@ -3,7 +3,8 @@ gen_engine_fixtures.py).
 
 A small conv + attention network (conv3x3, GroupNorm+SiLU, LayerNorm,
 two-head self-attention with q/k/v/out projections, residual, linear head,
-MSE) is trained for STEPS steps with plain SGD in float32 from fixed initial
+MSE) is trained for STEPS steps with plain SGD, and again with AdamW and gradient
+clipping, in float32 from fixed initial
 weights on fixed batches. Stored: the initial weights (PyTorch state-dict
 names), the 16-sample data set and targets, and the loss of every step.
 The C test (tests/test_engine_e2e.c) builds the same network on the engine,
@@ -19,6 +20,8 @@ STEPS = 200
 BATCH = 4
 SAMPLES = 16
 LR = 0.1
+ADAMW_LR = 0.01
+CLIP = 1.0
 
 
 class Net(nn.Module):
@@ -46,6 +49,20 @@ class Net(nn.Module):
         return o.transpose(1, 2).reshape(B, 3, H, W)
 
 
+def train(net, x, y, opt, clip):
+    losses = []
+    for step in range(STEPS):
+        idx = [(step * BATCH + j) % SAMPLES for j in range(BATCH)]
+        opt.zero_grad()
+        loss = F.mse_loss(net(x[idx]), y[idx])
+        loss.backward()
+        if clip is not None:
+            torch.nn.utils.clip_grad_norm_(net.parameters(), clip)
+        opt.step()
+        losses.append(loss.item())
+    return losses
+
+
 def main(out_dir, save):
     torch.manual_seed(5)
     net = Net()
@@ -59,21 +76,18 @@ def main(out_dir, save):
     teacher = nn.Conv2d(3, 3, 3, padding=1)
     with torch.no_grad():
         y = torch.tanh(teacher(x)) + 0.1 * x
-    opt = torch.optim.SGD(net.parameters(), lr=LR)
-    losses = []
-    for step in range(STEPS):
-        idx = [(step * BATCH + j) % SAMPLES for j in range(BATCH)]
-        opt.zero_grad()
-        loss = F.mse_loss(net(x[idx]), y[idx])
-        loss.backward()
-        opt.step()
-        losses.append(loss.item())
+    losses = train(net, x, y, torch.optim.SGD(net.parameters(), lr=LR), clip=None)
+    net.load_state_dict({k: torch.from_numpy(v) for k, v in init.items()})
+    opt = torch.optim.AdamW(net.parameters(), lr=ADAMW_LR, weight_decay=0.01)
+    losses_adamw = train(net, x, y, opt, clip=CLIP)
     tensors = {f"init.{k}": v for k, v in init.items()}
     tensors["data.x"] = x.numpy()
     tensors["data.y"] = y.numpy()
     tensors["loss"] = torch.tensor(losses, dtype=torch.float32).numpy()
+    tensors["loss_adamw"] = torch.tensor(losses_adamw, dtype=torch.float32).numpy()
     meta = {"generator": "tools/gen_engine_e2e.py", "torch": torch.__version__,
-            "optimizer": f"SGD lr={LR}", "steps": str(STEPS), "batch": str(BATCH),
+            "optimizer": f"SGD lr={LR}; loss_adamw: AdamW lr={ADAMW_LR} wd=0.01, clip_grad_norm {CLIP}", "steps": str(STEPS), "batch": str(BATCH),
             "batches": "step s uses samples (s*batch + j) % samples"}
     save(os.path.join(out_dir, "e2e.safetensors"), tensors, meta)
-    print(f"e2e.safetensors: loss {losses[0]:.4f} -> {losses[-1]:.4f}")
+    print(f"e2e.safetensors: SGD loss {losses[0]:.4f} -> {losses[-1]:.4f}, "
+          f"AdamW {losses_adamw[0]:.4f} -> {losses_adamw[-1]:.4f}")
