@@ -411,3 +411,33 @@ IT_TEST(toy_out_of_memory) {
     IT_CHECK_INT(it_toy_renderer_init(&e, &r, 8, 8), IT_ERR_ARG);
     IT_CHECK_CONTAINS(e.msg, "too small");
 }
+
+IT_TEST(toy_render_batch_matches_single) {
+    enum { N = 12, W = 64 };
+    it_err e;
+    uint8_t *batch = it_malloc((size_t)N * W * W * 3), *one = it_malloc(W * W * 3);
+    it_toy_attrs attrs[N];
+    it_toy_truth truth[N];
+    IT_REQUIRE(batch && one);
+    IT_REQUIRE_OK(it_toy_render_batch(&e, W, W, NULL, 4, 100, N, IT_TOY_EVAL, batch, attrs, truth), &e);
+    it_toy_renderer r;
+    IT_REQUIRE_OK(it_toy_renderer_init(&e, &r, W, W), &e);
+    for (int i = 0; i < N; i++) {
+        it_toy_attrs a;
+        it_toy_truth tr;
+        IT_REQUIRE_OK(it_toy_sample(&e, &a, NULL, 4, 100 + (uint64_t)i, IT_TOY_EVAL), &e);
+        IT_REQUIRE_OK(it_toy_render(&e, &r, &a, IT_TOY_EVAL, one, NULL, &tr), &e);
+        IT_CHECK(memcmp(one, batch + (size_t)i * W * W * 3, W * W * 3) == 0);
+        IT_CHECK(memcmp(&a, &attrs[i], sizeof a) == 0);
+        IT_CHECK(memcmp(&tr, &truth[i], sizeof tr) == 0);
+    }
+    /* A held-out request fails the whole batch with the sampler's message. */
+    it_toy_constraint c;
+    it_toy_constraint_init(&c);
+    c.character = it_toy_character_find("mira");
+    IT_CHECK_INT(it_toy_render_batch(&e, W, W, &c, 4, 0, N, IT_TOY_PRETRAIN, batch, NULL, NULL), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(e.msg, "character 'mira' is held out");
+    it_toy_renderer_free(&r);
+    it_free(batch);
+    it_free(one);
+}

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "base/threads.h"
 #include "toy/characters.h"
 
 #define PI_F 3.14159265f
@@ -1056,5 +1057,41 @@ it_status it_toy_render(it_err *err, it_toy_renderer *r, const it_toy_attrs *a, 
     it_canvas_to_rgb8(cv, rgb);
     if (mask) memcpy(mask, cv->mask, (size_t)cv->w * cv->h);
     if (truth) it_toy_truth_from_mask(truth, cv->mask, cv->w, cv->h);
+    return IT_OK;
+}
+
+it_status it_toy_render_batch(it_err *err, int w, int h, const it_toy_constraint *c, uint64_t seed,
+                              uint64_t start, int n, it_toy_purpose purpose, uint8_t *rgb,
+                              it_toy_attrs *attrs, it_toy_truth *truth)
+{
+    if (n < 0) return it_err_set(err, IT_ERR_ARG, "toy batch: negative count %d", n);
+    it_err first;
+    it_err_clear(&first);
+    #pragma omp parallel num_threads(it_threads_get())
+    {
+        it_err e;
+        it_err_clear(&e);
+        it_toy_renderer r;
+        memset(&r, 0, sizeof r);
+        int ok = it_toy_renderer_init(&e, &r, w, h) == IT_OK;
+        #pragma omp for schedule(dynamic, 8)
+        for (int i = 0; i < n; i++) {
+            if (!ok) continue;
+            it_toy_attrs a;
+            ok = it_toy_sample(&e, &a, c, seed, start + (uint64_t)i, purpose) == IT_OK &&
+                 it_toy_render(&e, &r, &a, purpose, rgb + (size_t)i * w * h * 3, NULL, truth ? &truth[i] : NULL) ==
+                     IT_OK;
+            if (attrs) attrs[i] = a;
+        }
+        if (!ok) {
+            #pragma omp critical(it_toy_batch_err)
+            if (!first.code) first = e;
+        }
+        it_toy_renderer_free(&r);
+    }
+    if (first.code) {
+        if (err) *err = first;
+        return first.code;
+    }
     return IT_OK;
 }

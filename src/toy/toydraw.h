@@ -60,6 +60,14 @@ void it_toy_renderer_free(it_toy_renderer *r);
 it_status it_toy_render(it_err *err, it_toy_renderer *r, const it_toy_attrs *a, it_toy_purpose purpose,
                         uint8_t *rgb, uint8_t *mask, it_toy_truth *truth);
 
+/* Samples and renders images start .. start+n-1 of stream (seed, c,
+ * purpose) on all threads (it_threads_get()): rgb (n, h, w, 3) bytes;
+ * attrs (n) and truth (n) may be NULL. The same bytes for any thread
+ * count. For in-memory training sets (the judge, pretraining). */
+it_status it_toy_render_batch(it_err *err, int w, int h, const it_toy_constraint *c, uint64_t seed,
+                              uint64_t start, int n, it_toy_purpose purpose, uint8_t *rgb,
+                              it_toy_attrs *attrs, it_toy_truth *truth);
+
 /* Computes boxes and counts from a part-bit mask (h, w). */
 void it_toy_truth_from_mask(it_toy_truth *t, const uint8_t *mask, int w, int h);
 
