@@ -247,6 +247,16 @@ static void declarations(pctx *p)
             if (after == i + 2) t[i + 1].used = 1;
             add_subject(p, n0, n1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
             i = n1 - 1;
+            /* "two cats named Tig and Tam": a second name of the same class */
+            if (n1 + 1 < p->s1 && pt_is(&t[n1], "and") && cap_name(&t[n1 + 1]) &&
+                !(n1 + 2 < p->s1 && (pt_is(&t[n1 + 2], "named") || pt_is(&t[n1 + 2], "called") ||
+                                     t[n1 + 2].kind == TK_POSS))) {
+                int m0 = n1 + 1, m1 = m0;
+                while (m1 < p->s1 && m1 < m0 + 3 && cap_name(&t[m1])) m1++;
+                t[n1].used = 1;
+                add_subject(p, m0, m1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
+                i = m1 - 1;
+            }
             continue;
         }
         /* "trigger word X", "trigger X", "token X" */
@@ -292,6 +302,57 @@ static void declarations(pctx *p)
             if (j < p->s1 && class_at(&e, p, j)) {
                 mark_class(p, j, e);
                 add_subject(p, i, i + 1, e->canon, e->cat);
+                continue;
+            }
+            /* "Marcus, my colleague": a noun the lexicon does not know is
+             * still the class when the apposition ends there */
+            int last = j - 1;
+            const it_lex_entry *x;
+            const char *lw = t[last].w;
+            if (last >= i + 3 && (j >= p->s1 || t[j].kind == TK_PUNCT || it_lex_is_function(t[j].w)) &&
+                t[last].kind == TK_WORD && !it_lex_is_function(lw) && !it_lex_match(&x, &lw, 1, 0)) {
+                char sing[64];
+                it_lex_singular(sing, sizeof sing, lw);
+                for (int k = i + 3; k <= last; k++) t[k].used = 1;
+                int mine = pt_is(&t[i + 2], "my") || pt_is(&t[i + 2], "our");
+                add_subject(p, i, i + 1, sing, mine ? IT_LEXC_PERSON : IT_LEXC_CREATURE);
+                continue;
+            }
+        }
+        /* "my mom, Linda", "our mascot, Blip" */
+        if (class_at(&e, p, i) && i + 2 < p->s1 && pt_punct(&t[i + 1], ',') && cap_name(&t[i + 2]) &&
+            i > p->s0 && t[i - 1].kind == TK_WORD && (it_lex_is_possessive(t[i - 1].w) || it_lex_is_determiner(t[i - 1].w))) {
+            int j = i + 2;
+            while (j < p->s1 && j < i + 5 && cap_name(&t[j])) j++;
+            mark_class(p, i, e);
+            add_subject(p, i + 2, j, e->canon, e->cat);
+            i = j - 1;
+            continue;
+        }
+        /* "brand Lumi", "style name softglow", "name the style pencilfox" */
+        if ((pt_is(&t[i], "brand") || (pt_is(&t[i], "name") && i > p->s0 && pt_is(&t[i - 1], "style")) ||
+             (pt_is(&t[i], "name") && i + 2 < p->s1 && pt_is(&t[i + 1], "the") && class_at(&e, p, i + 2))) &&
+            i + 1 < p->s1) {
+            int at = i + 1, has_class = 0;
+            if (pt_is(&t[i], "name") && pt_is(&t[i + 1], "the")) {
+                has_class = 1;
+                mark_class(p, i + 2, e);
+                at = i + 2;
+                while (at < p->s1 && t[at].used) at++;
+            }
+            if (parse_name(p, at, &n0, &n1)) {
+                if (!has_class && pt_is(&t[i], "name")) { /* "style name X" */
+                    const char *sw = "style";
+                    has_class = it_lex_match(&e, &sw, 1, IT_LEX_CLASS) > 0;
+                    t[i - 1].used = 1;
+                } else if (!has_class) { /* "brand X": the class said before */
+                    c = class_before(p, i, &e, 1);
+                    if (c >= 0) mark_class(p, c, e);
+                    has_class = c >= 0;
+                }
+                t[i].used = 1;
+                add_subject(p, n0, n1, has_class ? e->canon : NULL, has_class ? e->cat : IT_LEXC_NONE);
+                i = n1 - 1;
                 continue;
             }
         }
