@@ -195,6 +195,12 @@ C = [
  ("t62", "painting", "Name the style pencilfox. Keep the lines and the shading. Backgrounds and figures can vary. No text.",
   [], [("pencilfox", "style")],
   [("pencilfox", "style", "preserve", "image"), ("*", "linework", "preserve", "image"), ("*", "shading", "preserve", "image"), ("*", "background", "modify", "image"), ("pencilfox", "person", "modify", "instance"), ("pencilfox", "text", "remove", "instance")]),
+ ("t63", "2d-character", "A knight named Gale. Gale's shield and banner are important and must stay. The helmet can be on or off. No horse.",
+  [], [("gale", "knight")],
+  [("gale", "shield", "preserve", "instance"), ("gale", "banner", "preserve", "instance"), ("gale", "helmet", "modify", "instance"), ("gale", "horse", "remove", "instance")]),
+ ("t64", "product", "Our bike is called Swift. The frame geometry and the saddle look unique and should stay identical. Lights can be with or without. Remove the kickstand.",
+  [], [("swift", "bicycle")],
+  [("swift", "frame shape", "preserve", "attribute"), ("swift", "saddle", "preserve", "instance"), ("*", "lighting", "modify", "image"), ("swift", "kickstand", "remove", "instance")]),
 ]
 
 with open("tests/intent/tuned.jsonl", "w") as f:

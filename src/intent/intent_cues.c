@@ -83,7 +83,7 @@ static const cue_pat g_cues[] = {
     {"up to the user", MOD, L, 0}, {"free to change", MOD, L, 0}, {"negotiable", MOD, L, 0},
     {"vary freely", MOD, L, 0}, {"changing", MOD, L, 0}, {"varying", MOD, L, 0}, {"diverse", MOD, L, 0},
     {"random", MOD, L, 0}, {"tunable", MOD, L, 0},
-    {"configurable", MOD, L, 0},
+    {"configurable", MOD, L, 0}, {"on or off", MOD, L, 0}, {"with or without", MOD, L, 0},
     /* remove */
     {"no", REM, R, CUE_TIGHT}, {"without", REM, R, CUE_TIGHT}, {"free of", REM, R, CUE_TIGHT},
     {"minus", REM, R, CUE_TIGHT}, {"remove", REM, R, 0}, {"removes", REM, R, 0}, {"removing", REM, R, 0},
@@ -367,7 +367,7 @@ static int is_breaker(const char *w)
         "called", "want", "like", "fine-tune", "finetune", "tune", "model", "images", "image",
         "pictures", "picture", "photos", "photo", "generations", "output", "outputs", "results",
         "every", "shot", "shots", "dataset", "lora", "sure", "it", "across", "throughout",
-        "whenever", "sits", "stands", "looks", "go", "goes", "is", "called", "wants");
+        "whenever", "sits", "stands", "looks", "look", "go", "goes", "is", "called", "wants");
     return it_wordset_has(&l, w);
 }
 
@@ -588,7 +588,17 @@ static int walk_left(int *got, int max, const chunk *ch, int n, const tok_list *
         if (t->kind == TK_WORD && ((!t->used && pt_is_filler(t->w)) || is_negator(t))) j--;
         else if (pt_punct(t, ':')) j--;
         else if (skip_cues && t->kind == TK_WORD && t->used) j--;
-        else break;
+        else if (pt_is(t, "and") && j > s0) {
+            /* "the sword and cape are iconic and must stay": skip a
+             * predicate adjective ("are iconic") between the list and its cue */
+            int a = chunk_ending_at(ch, n, j);
+            if (a < 0 || ch[a].has_head || ch[a].value_only || ch[a].is_class || ch[a].prop) break;
+            int b = ch[a].t0 - 1;
+            if (b < s0 || !(pt_is(&tl->t[b], "is") || pt_is(&tl->t[b], "are") || pt_is(&tl->t[b], "look") ||
+                            pt_is(&tl->t[b], "looks")))
+                break;
+            j = b - 1;
+        } else break;
     }
     while (j >= s0 && k < max) {
         int c = chunk_ending_at(ch, n, j + 1);

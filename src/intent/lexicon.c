@@ -182,7 +182,7 @@ S("pose", "pose", DN), S("poses", "pose", DN), S("posture", "pose", DN),
     P("hue", "colour"), P("shade", "colour"), P("length", "length"), P("count", "count"),
     P("number", "count"), P("pattern", "pattern"), P("patterns", "pattern"), P("print", "pattern"),
     P("material", "material"), P("materials", "material"), P("fabric", "material"), P("finish", "material"),
-    P("shape", "shape"), P("shapes", "shape"), P("size", "size"), P("sizes", "size"), P("style", "style"),
+    P("shape", "shape"), P("geometry", "shape"), P("silhouette", "shape"), P("shapes", "shape"), P("size", "size"), P("sizes", "size"), P("style", "style"),
     P("styles", "style"), P("tone", "colour"), P("state", "state"),
     P("type", "type"), P("kind", "type"),
 
