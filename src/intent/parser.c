@@ -12,7 +12,6 @@
 
 #include <ctype.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 
 #include "base/mem.h"
@@ -224,194 +223,281 @@ static void mark_class(pctx *p, int j, const it_lex_entry *e)
 
 static int cap_name(const tok *t) { return t->kind == TK_WORD && t->cap && name_word_ok(t); }
 
-/* Declarations of one sentence. */
-static void declarations(pctx *p)
+/* "X named|called NAME", "call it NAME", "name it NAME" */
+static int decl_named(pctx *p, int i)
 {
     tok *t = p->tl.t;
-    for (int i = p->s0; i < p->s1 && p->st == IT_OK; i++) {
-        const it_lex_entry *e = NULL;
-        int n0, n1, c;
-        if (t[i].used || t[i].kind != TK_WORD) continue;
-        /* "X named|called NAME", "call it NAME", "name it NAME" */
-        int after = -1;
-        if (pt_is(&t[i], "named") || pt_is(&t[i], "called")) after = i + 1;
-        else if ((pt_is(&t[i], "call") || pt_is(&t[i], "name") || pt_is(&t[i], "calling")) && i + 1 < p->s1 &&
-                 (pt_is(&t[i + 1], "it") || pt_is(&t[i + 1], "him") || pt_is(&t[i + 1], "her") ||
-                  pt_is(&t[i + 1], "them")))
-            after = i + 2;
-        if (after > 0 && parse_name(p, after, &n0, &n1)) {
-            c = class_before(p, i, &e, after == i + 2);
-            if (c < 0 && after == i + 1) c = class_before(p, i, &e, 1);
-            if (c >= 0) mark_class(p, c, e);
-            t[i].used = 1;
-            if (after == i + 2) t[i + 1].used = 1;
-            add_subject(p, n0, n1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
+    const it_lex_entry *e = NULL;
+    int n0 = 0, n1 = 0, c = -1;
+    int after = -1;
+    if (pt_is(&t[i], "named") || pt_is(&t[i], "called")) after = i + 1;
+    else if ((pt_is(&t[i], "call") || pt_is(&t[i], "name") || pt_is(&t[i], "calling")) && i + 1 < p->s1 &&
+             (pt_is(&t[i + 1], "it") || pt_is(&t[i + 1], "him") || pt_is(&t[i + 1], "her") ||
+              pt_is(&t[i + 1], "them")))
+        after = i + 2;
+    if (after > 0 && parse_name(p, after, &n0, &n1)) {
+        c = class_before(p, i, &e, after == i + 2);
+        if (c < 0 && after == i + 1) c = class_before(p, i, &e, 1);
+        if (c >= 0) mark_class(p, c, e);
+        t[i].used = 1;
+        if (after == i + 2) t[i + 1].used = 1;
+        add_subject(p, n0, n1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
+        i = n1 - 1;
+        /* "two cats named Tig and Tam": a second name of the same class */
+        if (n1 + 1 < p->s1 && pt_is(&t[n1], "and") && cap_name(&t[n1 + 1]) &&
+            !(n1 + 2 < p->s1 && (pt_is(&t[n1 + 2], "named") || pt_is(&t[n1 + 2], "called") ||
+                                 t[n1 + 2].kind == TK_POSS))) {
+            int m0 = n1 + 1, m1 = m0;
+            while (m1 < p->s1 && m1 < m0 + 3 && cap_name(&t[m1])) m1++;
+            t[n1].used = 1;
+            add_subject(p, m0, m1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
+            i = m1 - 1;
+        }
+        return i;
+    }
+    return -1;
+}
+
+/* "trigger word X", "trigger X", "token X" */
+static int decl_trigger(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    int n0 = 0, n1 = 0, c = -1;
+    if (pt_is(&t[i], "trigger") || pt_is(&t[i], "token")) {
+        int j = i + 1;
+        while (j < p->s1 && (pt_is(&t[j], "word") || pt_is(&t[j], "is") || pt_punct(&t[j], ':'))) j++;
+        if (parse_name(p, j, &n0, &n1) || (j < p->s1 && t[j].kind == TK_WORD && (n0 = j, n1 = j + 1))) {
+            char name[160], trig[IT_INTENT_MAX_WORD + 1];
+            span_text(name, sizeof name, p, n0, n1);
+            it_intent_make_trigger(trig, sizeof trig, name);
+            if (p->in->n_subjects == 0) {
+                /* "Train this watercolour style, trigger word aqv" */
+                c = class_before(p, i, &e, 1);
+                if (c >= 0) mark_class(p, c, e);
+                add_subject(p, n0, n1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
+            } else {
+                int s = p->focus >= 0 ? p->focus : p->in->n_subjects - 1;
+                if (it_intent_find_subject(p->in, trig) < 0) p->in->subjects[s].trigger = it_intent_strdup(p->in, trig);
+            }
+            for (int k = i; k < n1; k++) t[k].used = 1;
             i = n1 - 1;
-            /* "two cats named Tig and Tam": a second name of the same class */
-            if (n1 + 1 < p->s1 && pt_is(&t[n1], "and") && cap_name(&t[n1 + 1]) &&
-                !(n1 + 2 < p->s1 && (pt_is(&t[n1 + 2], "named") || pt_is(&t[n1 + 2], "called") ||
-                                     t[n1 + 2].kind == TK_POSS))) {
-                int m0 = n1 + 1, m1 = m0;
-                while (m1 < p->s1 && m1 < m0 + 3 && cap_name(&t[m1])) m1++;
-                t[n1].used = 1;
-                add_subject(p, m0, m1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
-                i = m1 - 1;
-            }
-            continue;
+            return i;
         }
-        /* "trigger word X", "trigger X", "token X" */
-        if (pt_is(&t[i], "trigger") || pt_is(&t[i], "token")) {
-            int j = i + 1;
-            while (j < p->s1 && (pt_is(&t[j], "word") || pt_is(&t[j], "is") || pt_punct(&t[j], ':'))) j++;
-            if (parse_name(p, j, &n0, &n1) || (j < p->s1 && t[j].kind == TK_WORD && (n0 = j, n1 = j + 1))) {
-                char name[160], trig[IT_INTENT_MAX_WORD + 1];
-                span_text(name, sizeof name, p, n0, n1);
-                it_intent_make_trigger(trig, sizeof trig, name);
-                if (p->in->n_subjects == 0) {
-                    /* "Train this watercolour style, trigger word aqv" */
-                    c = class_before(p, i, &e, 1);
-                    if (c >= 0) mark_class(p, c, e);
-                    add_subject(p, n0, n1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
-                } else {
-                    int s = p->focus >= 0 ? p->focus : p->in->n_subjects - 1;
-                    if (it_intent_find_subject(p->in, trig) < 0) p->in->subjects[s].trigger = it_intent_strdup(p->in, trig);
-                }
-                for (int k = i; k < n1; k++) t[k].used = 1;
-                i = n1 - 1;
-                continue;
-            }
+    }
+    return -1;
+}
+
+/* "my dog Rex", "our mascot Blip" */
+static int decl_poss_class_name(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    if (class_at(&e, p, i) && i > p->s0 && i + 1 < p->s1 && t[i - 1].kind == TK_WORD &&
+        (it_lex_is_possessive(t[i - 1].w) || pt_is(&t[i - 1], "the")) && cap_name(&t[i + 1]) &&
+        !(i + 2 < p->s1 && t[i + 2].kind == TK_POSS)) {
+        int j = i + 1;
+        while (j < p->s1 && j < i + 3 && cap_name(&t[j])) j++;
+        t[i].used = 1;
+        add_subject(p, i + 1, j, e->canon, e->cat);
+        i = j - 1;
+        return i;
+    }
+    return -1;
+}
+
+/* "David, a bald man", "Luna, a cat girl" */
+static int decl_name_apposition(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    if (cap_name(&t[i]) && i + 2 < p->s1 && pt_punct(&t[i + 1], ',') && t[i + 2].kind == TK_WORD &&
+        (pt_is(&t[i + 2], "a") || pt_is(&t[i + 2], "an") || pt_is(&t[i + 2], "my") || pt_is(&t[i + 2], "our") ||
+         pt_is(&t[i + 2], "the"))) {
+        int j = i + 3;
+        for (; j < p->s1 && j < i + 8 && t[j].kind == TK_WORD && !class_at(&e, p, j); j++)
+            if (it_lex_is_function(t[j].w)) break;
+        if (j < p->s1 && class_at(&e, p, j)) {
+            mark_class(p, j, e);
+            add_subject(p, i, i + 1, e->canon, e->cat);
+            return i;
         }
-        /* "my dog Rex", "our mascot Blip" */
-        if (class_at(&e, p, i) && i > p->s0 && i + 1 < p->s1 && t[i - 1].kind == TK_WORD &&
-            (it_lex_is_possessive(t[i - 1].w) || pt_is(&t[i - 1], "the")) && cap_name(&t[i + 1]) &&
-            !(i + 2 < p->s1 && t[i + 2].kind == TK_POSS)) {
-            int j = i + 1;
-            while (j < p->s1 && j < i + 3 && cap_name(&t[j])) j++;
+        /* "Marcus, my colleague": a noun the lexicon does not know is
+         * still the class when the apposition ends there */
+        int last = j - 1;
+        const it_lex_entry *x;
+        const char *lw = t[last].w;
+        if (last >= i + 3 && (j >= p->s1 || t[j].kind == TK_PUNCT || it_lex_is_function(t[j].w)) &&
+            t[last].kind == TK_WORD && !it_lex_is_function(lw) && !it_lex_match(&x, &lw, 1, 0)) {
+            char sing[64];
+            it_lex_singular(sing, sizeof sing, lw);
+            for (int k = i + 3; k <= last; k++) t[k].used = 1;
+            int mine = pt_is(&t[i + 2], "my") || pt_is(&t[i + 2], "our");
+            add_subject(p, i, i + 1, sing, mine ? IT_LEXC_PERSON : IT_LEXC_CREATURE);
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* "my mom, Linda", "our mascot, Blip" */
+static int decl_class_apposition(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    if (class_at(&e, p, i) && i + 2 < p->s1 && pt_punct(&t[i + 1], ',') && cap_name(&t[i + 2]) &&
+        i > p->s0 && t[i - 1].kind == TK_WORD && (it_lex_is_possessive(t[i - 1].w) || it_lex_is_determiner(t[i - 1].w))) {
+        int j = i + 2;
+        while (j < p->s1 && j < i + 5 && cap_name(&t[j])) j++;
+        mark_class(p, i, e);
+        add_subject(p, i + 2, j, e->canon, e->cat);
+        i = j - 1;
+        return i;
+    }
+    return -1;
+}
+
+/* "brand Lumi", "style name softglow", "name the style pencilfox" */
+static int decl_brand(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    int n0 = 0, n1 = 0, c = -1;
+    if ((pt_is(&t[i], "brand") || (pt_is(&t[i], "name") && i > p->s0 && pt_is(&t[i - 1], "style")) ||
+         (pt_is(&t[i], "name") && i + 2 < p->s1 && pt_is(&t[i + 1], "the") && class_at(&e, p, i + 2))) &&
+        i + 1 < p->s1) {
+        int at = i + 1, has_class = 0;
+        if (pt_is(&t[i], "name") && pt_is(&t[i + 1], "the")) {
+            has_class = 1;
+            mark_class(p, i + 2, e);
+            at = i + 2;
+            while (at < p->s1 && t[at].used) at++;
+        }
+        if (parse_name(p, at, &n0, &n1)) {
+            if (!has_class && pt_is(&t[i], "name")) { /* "style name X" */
+                const char *sw = "style";
+                has_class = it_lex_match(&e, &sw, 1, IT_LEX_CLASS) > 0;
+                t[i - 1].used = 1;
+            } else if (!has_class) { /* "brand X": the class said before */
+                c = class_before(p, i, &e, 1);
+                if (c >= 0) mark_class(p, c, e);
+                has_class = c >= 0;
+            }
             t[i].used = 1;
+            add_subject(p, n0, n1, has_class ? e->canon : NULL, has_class ? e->cat : IT_LEXC_NONE);
+            i = n1 - 1;
+            return i;
+        }
+    }
+    return -1;
+}
+
+/* "our new sneaker, the Zephyr" */
+static int decl_class_the_name(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    if (class_at(&e, p, i) && i + 3 < p->s1 && pt_punct(&t[i + 1], ',') && pt_is(&t[i + 2], "the") &&
+        cap_name(&t[i + 3])) {
+        int j = i + 3;
+        while (j < p->s1 && j < i + 6 && cap_name(&t[j])) j++;
+        t[i].used = 1;
+        add_subject(p, i + 3, j, e->canon, e->cat);
+        i = j - 1;
+        return i;
+    }
+    return -1;
+}
+
+/* "the Nova headphones" (a capitalised name before a class word) */
+static int decl_the_name_class(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    if ((pt_is(&t[i], "the") || pt_is(&t[i], "our") || pt_is(&t[i], "my")) && i + 2 < p->s1 && cap_name(&t[i + 1])) {
+        int j = i + 1;
+        while (j < p->s1 && j < i + 4 && cap_name(&t[j])) j++;
+        if (j < p->s1 && class_at(&e, p, j)) {
+            mark_class(p, j, e);
             add_subject(p, i + 1, j, e->canon, e->cat);
-            i = j - 1;
-            continue;
+            i = j;
+            return i;
         }
-        /* "David, a bald man", "Luna, a cat girl" */
-        if (cap_name(&t[i]) && i + 2 < p->s1 && pt_punct(&t[i + 1], ',') && t[i + 2].kind == TK_WORD &&
-            (pt_is(&t[i + 2], "a") || pt_is(&t[i + 2], "an") || pt_is(&t[i + 2], "my") || pt_is(&t[i + 2], "our") ||
-             pt_is(&t[i + 2], "the"))) {
-            int j = i + 3;
-            for (; j < p->s1 && j < i + 8 && t[j].kind == TK_WORD && !class_at(&e, p, j); j++)
-                if (it_lex_is_function(t[j].w)) break;
-            if (j < p->s1 && class_at(&e, p, j)) {
-                mark_class(p, j, e);
-                add_subject(p, i, i + 1, e->canon, e->cat);
-                continue;
-            }
-            /* "Marcus, my colleague": a noun the lexicon does not know is
-             * still the class when the apposition ends there */
-            int last = j - 1;
-            const it_lex_entry *x;
-            const char *lw = t[last].w;
-            if (last >= i + 3 && (j >= p->s1 || t[j].kind == TK_PUNCT || it_lex_is_function(t[j].w)) &&
-                t[last].kind == TK_WORD && !it_lex_is_function(lw) && !it_lex_match(&x, &lw, 1, 0)) {
-                char sing[64];
-                it_lex_singular(sing, sizeof sing, lw);
-                for (int k = i + 3; k <= last; k++) t[k].used = 1;
-                int mine = pt_is(&t[i + 2], "my") || pt_is(&t[i + 2], "our");
-                add_subject(p, i, i + 1, sing, mine ? IT_LEXC_PERSON : IT_LEXC_CREATURE);
-                continue;
-            }
-        }
-        /* "my mom, Linda", "our mascot, Blip" */
-        if (class_at(&e, p, i) && i + 2 < p->s1 && pt_punct(&t[i + 1], ',') && cap_name(&t[i + 2]) &&
-            i > p->s0 && t[i - 1].kind == TK_WORD && (it_lex_is_possessive(t[i - 1].w) || it_lex_is_determiner(t[i - 1].w))) {
-            int j = i + 2;
-            while (j < p->s1 && j < i + 5 && cap_name(&t[j])) j++;
-            mark_class(p, i, e);
-            add_subject(p, i + 2, j, e->canon, e->cat);
-            i = j - 1;
-            continue;
-        }
-        /* "brand Lumi", "style name softglow", "name the style pencilfox" */
-        if ((pt_is(&t[i], "brand") || (pt_is(&t[i], "name") && i > p->s0 && pt_is(&t[i - 1], "style")) ||
-             (pt_is(&t[i], "name") && i + 2 < p->s1 && pt_is(&t[i + 1], "the") && class_at(&e, p, i + 2))) &&
-            i + 1 < p->s1) {
-            int at = i + 1, has_class = 0;
-            if (pt_is(&t[i], "name") && pt_is(&t[i + 1], "the")) {
-                has_class = 1;
-                mark_class(p, i + 2, e);
-                at = i + 2;
-                while (at < p->s1 && t[at].used) at++;
-            }
-            if (parse_name(p, at, &n0, &n1)) {
-                if (!has_class && pt_is(&t[i], "name")) { /* "style name X" */
-                    const char *sw = "style";
-                    has_class = it_lex_match(&e, &sw, 1, IT_LEX_CLASS) > 0;
-                    t[i - 1].used = 1;
-                } else if (!has_class) { /* "brand X": the class said before */
-                    c = class_before(p, i, &e, 1);
-                    if (c >= 0) mark_class(p, c, e);
-                    has_class = c >= 0;
-                }
-                t[i].used = 1;
-                add_subject(p, n0, n1, has_class ? e->canon : NULL, has_class ? e->cat : IT_LEXC_NONE);
-                i = n1 - 1;
-                continue;
-            }
-        }
-        /* "our new sneaker, the Zephyr" */
-        if (class_at(&e, p, i) && i + 3 < p->s1 && pt_punct(&t[i + 1], ',') && pt_is(&t[i + 2], "the") &&
-            cap_name(&t[i + 3])) {
-            int j = i + 3;
-            while (j < p->s1 && j < i + 6 && cap_name(&t[j])) j++;
-            t[i].used = 1;
-            add_subject(p, i + 3, j, e->canon, e->cat);
-            i = j - 1;
-            continue;
-        }
-        /* "the Nova headphones" (a capitalised name before a class word) */
-        if ((pt_is(&t[i], "the") || pt_is(&t[i], "our") || pt_is(&t[i], "my")) && i + 2 < p->s1 && cap_name(&t[i + 1])) {
+    }
+    return -1;
+}
+
+/* "paint like Hokusai", "in the style of Monet" */
+static int decl_style_of(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    if ((pt_is(&t[i], "like") && i > p->s0 &&
+         (pt_is(&t[i - 1], "paint") || pt_is(&t[i - 1], "paints") || pt_is(&t[i - 1], "painted") ||
+          pt_is(&t[i - 1], "draw") || pt_is(&t[i - 1], "draws") || pt_is(&t[i - 1], "drawn"))) ||
+        (pt_is(&t[i], "of") && i > p->s0 && pt_is(&t[i - 1], "style"))) {
+        if (i + 1 < p->s1 && cap_name(&t[i + 1])) {
             int j = i + 1;
             while (j < p->s1 && j < i + 4 && cap_name(&t[j])) j++;
-            if (j < p->s1 && class_at(&e, p, j)) {
-                mark_class(p, j, e);
-                add_subject(p, i + 1, j, e->canon, e->cat);
-                i = j;
-                continue;
-            }
+            if (pt_is(&t[i], "of")) t[i - 1].used = 1;
+            add_subject(p, i + 1, j, "style", IT_LEXC_STYLE);
+            i = j - 1;
+            return i;
         }
-        /* "paint like Hokusai", "in the style of Monet" */
-        if ((pt_is(&t[i], "like") && i > p->s0 &&
-             (pt_is(&t[i - 1], "paint") || pt_is(&t[i - 1], "paints") || pt_is(&t[i - 1], "painted") ||
-              pt_is(&t[i - 1], "draw") || pt_is(&t[i - 1], "draws") || pt_is(&t[i - 1], "drawn"))) ||
-            (pt_is(&t[i], "of") && i > p->s0 && pt_is(&t[i - 1], "style"))) {
-            if (i + 1 < p->s1 && cap_name(&t[i + 1])) {
-                int j = i + 1;
-                while (j < p->s1 && j < i + 4 && cap_name(&t[j])) j++;
-                if (pt_is(&t[i], "of")) t[i - 1].used = 1;
-                add_subject(p, i + 1, j, "style", IT_LEXC_STYLE);
-                i = j - 1;
-                continue;
-            }
+    }
+    return -1;
+}
+
+/* "photos of Chen", "portraits of Lena" */
+static int decl_photos_of(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    if ((pt_is(&t[i], "photos") || pt_is(&t[i], "pictures") || pt_is(&t[i], "images") ||
+         pt_is(&t[i], "selfies") || pt_is(&t[i], "portraits") || pt_is(&t[i], "headshots") ||
+         pt_is(&t[i], "shots") || pt_is(&t[i], "renders") || pt_is(&t[i], "drawings") ||
+         pt_is(&t[i], "photographs")) &&
+        i + 2 < p->s1 + 1 && i + 1 < p->s1 && pt_is(&t[i + 1], "of") && i + 2 < p->s1 && cap_name(&t[i + 2])) {
+        int j = i + 2;
+        while (j < p->s1 && j < i + 5 && cap_name(&t[j])) j++;
+        if (!(j < p->s1 && class_at(&e, p, j))) {
+            add_subject(p, i + 2, j, NULL, IT_LEXC_NONE);
+            i = j - 1;
+            return i;
         }
-        /* "photos of Chen", "portraits of Lena" */
-        if ((pt_is(&t[i], "photos") || pt_is(&t[i], "pictures") || pt_is(&t[i], "images") ||
-             pt_is(&t[i], "selfies") || pt_is(&t[i], "portraits") || pt_is(&t[i], "headshots") ||
-             pt_is(&t[i], "shots") || pt_is(&t[i], "renders") || pt_is(&t[i], "drawings") ||
-             pt_is(&t[i], "photographs")) &&
-            i + 2 < p->s1 + 1 && i + 1 < p->s1 && pt_is(&t[i + 1], "of") && i + 2 < p->s1 && cap_name(&t[i + 2])) {
-            int j = i + 2;
-            while (j < p->s1 && j < i + 5 && cap_name(&t[j])) j++;
-            if (!(j < p->s1 && class_at(&e, p, j))) {
-                add_subject(p, i + 2, j, NULL, IT_LEXC_NONE);
-                i = j - 1;
-                continue;
+    }
+    return -1;
+}
+
+/* "Our mascot is Blip" */
+static int decl_class_is_name(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    if (class_at(&e, p, i) && i + 2 < p->s1 && (pt_is(&t[i + 1], "is") || pt_is(&t[i + 1], "was")) &&
+        cap_name(&t[i + 2]) && !(i + 3 < p->s1 && t[i + 3].kind == TK_POSS)) {
+        t[i].used = 1;
+        add_subject(p, i + 2, i + 3, e->canon, e->cat);
+        i += 2;
+        return i;
+    }
+    return -1;
+}
+
+/* Declarations of one sentence: each pattern returns the last token it
+ * consumed, or -1 when it does not match at i. */
+static void declarations(pctx *p)
+{
+    static int (*const patterns[])(pctx *, int) = {
+        decl_named, decl_trigger, decl_poss_class_name, decl_name_apposition, decl_class_apposition, decl_brand, decl_class_the_name, decl_the_name_class, decl_style_of, decl_photos_of, decl_class_is_name,
+    };
+    for (int i = p->s0; i < p->s1 && p->st == IT_OK; i++) {
+        if (p->tl.t[i].used || p->tl.t[i].kind != TK_WORD) continue;
+        for (size_t k = 0; k < sizeof patterns / sizeof patterns[0]; k++) {
+            int r = patterns[k](p, i);
+            if (r >= 0) {
+                i = r;
+                break;
             }
-        }
-        /* "Our mascot is Blip" */
-        if (class_at(&e, p, i) && i + 2 < p->s1 && (pt_is(&t[i + 1], "is") || pt_is(&t[i + 1], "was")) &&
-            cap_name(&t[i + 2]) && !(i + 3 < p->s1 && t[i + 3].kind == TK_POSS)) {
-            t[i].used = 1;
-            add_subject(p, i + 2, i + 3, e->canon, e->cat);
-            i += 2;
-            continue;
         }
     }
 }
@@ -990,9 +1076,6 @@ static void infer_domain(pctx *p, const it_intent_parse_opts *opts)
         default: break;
         }
     }
-    if (getenv("IT_INTENT_DEBUG_DOMAIN"))
-        fprintf(stderr, "domain scores: 2d %.1f portrait %.1f product %.1f painting %.1f\n", score[0], score[1],
-                score[2], score[3]);
     int best = 0;
     for (int d = 1; d < IT_DOMAIN_COUNT; d++)
         if (score[d] > score[best]) best = d;
