@@ -90,6 +90,27 @@ static void clause_for_part(gen *g, int kind_attr, int colour_attr, int pattern_
         clause(g, "wearing %s%s%s", art, m, noun);
 }
 
+/* Most of the time, clothes go into one clause the way people list them:
+ * "wearing a red cap, a black leather jacket and a scarf". */
+static void merge_worn(gen *g, int first)
+{
+    int idx[3], n = 0;
+    for (int i = first; i < g->n_clauses && n < 3; i++)
+        if (!strncmp(g->clauses[i], "wearing ", 8)) idx[n++] = i;
+    if (n < 2 || it_rng_float(&g->r) < 0.35f) return;
+    char merged[256] = "wearing";
+    for (int k = 0; k < n; k++) {
+        size_t l = strlen(merged);
+        snprintf(merged + l, sizeof merged - l, "%s%s", k == 0 ? " " : k == n - 1 ? " and " : ", ",
+                 g->clauses[idx[k]] + 8);
+    }
+    snprintf(g->clauses[idx[0]], sizeof g->clauses[0], "%s", merged);
+    for (int k = n - 1; k >= 1; k--) {
+        memmove(g->clauses[idx[k]], g->clauses[idx[k] + 1], sizeof g->clauses[0] * (size_t)(g->n_clauses - idx[k] - 1));
+        g->n_clauses--;
+    }
+}
+
 static void build_clauses(gen *g, int tags)
 {
     const it_toy_attrs *a = g->a;
@@ -127,9 +148,11 @@ static void build_clauses(gen *g, int tags)
         clause(g, tags ? "%s skin" : "with %s skin", w2, "", "");
         g->mention &= ~(1u << IT_TOY_BODY_COLOUR); /* stated here, not in the subject */
     }
+    int first_worn = g->n_clauses;
     if (has(g, IT_TOY_HAT)) clause_for_part(g, IT_TOY_HAT, IT_TOY_HAT_COLOUR, -1, tags);
     if (has(g, IT_TOY_OUTFIT)) clause_for_part(g, IT_TOY_OUTFIT, IT_TOY_OUTFIT_COLOUR, IT_TOY_OUTFIT_PATTERN, tags);
     if (has(g, IT_TOY_ACCESSORY)) clause_for_part(g, IT_TOY_ACCESSORY, IT_TOY_ACCESSORY_COLOUR, -1, tags);
+    if (!tags) merge_worn(g, first_worn);
     if (has(g, IT_TOY_MARKING)) {
         pick_word(&g->r, w2, sizeof w2, IT_TOY_MARKING, a->v[IT_TOY_MARKING]);
         int plural = w2[strlen(w2) - 1] == 's';
