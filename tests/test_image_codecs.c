@@ -363,6 +363,13 @@ IT_TEST(image_decode_limit) {
     IT_CHECK(img.w == 16 && img.h == 24);
     it_image_free(&img);
     it_free(buf);
+    /* The fuzzer's find: 386 bytes claiming 39M pixels, refused at once. */
+    buf = fixture_bytes(t, "image/fuzz_jpeg_tiny_huge.jpg", &n);
+    IT_REQUIRE(buf);
+    IT_CHECK_INT(n, 386);
+    IT_CHECK_INT(it_image_decode_limit(&e, &img, buf, n, 1L << 22), IT_ERR_RANGE);
+    IT_CHECK_CONTAINS(e.msg, "15105x2584");
+    it_free(buf);
 }
 
 IT_TEST(image_decode_out_of_memory) {
