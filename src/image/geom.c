@@ -71,9 +71,9 @@ static void orient_rows(it_image *out, const it_image *in, int o)
  * sy(x). Done in 64x64 tiles so that reads and writes both stay in cache
  * (a naive column walk is ~10x slower on large images). */
 #define ORIENT_TILE 64
-static void orient_transpose(it_image *out, const it_image *in, int o)
+static inline void orient_transpose_c(it_image *out, const it_image *in, int o, int c)
 {
-    int ow = out->w, oh = out->h, c = in->c;
+    int ow = out->w, oh = out->h;
     int flip_sx = o == 7 || o == 8;  /* sx = oh - 1 - y instead of y */
     int flip_sy = o == 6 || o == 7;  /* sy = ow - 1 - x instead of x */
     for (int by = 0; by < oh; by += ORIENT_TILE) {
@@ -89,6 +89,17 @@ static void orient_transpose(it_image *out, const it_image *in, int o)
                 }
             }
         }
+    }
+}
+
+/* One instantiation per channel count, so that copy_px has no branch. */
+static void orient_transpose(it_image *out, const it_image *in, int o)
+{
+    switch (in->c) {
+    case 1: orient_transpose_c(out, in, o, 1); break;
+    case 2: orient_transpose_c(out, in, o, 2); break;
+    case 3: orient_transpose_c(out, in, o, 3); break;
+    default: orient_transpose_c(out, in, o, 4); break;
     }
 }
 
