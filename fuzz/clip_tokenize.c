@@ -1,8 +1,9 @@
 /* clip_tokenize.c: libFuzzer harness for the CLIP tokenizer.
  *
  * The first byte picks what the rest is:
- *   0-3  text for the real CLIP tokenizer (vocab.json rebuilt from
+ *   0-1  text for the real CLIP tokenizer (vocab.json rebuilt from
  *        tests/fixtures/text/clip/merges.txt at start, SD 1.5 configs);
+ *   2-3  the same in legacy mode (transformers 4.x slow tokenizer);
  *   4-5  text for the tiny tokenizer (SD-style configs, normalised specials);
  *   6    a tokenizer folder in memory: vocab.json, merges.txt and
  *        tokenizer_config.json separated by "\n@@\n", then text after a
@@ -29,7 +30,7 @@
         if (!(c)) abort();                                                                     \
     } while (0)
 
-static it_clip_tokenizer *g_clip, *g_tiny;
+static it_clip_tokenizer *g_clip, *g_legacy, *g_tiny;
 
 static it_clip_tokenizer *load_clip(void)
 {
@@ -56,6 +57,8 @@ int LLVMFuzzerInitialize(int *argc, char ***argv)
 {
     it_err err;
     g_clip = load_clip();
+    g_legacy = load_clip();
+    it_clip_tokenizer_set_mode(g_legacy, IT_CLIP_MODE_LEGACY);
     CHECK(it_clip_tokenizer_load(&err, &g_tiny, "tests/fixtures/text/tiny/tokenizer") == IT_OK);
     return 0;
 }
@@ -157,7 +160,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     const char *s = (const char *)data + 1;
     size_t len = size - 1;
     switch (data[0] & 7) {
-    case 0: case 1: case 2: case 3: check_text(g_clip, s, len); break;
+    case 0: case 1: check_text(g_clip, s, len); break;
+    case 2: case 3: check_text(g_legacy, s, len); break;
     case 4: case 5: check_text(g_tiny, s, len); break;
     case 6: fuzz_folder(s, len); break;
     default: fuzz_train(s, len); break;

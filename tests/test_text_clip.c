@@ -503,3 +503,59 @@ IT_TEST(text_clip_command) {
         it_free(msg);
     }
 }
+
+/* The legacy mode against transformers 4.x's slow CLIPTokenizer without ftfy
+ * (clip_parity_legacy.json lists the texts whose ids differ from the default
+ * mode's; every other text must give the default ids). */
+IT_TEST(text_clip_parity_legacy) {
+    json_t *fx = load_fixture(t, "text/clip_parity.json");
+    json_t *lg = load_fixture(t, "text/clip_parity_legacy.json");
+    IT_REQUIRE(fx && lg);
+    const json_t *cases = json_object_get(fx, "cases");
+    size_t n = json_array_size(cases);
+    IT_CHECK_INT(json_integer_value(json_object_get(lg, "n_cases")), n);
+    const json_t **diff = it_calloc(n + 1, sizeof *diff);
+    const json_t *lcases = json_object_get(lg, "cases");
+    for (size_t k = 0; k < json_array_size(lcases); k++) {
+        const json_t *e = json_array_get(lcases, k);
+        size_t i = (size_t)json_integer_value(json_object_get(e, "i"));
+        if (i < n) diff[i] = e;
+    }
+    IT_CHECK(json_array_size(lcases) >= 150); /* the corpus is built to tell the modes apart */
+    static const char *const variants[3] = {"sd15", "sd2", "bare"};
+    for (int v = 0; v < 3; v++) {
+        it_err e;
+        it_err_clear(&e);
+        it_clip_tokenizer *tok = NULL;
+        IT_CHECK_OK(it_clip_tokenizer_load(&e, &tok, clip_folder(t, variants[v])), &e);
+        if (!tok) continue;
+        it_clip_tokenizer_set_mode(tok, IT_CLIP_MODE_LEGACY);
+        char key[32];
+        snprintf(key, sizeof key, "ids_%s", variants[v]);
+        size_t ok = 0, shown = 0;
+        for (size_t i = 0; i < n; i++) {
+            const json_t *c = json_array_get(cases, i), *want = NULL;
+            if (diff[i] && v > 0) want = json_object_get(diff[i], key);
+            if (!want && diff[i]) want = json_object_get(diff[i], "ids");
+            if (!want) want = json_object_get(c, "ids");
+            size_t len;
+            char *text = case_text(c, &len);
+            int32_t *ids;
+            size_t k;
+            IT_CHECK_OK(it_clip_encode(&e, tok, &ids, &k, text, len), &e);
+            if (!e.code) {
+                int good = ids_equal(want, ids, k);
+                if (!good && shown++ < 5) print_mismatch(variants[v], text, len, want, ids, k);
+                ok += good;
+                it_free(ids);
+            }
+            it_free(text);
+        }
+        if (ok != n) it_test_fail(t, __FILE__, __LINE__, "legacy %s: %zu/%zu identical", variants[v], ok, n);
+        else if (v == 0) printf("    legacy sd15: %zu/%zu cases identical to transformers 4 slow CLIPTokenizer\n", ok, n);
+        it_clip_tokenizer_free(tok);
+    }
+    it_free(diff);
+    json_decref(fx);
+    json_decref(lg);
+}

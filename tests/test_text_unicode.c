@@ -3,6 +3,7 @@
  * tokenizers library's NFC / Lowercase (the reference the tokenizer
  * matches). */
 #include "base/mem.h"
+#include "text/clip_tokenizer.h"
 #include "text/unicode.h"
 #include "test.h"
 
@@ -178,4 +179,62 @@ IT_TEST(text_unicode_classes_and_lower) {
     IT_CHECK_INT(it_unicode_ccc(0x301), 230);
     IT_CHECK_INT(it_unicode_ccc('a'), 0);
     IT_CHECK_CONTAINS(it_unicode_data_source(), "tokenizers");
+}
+
+/* GPT-2's byte alphabet, as its Python definition enumerates it. */
+IT_TEST(text_clip_byte_alphabet) {
+    uint32_t next = 256;
+    for (int b = 0; b < 256; b++) {
+        int printable = (b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || b >= 0xAE;
+        uint32_t want = printable ? (uint32_t)b : next++;
+        if (it_clip_byte_char((uint8_t)b) != want)
+            it_test_fail(t, __FILE__, __LINE__, "byte %d -> U+%04X, want U+%04X", b, it_clip_byte_char((uint8_t)b), want);
+    }
+    IT_CHECK_INT(next, 256 + 68);
+}
+
+/* Python's view, for the legacy mode: str.lower with the final-sigma rule
+ * (expected values from Python 3.11) and NFC with all of Unicode 14. */
+IT_TEST(text_unicode_python_lower_nfc) {
+    static const struct {
+        size_t n;
+        uint32_t in[4], out[4];
+    } low[] = {
+        {2, {0x391, 0x3A3}, {0x3B1, 0x3C2}},
+        {2, {0x3A3, 0x391}, {0x3C3, 0x3B1}},
+        {1, {0x3A3}, {0x3C3}},
+        {3, {0x391, 0x3A3, 0x391}, {0x3B1, 0x3C3, 0x3B1}},
+        {3, {0x391, 0x301, 0x3A3}, {0x3B1, 0x301, 0x3C2}},
+        {3, {0x391, 0x3A3, 0x301}, {0x3B1, 0x3C2, 0x301}},
+        {2, {'1', 0x3A3}, {'1', 0x3C3}},
+        {4, {0x391, 0x3A3, '.', 0x392}, {0x3B1, 0x3C3, '.', 0x3B2}}, /* '.' is case-ignorable */
+        {4, {0x391, 0x3A3, 0xAD, 0x392}, {0x3B1, 0x3C3, 0xAD, 0x3B2}},
+        {2, {0x2B0, 0x3A3}, {0x2B0, 0x3C3}},
+    };
+    it_err e;
+    it_err_clear(&e);
+    for (size_t i = 0; i < sizeof low / sizeof low[0]; i++) {
+        uint32_t *out;
+        size_t n;
+        IT_CHECK_OK(it_unicode_py_lower(&e, &out, &n, low[i].in, low[i].n), &e);
+        int ok = n == low[i].n;
+        for (size_t k = 0; ok && k < n; k++) ok = out[k] == low[i].out[k];
+        if (!ok) it_test_fail(t, __FILE__, __LINE__, "py lower case %zu", i);
+        it_free(out);
+    }
+    static const uint32_t dives[2] = {0x11935, 0x11930}, marks[3] = {'x', 0x345, 0x16FF0};
+    uint32_t *out;
+    size_t n;
+    IT_CHECK_OK(it_unicode_nfc_python(&e, &out, &n, dives, 2), &e);
+    IT_CHECK(n == 1 && out[0] == 0x11938);
+    it_free(out);
+    IT_CHECK_OK(it_unicode_nfc_python(&e, &out, &n, marks, 3), &e);
+    IT_CHECK(n == 3 && out[1] == 0x16FF0 && out[2] == 0x345);
+    it_free(out);
+    IT_CHECK_OK(it_unicode_nfc(&e, &out, &n, marks, 3), &e); /* unknown to the tokenizers library */
+    IT_CHECK(n == 3 && out[1] == 0x345 && out[2] == 0x16FF0);
+    it_free(out);
+    IT_CHECK(it_unicode_py_is_control(0x200D) && it_unicode_py_is_control(0x1FABF) &&
+             it_unicode_py_is_control(0x7F) && !it_unicode_py_is_control('\n') && !it_unicode_py_is_control('a'));
+    IT_CHECK(it_unicode_py_is_zs(0x3000) && it_unicode_py_is_zs(0xA0) && !it_unicode_py_is_zs(0x2028));
 }

@@ -404,12 +404,66 @@ def gen_tiny(binary):
     print('tiny: %d merges, %d cases' % (len(open(os.path.join(folder, 'merges.txt')).read().splitlines()) - 1, len(cases)))
 
 
+def gen_legacy(bpe_gz, tmp):
+    """transformers 4.x's slow CLIPTokenizer (run this under a venv with
+    transformers<5 and without ftfy): ids for the same corpus, stored only
+    where they differ from the default (>= 5) ids."""
+    assert transformers.__version__.startswith('4.'), 'run --legacy with transformers 4.x'
+    try:
+        import ftfy  # noqa: F401
+        sys.exit('uninstall ftfy: the legacy reference is the BasicTokenizer fallback')
+    except ImportError:
+        pass
+    merges = clip_merges(bpe_gz)
+    vocab = clip_vocab(merges)
+    merges_text = '#version: 0.2\n' + ''.join('%s %s\n' % m for m in merges)
+    doc = json.load(open(os.path.join(OUT, 'clip_parity.json')))
+    variants = ('sd15', 'sd2', 'bare')
+    toks = {}
+    for name in variants:
+        files = configs()[name]
+        write_folder(os.path.join(tmp, name), vocab, merges_text, files)
+        toks[name] = CLIPTokenizer.from_pretrained(os.path.join(tmp, name), use_fast=False)
+        assert not toks[name].is_fast and toks[name].fix_text is None
+    out, same = [], 0
+    for i, c in enumerate(doc['cases']):
+        s = c['text'] if 'text' in c else bytes.fromhex(c['hex']).decode('utf-8', errors='replace')
+        base = ids_of(toks['sd15'], s)
+        p = padded(toks['sd15'], s)
+        assert p == (base[:76] + [49407] if len(base) > 77 else base) + [49407] * max(0, 77 - len(base)), s
+        entry = {'i': i}
+        if base != c['ids']:
+            entry['ids'] = base
+        for name in variants[1:]:
+            other = ids_of(toks[name], s)
+            if other != base:
+                entry['ids_' + name] = other
+        if len(entry) > 1:
+            out.append(entry)
+        else:
+            same += 1
+    res = {'about': "transformers 4.x slow CLIPTokenizer (no ftfy) ids for clip_parity.json's texts, "
+                    'listed where they differ from the default ids ("ids": sd15 config; '
+                    '"ids_<variant>": where that variant differs from it); made by '
+                    'tools/gen_tokenizer_fixtures.py --legacy',
+           'versions': versions(), 'n_cases': len(doc['cases']), 'cases': out}
+    with open(os.path.join(OUT, 'clip_parity_legacy.json'), 'w') as f:
+        json.dump(res, f, ensure_ascii=True, separators=(',', ':'))
+        f.write('\n')
+    print('legacy: %d of %d cases differ from transformers 5 (sd15)' % (sum(1 for e in out if 'ids' in e), len(doc['cases'])))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument('--bpe-gz', required=True)
     ap.add_argument('--bin', default='build/intenttuner')
+    ap.add_argument('--legacy', action='store_true',
+                    help='write clip_parity_legacy.json (needs transformers 4.x, no ftfy)')
     args = ap.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
+        if args.legacy:
+            gen_legacy(args.bpe_gz, tmp)
+            return
         gen_clip(args.bpe_gz, tmp)
     gen_tiny(args.bin)
 

@@ -64,9 +64,9 @@ static json_t *json_text(const it_clip_tokenizer *tok, const char *text, const i
 static int cmd_encode(int argc, char **argv)
 {
     const char *dir = NULL;
-    int pad = 0, no_special = 0;
+    int pad = 0, no_special = 0, legacy = 0;
     long max_length = 0;
-    static it_opt opts[5];
+    static it_opt opts[6];
     opts[0] = (it_opt){"tokenizer", 't', IT_OPT_STR, &dir, "DIR",
                        "tokenizer folder (vocab.json, merges.txt[, tokenizer_config.json])"};
     opts[1] = (it_opt){"pad", 0, IT_OPT_FLAG, &pad, NULL,
@@ -75,7 +75,9 @@ static int cmd_encode(int argc, char **argv)
                        "truncate and pad to N tokens (implies --pad)"};
     opts[3] = (it_opt){"no-special", 0, IT_OPT_FLAG, &no_special, NULL,
                        "leave out the start and end tokens"};
-    opts[4] = (it_opt){NULL, 0, 0, NULL, NULL, NULL};
+    opts[4] = (it_opt){"legacy", 0, IT_OPT_FLAG, &legacy, NULL,
+                       "ids of transformers 4.x's slow CLIPTokenizer without ftfy"};
+    opts[5] = (it_opt){NULL, 0, 0, NULL, NULL, NULL};
     static const it_cmd_spec spec = {
         "intenttuner tokenize --tokenizer DIR [options] TEXT...\n"
         "       intenttuner tokenize train --help",
@@ -102,6 +104,7 @@ static int cmd_encode(int argc, char **argv)
     }
     it_clip_tokenizer *tok;
     if (it_clip_tokenizer_load(&err, &tok, dir)) return fail(&err);
+    if (legacy) it_clip_tokenizer_set_mode(tok, IT_CLIP_MODE_LEGACY);
     if (pad && !max_length) {
         it_clip_info info;
         it_clip_tokenizer_info(tok, &info);

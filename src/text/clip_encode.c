@@ -12,12 +12,7 @@
 /* Growable id vector                                                        */
 /* ------------------------------------------------------------------------ */
 
-typedef struct idvec {
-    int32_t *v;
-    size_t n, cap;
-} idvec;
-
-static it_status idvec_push(it_err *err, idvec *a, const int32_t *ids, size_t n)
+it_status it_clip_ids_push(it_err *err, it_clip_ids *a, const int32_t *ids, size_t n)
 {
     if (a->n + n > a->cap) {
         size_t cap = a->cap ? a->cap : 64;
@@ -179,7 +174,7 @@ static void push_pair(const it_clip_tokenizer *tok, merge_ent *h, size_t *nh, in
  * the leftmost first among equal ranks. Entries of the heap go stale when a
  * neighbour merges; they are recognised because the pair at their position
  * no longer merges into the same token. */
-static it_status bpe_word(it_err *err, const it_clip_tokenizer *tok, idvec *out, const uint8_t *w,
+static it_status bpe_word(it_err *err, const it_clip_tokenizer *tok, it_clip_ids *out, const uint8_t *w,
                           size_t n)
 {
     int32_t *sym = it_malloc(n * 3 * sizeof *sym);
@@ -217,7 +212,7 @@ static it_status bpe_word(it_err *err, const it_clip_tokenizer *tok, idvec *out,
         if (prev[p] >= 0) push_pair(tok, heap, &nh, sym[prev[p]], sym[p], (uint32_t)prev[p]);
         if (next[p] >= 0) push_pair(tok, heap, &nh, sym[p], sym[next[p]], (uint32_t)p);
     }
-    for (int32_t i = 0; i >= 0 && !st; i = next[i]) st = idvec_push(err, out, &sym[i], 1);
+    for (int32_t i = 0; i >= 0 && !st; i = next[i]) st = it_clip_ids_push(err, out, &sym[i], 1);
 done:
     it_free(sym);
     it_free(heap);
@@ -255,33 +250,37 @@ static void cache_put(it_clip_tokenizer *tok, const uint8_t *w, size_t n, const 
     tok->cache_ids_len += k;
 }
 
-typedef struct word_ctx {
-    it_clip_tokenizer *tok; /* the cache is the only state encoding changes */
-    idvec *out;
-} word_ctx;
-
-static it_status bpe_cached(it_err *err, void *vctx, const uint8_t *w, size_t n)
+it_status it_clip_bpe_cached(it_err *err, it_clip_tokenizer *tok, it_clip_ids *out, const uint8_t *w,
+                             size_t n)
 {
-    word_ctx *ctx = vctx;
-    it_clip_tokenizer *tok = ctx->tok;
     int cacheable = n <= CLIP_CACHE_MAX_WORD;
     if (cacheable) {
         pthread_mutex_lock(&tok->lock);
         long e = it_strmap_find(&tok->cache, (const char *)w, n);
         it_status st = IT_OK;
-        if (e >= 0)
-            st = idvec_push(err, ctx->out, tok->cache_ids + tok->cache_spans[e].off, tok->cache_spans[e].n);
+        if (e >= 0) st = it_clip_ids_push(err, out, tok->cache_ids + tok->cache_spans[e].off, tok->cache_spans[e].n);
         pthread_mutex_unlock(&tok->lock);
         if (e >= 0) return st;
     }
-    size_t start = ctx->out->n;
-    IT_TRY(bpe_word(err, tok, ctx->out, w, n));
+    size_t start = out->n;
+    IT_TRY(bpe_word(err, tok, out, w, n));
     if (cacheable) {
         pthread_mutex_lock(&tok->lock);
-        cache_put(tok, w, n, ctx->out->v + start, ctx->out->n - start);
+        cache_put(tok, w, n, out->v + start, out->n - start);
         pthread_mutex_unlock(&tok->lock);
     }
     return IT_OK;
+}
+
+typedef struct word_ctx {
+    it_clip_tokenizer *tok; /* the cache is the only state encoding changes */
+    it_clip_ids *out;
+} word_ctx;
+
+static it_status bpe_cached(it_err *err, void *vctx, const uint8_t *w, size_t n)
+{
+    word_ctx *ctx = vctx;
+    return it_clip_bpe_cached(err, ctx->tok, ctx->out, w, n);
 }
 
 /* ------------------------------------------------------------------------ */
@@ -289,17 +288,20 @@ static it_status bpe_cached(it_err *err, void *vctx, const uint8_t *w, size_t n)
 /* ------------------------------------------------------------------------ */
 
 /* Longest special token of the given kind that starts at cps[i]; 0 if none. */
-static size_t match_added(const it_clip_tokenizer *tok, const uint32_t *cps, size_t n, size_t i,
-                          int normalized, int32_t *id)
+size_t it_clip_match_added(const it_clip_tokenizer *tok, const uint32_t *cps, size_t n, size_t i,
+                           int kind, int32_t *id)
 {
     size_t best = 0;
     uint32_t c = cps[i];
-    if (c < 128 ? !tok->starts_ascii[normalized][c] : !tok->starts_other[normalized]) return 0;
+    if (c < 128 ? !tok->starts_ascii[kind][c] : !tok->starts_other[kind]) return 0;
     for (int k = 0; k < tok->n_added; k++) {
         const clip_added *a = &tok->added[k];
-        if (a->normalized != normalized || a->n > n - i || a->n <= best || a->cps[0] != cps[i]) continue;
-        if (memcmp(a->cps, cps + i, a->n * sizeof *cps) == 0) {
-            best = a->n;
+        const uint32_t *p = kind == CLIP_MATCH_LEGACY ? a->raw : a->cps;
+        size_t len = kind == CLIP_MATCH_LEGACY ? a->n_raw : a->n;
+        if ((kind != CLIP_MATCH_LEGACY && a->normalized != kind) || len > n - i || len <= best || p[0] != c)
+            continue;
+        if (memcmp(p, cps + i, len * sizeof *cps) == 0) {
+            best = len;
             *id = a->id;
         }
     }
@@ -312,13 +314,13 @@ static it_status encode_normalized(it_err *err, word_ctx *ctx, const uint32_t *c
     size_t start = 0;
     for (size_t i = 0; i < n;) {
         int32_t id;
-        size_t m = match_added(ctx->tok, cps, n, i, 1, &id);
+        size_t m = it_clip_match_added(ctx->tok, cps, n, i, CLIP_MATCH_NORMALIZED, &id);
         if (!m) {
             i++;
             continue;
         }
         IT_TRY(split_words(err, cps + start, i - start, bpe_cached, ctx));
-        IT_TRY(idvec_push(err, ctx->out, &id, 1));
+        IT_TRY(it_clip_ids_push(err, ctx->out, &id, 1));
         i += m;
         start = i;
     }
@@ -344,27 +346,28 @@ static it_status encode_cps(it_err *err, word_ctx *ctx, const uint32_t *cps, siz
     size_t start = 0;
     for (size_t i = 0; i < n;) {
         int32_t id;
-        size_t m = match_added(ctx->tok, cps, n, i, 0, &id);
+        size_t m = it_clip_match_added(ctx->tok, cps, n, i, CLIP_MATCH_RAW, &id);
         if (!m) {
             i++;
             continue;
         }
         IT_TRY(encode_raw_piece(err, ctx, cps + start, i - start));
-        IT_TRY(idvec_push(err, ctx->out, &id, 1));
+        IT_TRY(it_clip_ids_push(err, ctx->out, &id, 1));
         i += m;
         start = i;
     }
     return encode_raw_piece(err, ctx, cps + start, n - start);
 }
 
-static it_status tokenize_into(it_err *err, const it_clip_tokenizer *tok, idvec *out, const char *text,
+static it_status tokenize_into(it_err *err, const it_clip_tokenizer *tok, it_clip_ids *out, const char *text,
                                size_t len)
 {
     uint32_t *cps;
     size_t n;
     IT_TRY(it_utf8_to_cps(err, &cps, &n, (const uint8_t *)text, len));
     word_ctx ctx = {(it_clip_tokenizer *)tok, out};
-    it_status st = encode_cps(err, &ctx, cps, n);
+    it_status st = tok->mode == IT_CLIP_MODE_LEGACY ? it_clip_encode_legacy(err, ctx.tok, out, cps, n)
+                                                   : encode_cps(err, &ctx, cps, n);
     it_free(cps);
     return st;
 }
@@ -378,7 +381,7 @@ it_status it_clip_tokenize(it_err *err, const it_clip_tokenizer *tok, int32_t **
 {
     *ids = NULL;
     *n_ids = 0;
-    idvec out = {it_malloc(64 * sizeof(int32_t)), 0, 64};
+    it_clip_ids out = {it_malloc(64 * sizeof(int32_t)), 0, 64};
     if (!out.v) return it_err_set(err, IT_ERR_NOMEM, "tokenize: out of memory");
     it_status st = tokenize_into(err, tok, &out, text, len);
     if (st) {
@@ -397,10 +400,10 @@ it_status it_clip_encode(it_err *err, const it_clip_tokenizer *tok, int32_t **id
     *n_ids = 0;
     if (tok->bos < 0 || tok->eos < 0)
         return it_err_set(err, IT_ERR_ARG, "encode: the tokenizer has no start or end token");
-    idvec out = {0};
-    it_status st = idvec_push(err, &out, &tok->bos, 1);
+    it_clip_ids out = {0};
+    it_status st = it_clip_ids_push(err, &out, &tok->bos, 1);
     if (!st) st = tokenize_into(err, tok, &out, text, len);
-    if (!st) st = idvec_push(err, &out, &tok->eos, 1);
+    if (!st) st = it_clip_ids_push(err, &out, &tok->eos, 1);
     if (st) {
         it_free(out.v);
         return st;

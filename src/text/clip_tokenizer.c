@@ -20,24 +20,25 @@
 /* ------------------------------------------------------------------------ */
 
 /* GPT-2's bytes_to_unicode: printable Latin-1 bytes map to themselves, the
- * other 68 bytes to U+0100.. in byte order, so that every byte has a visible,
- * non-space character. */
+ * other 68 bytes (0-32, 127-160, 173) to U+0100.. in byte order, so that
+ * every byte has a visible, non-space character. Closed form of that
+ * enumeration, both ways. */
 uint32_t it_clip_byte_char(uint8_t b)
 {
-    if ((b >= '!' && b <= '~') || (b >= 0xA1 && b <= 0xAC) || (b >= 0xAE)) return b;
-    uint32_t k = 0;
-    for (uint32_t c = 0; c < b; c++)
-        if (!((c >= '!' && c <= '~') || (c >= 0xA1 && c <= 0xAC) || c >= 0xAE)) k++;
-    return 256 + k;
+    if (b <= 32) return 256 + b;
+    if (b >= 127 && b <= 160) return 256 + 33 + (b - 127);
+    if (b == 173) return 256 + 67;
+    return b;
 }
 
 /* Inverse of it_clip_byte_char: -1 if cp is no byte character. */
 static int byte_of_char(uint32_t cp)
 {
     if (cp < 256) return it_clip_byte_char((uint8_t)cp) == cp ? (int)cp : -1;
-    for (int b = 0; b < 256; b++)
-        if (it_clip_byte_char((uint8_t)b) == cp) return b;
-    return -1;
+    uint32_t k = cp - 256;
+    if (k < 33) return (int)k;
+    if (k < 67) return (int)(127 + k - 33);
+    return k == 67 ? 173 : -1;
 }
 
 /* ------------------------------------------------------------------------ */
@@ -210,22 +211,30 @@ static it_status add_special(it_err *err, it_clip_tokenizer *tok, const special_
     if (tok->n_added == CLIP_MAX_ADDED)
         return it_err_set(err, IT_ERR_UNSUPPORTED, "more than %d special tokens", CLIP_MAX_ADDED);
     clip_added *a = &tok->added[tok->n_added];
-    uint32_t *cps;
-    size_t n;
-    IT_TRY(it_utf8_to_cps(err, &cps, &n, (const uint8_t *)sp->content, len));
+    uint32_t *raw, *cps;
+    size_t n_raw, n;
+    IT_TRY(it_utf8_to_cps(err, &raw, &n_raw, (const uint8_t *)sp->content, len));
     if (sp->normalized) {
         /* Matched against normalised text, so the pattern is normalised too. */
-        uint32_t *norm;
-        size_t nn;
-        it_status st = it_clip_normalize(err, &norm, &nn, cps, n);
-        it_free(cps);
-        if (st) return st;
-        cps = norm;
-        n = nn;
+        it_status st = it_clip_normalize(err, &cps, &n, raw, n_raw);
+        if (st) {
+            it_free(raw);
+            return st;
+        }
+    } else {
+        cps = it_malloc(n_raw * sizeof *cps);
+        if (!cps) {
+            it_free(raw);
+            return it_err_set(err, IT_ERR_NOMEM, "special token: out of memory");
+        }
+        memcpy(cps, raw, n_raw * sizeof *cps);
+        n = n_raw;
     }
-    *a = (clip_added){cps, n, id, sp->normalized};
+    *a = (clip_added){cps, n, raw, n_raw, id, sp->normalized};
     if (n && cps[0] < 128) tok->starts_ascii[sp->normalized][cps[0]] = 1;
     else if (n) tok->starts_other[sp->normalized] = 1;
+    if (raw[0] < 128) tok->starts_ascii[CLIP_MATCH_LEGACY][raw[0]] = 1;
+    else tok->starts_other[CLIP_MATCH_LEGACY] = 1;
     tok->n_added++;
     return IT_OK;
 }
@@ -399,13 +408,18 @@ void it_clip_tokenizer_free(it_clip_tokenizer *tok)
     it_strmap_free(&tok->vocab);
     it_free(tok->id_to_token);
     it_u64map_free(&tok->merges);
-    for (int i = 0; i < tok->n_added; i++) it_free(tok->added[i].cps);
+    for (int i = 0; i < tok->n_added; i++) {
+        it_free(tok->added[i].cps);
+        it_free(tok->added[i].raw);
+    }
     it_strmap_free(&tok->cache);
     it_free(tok->cache_spans);
     it_free(tok->cache_ids);
     pthread_mutex_destroy(&tok->lock);
     it_free(tok);
 }
+
+void it_clip_tokenizer_set_mode(it_clip_tokenizer *tok, it_clip_mode mode) { tok->mode = mode; }
 
 void it_clip_tokenizer_info(const it_clip_tokenizer *tok, it_clip_info *info)
 {

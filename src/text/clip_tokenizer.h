@@ -58,6 +58,22 @@ it_status it_clip_tokenizer_load_mem(it_err *err, it_clip_tokenizer **out, const
 
 void it_clip_tokenizer_free(it_clip_tokenizer *tok);
 
+/* Which reference the ids follow (see docs/TOKENIZER.md):
+ *   IT_CLIP_MODE_HF     transformers >= 5 CLIPTokenizer = CLIPTokenizerFast
+ *                       (the tokenizers library); the default;
+ *   IT_CLIP_MODE_LEGACY transformers 4.x slow CLIPTokenizer without ftfy
+ *                       (BasicTokenizer clean-up: control and unassigned
+ *                       characters deleted, CJK ideographs split apart,
+ *                       Python's NFC and lower case with final sigma; every
+ *                       special token matched in raw text only).
+ * Both give the same ids for ordinary prompts. Set before use; not while
+ * other threads encode. */
+typedef enum it_clip_mode {
+    IT_CLIP_MODE_HF = 0,
+    IT_CLIP_MODE_LEGACY = 1,
+} it_clip_mode;
+void it_clip_tokenizer_set_mode(it_clip_tokenizer *tok, it_clip_mode mode);
+
 typedef struct it_clip_info {
     size_t n_vocab;        /* entries of vocab.json */
     size_t n_merges;

@@ -151,18 +151,42 @@ int it_unicode_lower(uint32_t out[3], uint32_t cp)
     return 1;
 }
 
+static int ccc_in(const it_unicode_ccc_range *r, size_t n, uint32_t cp)
+{
+    size_t lo = 0, hi = n;
+    while (lo < hi) {
+        size_t mid = (lo + hi) / 2;
+        if (cp < r[mid].lo) hi = mid;
+        else if (cp > r[mid].hi) lo = mid + 1;
+        else return r[mid].ccc;
+    }
+    return 0;
+}
+
 int it_unicode_ccc(uint32_t cp)
 {
     if (cp < 0x300) return 0;
-    size_t lo = 0, hi = it_unicode_ccc_ranges_n;
-    while (lo < hi) {
-        size_t mid = (lo + hi) / 2;
-        const it_unicode_ccc_range *r = &it_unicode_ccc_ranges[mid];
-        if (cp < r->lo) hi = mid;
-        else if (cp > r->hi) lo = mid + 1;
-        else return r->ccc;
-    }
-    return 0;
+    return ccc_in(it_unicode_ccc_ranges, it_unicode_ccc_ranges_n, cp);
+}
+
+/* The class under Python's data: the extra marks the main table zeroes. */
+static int ccc_of(uint32_t cp, int py)
+{
+    int c = it_unicode_ccc(cp);
+    if (!c && py && cp >= 0x300) c = ccc_in(it_unicode_py_ccc_extra, it_unicode_py_ccc_extra_n, cp);
+    return c;
+}
+
+int it_unicode_py_is_control(uint32_t cp)
+{
+    if (cp < 0x80) return (cp < 0x20 && cp != '\t' && cp != '\n' && cp != '\r') || cp == 0x7F;
+    return in_ranges(it_unicode_py_control, it_unicode_py_control_n, cp);
+}
+
+int it_unicode_py_is_zs(uint32_t cp)
+{
+    if (cp < 0x80) return cp == ' ';
+    return in_ranges(it_unicode_py_zs, it_unicode_py_zs_n, cp);
 }
 
 const char *it_unicode_data_source(void) { return it_unicode_source; }
@@ -207,18 +231,12 @@ static size_t decompose(uint32_t *out, uint32_t cp)
     return 1;
 }
 
-/* The primary composite of (a, b), or 0. */
-static uint32_t compose(uint32_t a, uint32_t b)
+static uint32_t compose_in(const it_unicode_compose *m, size_t n, uint32_t a, uint32_t b)
 {
-    if (a >= HANGUL_L && a < HANGUL_L + HANGUL_LN && b >= HANGUL_V && b < HANGUL_V + HANGUL_VN)
-        return HANGUL_S + ((a - HANGUL_L) * HANGUL_VN + (b - HANGUL_V)) * HANGUL_TN;
-    if (a >= HANGUL_S && a < HANGUL_S + HANGUL_SN && (a - HANGUL_S) % HANGUL_TN == 0 &&
-        b > HANGUL_T && b < HANGUL_T + HANGUL_TN)
-        return a + (b - HANGUL_T);
-    size_t lo = 0, hi = it_unicode_compose_map_n;
+    size_t lo = 0, hi = n;
     while (lo < hi) {
         size_t mid = (lo + hi) / 2;
-        const it_unicode_compose *e = &it_unicode_compose_map[mid];
+        const it_unicode_compose *e = &m[mid];
         if (a < e->first || (a == e->first && b < e->second)) hi = mid;
         else if (a > e->first || b > e->second) lo = mid + 1;
         else return e->composite;
@@ -226,16 +244,29 @@ static uint32_t compose(uint32_t a, uint32_t b)
     return 0;
 }
 
+/* The primary composite of (a, b), or 0. */
+static uint32_t compose(uint32_t a, uint32_t b, int py)
+{
+    if (a >= HANGUL_L && a < HANGUL_L + HANGUL_LN && b >= HANGUL_V && b < HANGUL_V + HANGUL_VN)
+        return HANGUL_S + ((a - HANGUL_L) * HANGUL_VN + (b - HANGUL_V)) * HANGUL_TN;
+    if (a >= HANGUL_S && a < HANGUL_S + HANGUL_SN && (a - HANGUL_S) % HANGUL_TN == 0 &&
+        b > HANGUL_T && b < HANGUL_T + HANGUL_TN)
+        return a + (b - HANGUL_T);
+    uint32_t c = compose_in(it_unicode_compose_map, it_unicode_compose_map_n, a, b);
+    if (!c && py) c = compose_in(it_unicode_py_compose_extra, it_unicode_py_compose_extra_n, a, b);
+    return c;
+}
+
 /* Stable insertion sort of each run of non-starters by combining class. */
-static void canonical_order(uint32_t *cps, size_t n)
+static void canonical_order(uint32_t *cps, size_t n, int py)
 {
     for (size_t i = 1; i < n; i++) {
-        int c = it_unicode_ccc(cps[i]);
+        int c = ccc_of(cps[i], py);
         if (c == 0) continue;
         uint32_t v = cps[i];
         size_t j = i;
         while (j > 0) {
-            int cj = it_unicode_ccc(cps[j - 1]);
+            int cj = ccc_of(cps[j - 1], py);
             if (cj <= c) break; /* a starter (0) ends the run */
             cps[j] = cps[j - 1];
             j--;
@@ -247,15 +278,15 @@ static void canonical_order(uint32_t *cps, size_t n)
 /* Canonical composition in place (the algorithm of UAX #15): a character
  * joins the last starter unless a character of the same or higher class,
  * or a starter, stands between them. Returns the new length. */
-static size_t canonical_compose(uint32_t *cps, size_t n)
+static size_t canonical_compose(uint32_t *cps, size_t n, int py)
 {
     if (n == 0) return 0;
     size_t starter = 0, w = 1;
-    int last_class = it_unicode_ccc(cps[0]) ? 256 : 0;
+    int last_class = ccc_of(cps[0], py) ? 256 : 0;
     for (size_t r = 1; r < n; r++) {
         uint32_t ch = cps[r];
-        int c = it_unicode_ccc(ch);
-        uint32_t comp = compose(cps[starter], ch);
+        int c = ccc_of(ch, py);
+        uint32_t comp = compose(cps[starter], ch, py);
         if (comp && (last_class < c || last_class == 0)) {
             cps[starter] = comp;
             continue;
@@ -267,7 +298,7 @@ static size_t canonical_compose(uint32_t *cps, size_t n)
     return w;
 }
 
-it_status it_unicode_nfc(it_err *err, uint32_t **out, size_t *n_out, const uint32_t *cps, size_t n)
+static it_status nfc(it_err *err, uint32_t **out, size_t *n_out, const uint32_t *cps, size_t n, int py)
 {
     int simple = 1;
     for (size_t i = 0; i < n && simple; i++) simple = cps[i] < it_unicode_nfc_fast_limit;
@@ -284,10 +315,59 @@ it_status it_unicode_nfc(it_err *err, uint32_t **out, size_t *n_out, const uint3
         k = n;
     } else {
         for (size_t i = 0; i < n; i++) k += decompose(buf + k, cps[i]);
-        canonical_order(buf, k);
-        k = canonical_compose(buf, k);
+        canonical_order(buf, k, py);
+        k = canonical_compose(buf, k, py);
     }
     *out = buf;
+    *n_out = k;
+    return IT_OK;
+}
+
+it_status it_unicode_nfc(it_err *err, uint32_t **out, size_t *n_out, const uint32_t *cps, size_t n)
+{
+    return nfc(err, out, n_out, cps, n, 0);
+}
+
+it_status it_unicode_nfc_python(it_err *err, uint32_t **out, size_t *n_out, const uint32_t *cps, size_t n)
+{
+    return nfc(err, out, n_out, cps, n, 1);
+}
+
+/* ------------------------------------------------------------------------ */
+/* Python's str.lower                                                        */
+/* ------------------------------------------------------------------------ */
+
+static int py_ignorable(uint32_t cp)
+{
+    return in_ranges(it_unicode_py_ignorable, it_unicode_py_ignorable_n, cp);
+}
+
+static int py_cased(uint32_t cp)
+{
+    return in_ranges(it_unicode_py_cased, it_unicode_py_cased_n, cp);
+}
+
+/* CPython's handle_capital_sigma: \p{cased} \p{case-ignorable}* SIGMA not
+ * followed by \p{case-ignorable}* \p{cased}. */
+static int final_sigma(const uint32_t *s, size_t n, size_t i)
+{
+    size_t j = i;
+    while (j > 0 && py_ignorable(s[j - 1])) j--;
+    if (j == 0 || !py_cased(s[j - 1])) return 0;
+    for (j = i + 1; j < n && py_ignorable(s[j]); j++) {}
+    return j == n || !py_cased(s[j]);
+}
+
+it_status it_unicode_py_lower(it_err *err, uint32_t **out, size_t *n_out, const uint32_t *cps, size_t n)
+{
+    uint32_t *res = it_malloc((3 * n + 1) * sizeof *res);
+    if (!res) return it_err_set(err, IT_ERR_NOMEM, "lower: out of memory (%zu code points)", n);
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (cps[i] == 0x3A3) res[k++] = final_sigma(cps, n, i) ? 0x3C2 : 0x3C3;
+        else k += (size_t)it_unicode_lower(res + k, cps[i]);
+    }
+    *out = res;
     *n_out = k;
     return IT_OK;
 }

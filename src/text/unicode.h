@@ -48,6 +48,22 @@ int it_unicode_ccc(uint32_t cp);
  * than the input only transiently; the final length is in *n_out. */
 it_status it_unicode_nfc(it_err *err, uint32_t **out, size_t *n_out, const uint32_t *cps, size_t n);
 
+/* --- Python's view, for the legacy (transformers 4.x slow) tokenizer --- */
+
+/* Python's category C* (Cc Cf Cs Co Cn) except tab, LF and CR. */
+int it_unicode_py_is_control(uint32_t cp);
+/* Python's category Zs. */
+int it_unicode_py_is_zs(uint32_t cp);
+/* NFC with Python 3.11's data (all of Unicode 14.0, which the tokenizers
+ * library's NFC lacks a little of). */
+it_status it_unicode_nfc_python(it_err *err, uint32_t **out, size_t *n_out, const uint32_t *cps,
+                                size_t n);
+/* Python's str.lower of a whole string: the per-character mapping plus the
+ * Final_Sigma rule (capital sigma after a cased letter and not before one,
+ * case-ignorable characters skipped, becomes final sigma). */
+it_status it_unicode_py_lower(it_err *err, uint32_t **out, size_t *n_out, const uint32_t *cps,
+                              size_t n);
+
 /* The data's provenance, e.g. "tokenizers 0.23.3, unicodedata 14.0.0". */
 const char *it_unicode_data_source(void);
 
@@ -84,5 +100,14 @@ extern const size_t it_unicode_decomp_map_n;
 extern const uint32_t it_unicode_decomp_pool[];
 extern const it_unicode_compose it_unicode_compose_map[];
 extern const size_t it_unicode_compose_map_n;
+/* unicode_legacy_tables.c */
+extern const it_unicode_range it_unicode_py_control[], it_unicode_py_zs[], it_unicode_py_ignorable[],
+    it_unicode_py_cased[];
+extern const size_t it_unicode_py_control_n, it_unicode_py_zs_n, it_unicode_py_ignorable_n,
+    it_unicode_py_cased_n;
+extern const it_unicode_ccc_range it_unicode_py_ccc_extra[];
+extern const size_t it_unicode_py_ccc_extra_n;
+extern const it_unicode_compose it_unicode_py_compose_extra[];
+extern const size_t it_unicode_py_compose_extra_n;
 
 #endif
