@@ -35,6 +35,9 @@
 
 #define LORA_RANK 4
 
+char *openblas_get_config(void);
+char *openblas_get_corename(void);
+
 /* ---------------------------------------------------------------- parameters */
 
 typedef struct wt {
@@ -268,11 +271,18 @@ static void step(run *r)
     it_tensor *in1[2] = {x, temb}, *h, *in2[2];
     int ck = r->mode == M_LORA_CKPT;
     static const it_block_fn parts[] = {t_in_fn, t_attn1_fn, t_attn2_fn, t_ff_fn, t_out_fn};
+    /* Without gradients every unit runs in a scope that keeps only its
+     * output: memory is bounded by the largest unit, not the whole block. */
+    int scoped = r->mode == M_FWD;
+    it_mark m = it_ctx_mark(c);
     h = ck ? it_autograd_checkpoint(c, resblock_fn, b, 2, in1) : resblock_fn(c, b, in1);
+    if (scoped) h = it_ctx_keep(c, m, h);
     it_tensor *x1 = h;
     for (int i = 0; i < 5; i++) {
         in2[0] = h, in2[1] = i == 2 ? b->context : x1;
+        m = it_ctx_mark(c);
         h = ck ? it_autograd_checkpoint(c, parts[i], b, 2, in2) : parts[i](c, b, in2);
+        if (scoped) h = it_ctx_keep(c, m, h);
     }
     it_err err;
     if (!h) {
@@ -392,6 +402,7 @@ int main(int argc, char **argv)
     };
     int threads = it_threads_get();
     printf("engine_block: SD-style ResBlock + Transformer block, median of the runs after a warm-up\n");
+    printf("BLAS: %s, kernels for %s\n", openblas_get_config(), openblas_get_corename());
     for (size_t i = 0; i < sizeof cfgs / sizeof cfgs[0]; i++)
         if (strcmp(which, "all") == 0 || strcmp(which, cfgs[i].name) == 0) bench_cfg(&cfgs[i], threads);
     return 0;

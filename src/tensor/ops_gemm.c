@@ -162,11 +162,16 @@ static void linear_backward(it_ctx *ctx, it_node *n)
     if (dx) it_cpu_gemm(0, 0, R, Din, Dout, 1.0f, dy, Dout, w->data, Din, 1.0f, dx, Din);  /* (R,Dout)(Dout,Din) */
     if (dw) it_cpu_gemm(1, 0, Dout, Din, R, 1.0f, dy, Dout, x->data, Din, 1.0f, dw, Din);  /* (Dout,R)(R,Din) */
     if (db) {
+        /* Column sums, walked row by row so that memory is read in order;
+         * threads split the columns into cache-line-aligned chunks. */
         #pragma omp parallel for if (R * Dout > IT_PAR_MIN) schedule(static)
-        for (int64_t o = 0; o < Dout; o++) {
-            float s = 0;
-            for (int64_t r = 0; r < R; r++) s += dy[r * Dout + o];
-            db[o] += s;
+        for (int64_t o0 = 0; o0 < Dout; o0 += 64) {
+            int64_t o1 = o0 + 64 < Dout ? o0 + 64 : Dout;
+            for (int64_t r = 0; r < R; r++) {
+                const float *row = dy + r * Dout;
+                #pragma omp simd
+                for (int64_t o = o0; o < o1; o++) db[o] += row[o];
+            }
         }
     }
 }

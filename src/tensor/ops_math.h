@@ -15,11 +15,13 @@
 #include <string.h>
 
 /* The clamps in it_fexp are selects; GCC only if-converts (and so
- * vectorises) them when float operations are assumed not to trap. Nothing
- * in the engine relies on floating-point traps. Applies to the functions
- * that follow this header in the including file. */
+ * vectorises) them when float operations are assumed not to trap, and
+ * -std=c11 turns off fused multiply-add contraction, which the polynomials
+ * want. Nothing in the engine relies on floating-point traps or on unfused
+ * rounding. Applies to the functions that follow this header in the
+ * including file. */
 #if defined(__GNUC__) && !defined(__clang__)
-#pragma GCC optimize("no-trapping-math")
+#pragma GCC optimize("no-trapping-math", "fp-contract=fast")
 #endif
 
 static inline float it_fexp(float x)

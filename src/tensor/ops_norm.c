@@ -23,9 +23,13 @@ static inline float silu_df(float z)
 
 static void group_stats(const float *x, int64_t M, float eps, float *mean, float *rstd)
 {
+    /* simd reductions: without them the double sums run one add at a time
+     * (strict evaluation order), which made GroupNorm latency-bound. */
     double s = 0;
+    #pragma omp simd reduction(+ : s)
     for (int64_t i = 0; i < M; i++) s += x[i];
     double m = M ? s / (double)M : 0, v = 0;
+    #pragma omp simd reduction(+ : v)
     for (int64_t i = 0; i < M; i++) v += ((double)x[i] - m) * ((double)x[i] - m);
     v = M ? v / (double)M : 0;
     *mean = (float)m;
@@ -106,6 +110,7 @@ static void gn_bwd(float *dx, float *dw, float *db, const float *dy, const float
                 int64_t c = g * Cg + cc;
                 float wc = w ? w[c] : 1.0f, bc = b ? b[c] : 0.0f;
                 const float *xc = x + ng * M + cc * S, *dyc = dy + ng * M + cc * S;
+                #pragma omp simd reduction(+ : s1, s2)
                 for (int64_t s = 0; s < S; s++) {
                     float xh = (xc[s] - m) * r, dxh = gn_dz(dyc[s], xh, wc, bc, silu) * wc;
                     s1 += dxh, s2 += dxh * xh;
@@ -117,6 +122,7 @@ static void gn_bwd(float *dx, float *dw, float *db, const float *dy, const float
                 float wc = w ? w[c] : 1.0f, bc = b ? b[c] : 0.0f;
                 const float *xc = x + ng * M + cc * S, *dyc = dy + ng * M + cc * S;
                 float *dxc = dx + ng * M + cc * S;
+                #pragma omp simd
                 for (int64_t s = 0; s < S; s++) {
                     float xh = (xc[s] - m) * r, dxh = gn_dz(dyc[s], xh, wc, bc, silu) * wc;
                     dxc[s] += r * (dxh - a1 - xh * a2);
@@ -133,6 +139,7 @@ static void gn_bwd(float *dx, float *dw, float *db, const float *dy, const float
                 int64_t ng = n * G + c / Cg;
                 float m = mean[ng], r = rstd[ng];
                 const float *xc = x + (n * C + c) * S, *dyc = dy + (n * C + c) * S;
+                #pragma omp simd reduction(+ : sw, sb)
                 for (int64_t s = 0; s < S; s++) {
                     float xh = (xc[s] - m) * r, dz = gn_dz(dyc[s], xh, wc, bc, silu);
                     sw += dz * xh, sb += dz;
@@ -207,6 +214,7 @@ static void layer_norm_backward(it_ctx *ctx, it_node *n)
             const float *xr = X + r * D, *dyr = dy + r * D;
             float m = mean[r], s = rstd[r];
             double s1 = 0, s2 = 0;
+            #pragma omp simd reduction(+ : s1, s2)
             for (int64_t d = 0; d < D; d++) {
                 float xh = (xr[d] - m) * s, dxh = dyr[d] * (W ? W[d] : 1.0f);
                 s1 += dxh, s2 += dxh * xh;
@@ -268,6 +276,7 @@ void it_cpu_softmax_fwd(float *y, const float *x, int64_t rows, int64_t D)
     for (int64_t r = 0; r < rows; r++) {
         const float *xr = x + r * D;
         float *yr = y + r * D, mx = -INFINITY, s = 0;
+        #pragma omp simd reduction(max : mx)
         for (int64_t d = 0; d < D; d++) mx = xr[d] > mx ? xr[d] : mx;
         #pragma omp simd reduction(+ : s)
         for (int64_t d = 0; d < D; d++) s += (yr[d] = it_fexp(xr[d] - mx));
@@ -286,6 +295,7 @@ static void softmax_backward(it_ctx *ctx, it_node *n)
     for (int64_t r = 0; r < rows; r++) {
         const float *yr = Y + r * D, *gr = dy + r * D;
         float dot = 0;
+        #pragma omp simd reduction(+ : dot)
         for (int64_t d = 0; d < D; d++) dot += yr[d] * gr[d];
         float *dxr = dx + r * D;
         for (int64_t d = 0; d < D; d++) dxr[d] += yr[d] * (gr[d] - dot);
