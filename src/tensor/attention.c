@@ -471,23 +471,27 @@ it_status it_attn_forward(it_err *err, float *o, float *lse, const float *q, con
 /* Fast backward                                                             */
 /* ------------------------------------------------------------------------ */
 
+/* Per-thread buffers. The loop runs query blocks outside and key blocks
+ * inside, so dQ of a query block is complete (in dqt, L1) when its key loop
+ * ends, and dK/dV of the task's key range accumulate in row layout. */
 typedef struct bwd_ws {
-    float *qt, *dot;   /* (D, LDQ) scale * Q^T and dO^T of the query block */
-    float *qp, *dop;   /* (LDQ, D8) scale * Q and dO rows, zero padded */
-    float *pt, *dpt;   /* (BK, LDQ) P^T, then dS^T; and dP^T */
-    float *dk, *dv;    /* (BK, D8) dK (already scaled) and dV of the key block */
+    float *qt, *dot;    /* (D, LDQ) scale * Q^T and dO^T of the query block */
+    float *qp, *dop;    /* (LDQ, D8) scale * Q and dO rows, zero padded */
+    float *pt, *dpt;    /* (BK, LDQ) P^T, then dS^T; and dP^T */
+    float *dqt;         /* (D, LDQ) dQ^T of the query block, unscaled */
     float *lse, *delta; /* (LDQ) of the query block; padding: +inf and 0 */
+    float *dk, *dv;     /* (Tk rounded to BK, D8) dK (already scaled), dV */
 } bwd_ws;
 
-static size_t bwd_ws_floats(int D)
+static size_t bwd_ws_floats(int D, int Tk)
 {
-    size_t D8 = (size_t)round_up(D, 8);
-    return (size_t)LDQ * (2 * (size_t)D + 2 * D8 + 2 * IT_ATTN_BK + 2) + 2 * (size_t)IT_ATTN_BK * D8;
+    size_t D8 = (size_t)round_up(D, 8), tk = (size_t)round_up(Tk, IT_ATTN_BK);
+    return (size_t)LDQ * (3 * (size_t)D + 2 * D8 + 2 * IT_ATTN_BK + 2) + 2 * tk * D8;
 }
 
-static bwd_ws bwd_ws_at(float *base, int D)
+static bwd_ws bwd_ws_at(float *base, int D, int Tk)
 {
-    size_t D8 = (size_t)round_up(D, 8);
+    size_t D8 = (size_t)round_up(D, 8), tk = (size_t)round_up(Tk, IT_ATTN_BK);
     bwd_ws w;
     w.qt = base;
     w.dot = w.qt + (size_t)D * LDQ;
@@ -495,10 +499,11 @@ static bwd_ws bwd_ws_at(float *base, int D)
     w.dop = w.qp + LDQ * D8;
     w.pt = w.dop + LDQ * D8;
     w.dpt = w.pt + (size_t)IT_ATTN_BK * LDQ;
-    w.dk = w.dpt + (size_t)IT_ATTN_BK * LDQ;
-    w.dv = w.dk + IT_ATTN_BK * D8;
-    w.lse = w.dv + IT_ATTN_BK * D8;
+    w.dqt = w.dpt + (size_t)IT_ATTN_BK * LDQ;
+    w.lse = w.dqt + (size_t)D * LDQ;
     w.delta = w.lse + LDQ;
+    w.dk = w.delta + LDQ;
+    w.dv = w.dk + tk * D8;
     return w;
 }
 
@@ -509,8 +514,7 @@ typedef struct bwd_args {
     const float *q, *k, *v, *dout, *lse;
     const float *delta; /* (B, H, Tq) rowsum(dO * O) */
     float *dq, *dk, *dv;
-    float *dqt;         /* (B*H*nsplit, D, Tq16) dQ^T partials, unscaled */
-    int tq16;
+    float *dq_part;     /* (B*H*nsplit, Tq, D) scaled dQ partials, or NULL */
     int nsplit;         /* key-block ranges per (b, h) */
 } bwd_args;
 
@@ -533,14 +537,14 @@ static void bwd_pack_queries(const bwd_ws *w, const bwd_args *a, int b, int h, i
     }
 }
 
-/* One (query block, key block) step: recompute P^T, then dV, dS, dK, dQ. */
+/* One (query block, key block) step: recompute P^T, then dV, dS, dK, dQ.
+ * dk/dv: the accumulator rows of this key block. */
 static void bwd_block(const bwd_ws *w, const bwd_args *a, int b, int h, int i0, int mq, int j0,
-                      int nk, float *dqt, int ld_dqt)
+                      int nk, float *dk, float *dv)
 {
     const it_attn_desc *d = a->d;
     const int D = d->D, D8 = round_up(D, 8), mq16 = round_up(mq, QPAD);
     const float *kb = ROW(a->k, d->k, b, h, j0), *vb = ROW(a->v, d->v, b, h, j0);
-    bwd_pack_queries(w, a, b, h, i0, mq, mq16);
     /* S^T (nk, mq16) = K (scale Q)^T; dP^T = V dO^T */
     mk_gemm(w->pt, LDQ, kb, d->k.st, 1, w->qt, LDQ, nk, mq16, D, 0);
     mk_gemm(w->dpt, LDQ, vb, d->v.st, 1, w->dot, LDQ, nk, mq16, D, 0);
@@ -553,7 +557,7 @@ static void bwd_block(const bwd_ws *w, const bwd_args *a, int b, int h, int i0, 
         }
     }
     /* dV (nk, D8) += P^T (nk, mq16) dO (mq16, D8), before P becomes dS */
-    mk_gemm(w->dv, D8, w->pt, LDQ, 1, w->dop, D8, nk, D8, mq16, 1);
+    mk_gemm(dv, D8, w->pt, LDQ, 1, w->dop, D8, nk, D8, mq16, 1);
     for (int c0 = 0; c0 < mq16; c0 += VW) { /* dS = P * (dP - delta) */
         vf dl = V_LOAD(w->delta + c0);
         for (int j = 0; j < nk; j++) {
@@ -562,9 +566,9 @@ static void bwd_block(const bwd_ws *w, const bwd_args *a, int b, int h, int i0, 
         }
     }
     /* dK (nk, D8) += dS^T (nk, mq16) (scale Q) (mq16, D8) */
-    mk_gemm(w->dk, D8, w->pt, LDQ, 1, w->qp, D8, nk, D8, mq16, 1);
-    /* dQ^T (D, mq16) += K^T (D, nk) dS^T (nk, mq16); scaled at the end */
-    mk_gemm(dqt + i0, ld_dqt, kb, 1, d->k.st, w->pt, LDQ, D, mq16, nk, 1);
+    mk_gemm(dk, D8, w->pt, LDQ, 1, w->qp, D8, nk, D8, mq16, 1);
+    /* dQ^T (D, mq16) += K^T (D, nk) dS^T (nk, mq16); scaled when stored */
+    mk_gemm(w->dqt, LDQ, kb, 1, d->k.st, w->pt, LDQ, D, mq16, nk, 1);
 }
 
 /* Writes or adds the first D columns of an (n, ld) block into rows of a
@@ -581,25 +585,39 @@ static void store_rows(float *dst, ptrdiff_t st, const float *src, int ld, int n
     }
 }
 
-/* Key blocks [kb0, kb1) of (b, h), dQ^T accumulated into dqt (D, tq16). */
-static void bwd_task(const bwd_ws *w, const bwd_args *a, int b, int h, int kb0, int kb1, float *dqt)
+/* dst rows (mq of them, row stride st) (+)= scale * dQ^T (D, LDQ). */
+static void store_dq(float *dst, ptrdiff_t st, const float *dqt, int mq, int D, float scale, int add)
+{
+    for (int i = 0; i < mq; i++) {
+        float *o = dst + (ptrdiff_t)i * st;
+        for (int c = 0; c < D; c++) o[c] = (add ? o[c] : 0.0f) + scale * dqt[(size_t)c * LDQ + i];
+    }
+}
+
+/* Keys [k0, k1) of (b, h), every query block. dQ goes to dq_rows (row
+ * stride dq_st): the real dq, or a private partial when split. */
+static void bwd_task(const bwd_ws *w, const bwd_args *a, int b, int h, int k0, int k1,
+                     float *dq_rows, ptrdiff_t dq_st, int dq_add)
 {
     const it_attn_desc *d = a->d;
     const int D = d->D, D8 = round_up(D, 8);
-    for (int kb = kb0; kb < kb1; kb++) {
-        int j0 = kb * IT_ATTN_BK;
-        int nk = d->Tk - j0 < IT_ATTN_BK ? d->Tk - j0 : IT_ATTN_BK;
-        memset(w->dk, 0, (size_t)nk * D8 * sizeof(float));
-        memset(w->dv, 0, (size_t)nk * D8 * sizeof(float));
-        /* causal: queries before j0 see none of these keys */
-        int qstart = d->causal ? (j0 / IT_ATTN_BQ) * IT_ATTN_BQ : 0;
-        for (int i0 = qstart; i0 < d->Tq; i0 += IT_ATTN_BQ) {
-            int mq = d->Tq - i0 < IT_ATTN_BQ ? d->Tq - i0 : IT_ATTN_BQ;
-            bwd_block(w, a, b, h, i0, mq, j0, nk, dqt, a->tq16);
+    memset(w->dk, 0, (size_t)(k1 - k0) * D8 * sizeof(float));
+    memset(w->dv, 0, (size_t)(k1 - k0) * D8 * sizeof(float));
+    for (int i0 = 0; i0 < d->Tq; i0 += IT_ATTN_BQ) {
+        const int mq = d->Tq - i0 < IT_ATTN_BQ ? d->Tq - i0 : IT_ATTN_BQ, mq16 = round_up(mq, QPAD);
+        /* causal: the block's last query i0+mq-1 sees keys up to itself */
+        const int kend = d->causal && i0 + mq < k1 ? i0 + mq : k1;
+        for (int c = 0; c < D; c++) memset(w->dqt + (size_t)c * LDQ, 0, (size_t)mq16 * sizeof(float));
+        if (k0 < kend) bwd_pack_queries(w, a, b, h, i0, mq, mq16);
+        for (int j0 = k0; j0 < kend; j0 += IT_ATTN_BK) {
+            int nk = kend - j0 < IT_ATTN_BK ? kend - j0 : IT_ATTN_BK;
+            size_t off = (size_t)(j0 - k0) * D8;
+            bwd_block(w, a, b, h, i0, mq, j0, nk, w->dk + off, w->dv + off);
         }
-        store_rows(ROW(a->dk, d->k, b, h, j0), d->k.st, w->dk, D8, nk, D, d->accumulate);
-        store_rows(ROW(a->dv, d->v, b, h, j0), d->v.st, w->dv, D8, nk, D, d->accumulate);
+        store_dq(dq_rows + (ptrdiff_t)i0 * dq_st, dq_st, w->dqt, mq, D, a->scale, dq_add);
     }
+    store_rows(ROW(a->dk, d->k, b, h, k0), d->k.st, w->dk, D8, k1 - k0, D, d->accumulate);
+    store_rows(ROW(a->dv, d->v, b, h, k0), d->v.st, w->dv, D8, k1 - k0, D, d->accumulate);
 }
 
 /* delta[b,h,i] = sum_c dO[i,c] * O[i,c] */
@@ -630,48 +648,37 @@ static int bwd_nsplit(const it_attn_desc *d)
     return s < nkb ? s : nkb;
 }
 
-/* dq (+)= scale * sum over splits of dQ^T, in a fixed order. */
-static void bwd_reduce_dq(const bwd_args *a)
-{
-    const it_attn_desc *d = a->d;
-    const long pairs = (long)d->B * d->n_heads;
-    const size_t part = (size_t)d->D * a->tq16;
-#pragma omp parallel for schedule(static)
-    for (long bh = 0; bh < pairs; bh++) {
-        int b = (int)(bh / d->n_heads), h = (int)(bh % d->n_heads);
-        const float *p0 = a->dqt + (size_t)bh * a->nsplit * part;
-        for (int i = 0; i < d->Tq; i++) {
-            float *row = ROW(a->dq, d->q, b, h, i);
-            for (int c = 0; c < d->D; c++) {
-                float s = 0.0f;
-                for (int sp = 0; sp < a->nsplit; sp++) s += p0[sp * part + (size_t)c * a->tq16 + i];
-                row[c] = (d->accumulate ? row[c] : 0.0f) + a->scale * s;
-            }
-        }
-    }
-}
-
 static void bwd_run(const bwd_args *a, float *ws, size_t per, int nthreads)
 {
     const it_attn_desc *d = a->d;
     const int nkb = (d->Tk + IT_ATTN_BK - 1) / IT_ATTN_BK;
     const long ntasks = (long)d->B * d->n_heads * a->nsplit;
-    const size_t part = (size_t)d->D * a->tq16;
+    const size_t part = (size_t)d->Tq * d->D;
 #pragma omp parallel num_threads(nthreads)
     {
-        bwd_ws w = bwd_ws_at(ws + (size_t)omp_get_thread_num() * per, d->D);
+        bwd_ws w = bwd_ws_at(ws + (size_t)omp_get_thread_num() * per, d->D, d->Tk);
 #pragma omp for schedule(dynamic, 1)
         for (long t = 0; t < ntasks; t++) {
             int s = (int)(t % a->nsplit);
             long bh = t / a->nsplit;
             int b = (int)(bh / d->n_heads), h = (int)(bh % d->n_heads);
-            int kb0 = (int)((long)nkb * s / a->nsplit), kb1 = (int)((long)nkb * (s + 1) / a->nsplit);
-            float *dqt = a->dqt + (size_t)t * part;
-            memset(dqt, 0, part * sizeof(float));
-            bwd_task(&w, a, b, h, kb0, kb1, dqt);
+            int k0 = (int)((long)nkb * s / a->nsplit) * IT_ATTN_BK;
+            int k1 = (int)((long)nkb * (s + 1) / a->nsplit) * IT_ATTN_BK;
+            if (k1 > d->Tk) k1 = d->Tk;
+            if (a->dq_part)
+                bwd_task(&w, a, b, h, k0, k1, a->dq_part + (size_t)t * part, d->D, 0);
+            else
+                bwd_task(&w, a, b, h, k0, k1, ROW(a->dq, d->q, b, h, 0), d->q.st, d->accumulate);
         }
     }
-    bwd_reduce_dq(a);
+    if (!a->dq_part) return;
+    /* fixed-order reduction of the partials (contiguous rows) */
+    for (long bh = 0; bh < (long)d->B * d->n_heads; bh++) {
+        int b = (int)(bh / d->n_heads), h = (int)(bh % d->n_heads);
+        for (int s = 0; s < a->nsplit; s++)
+            store_rows(ROW(a->dq, d->q, b, h, 0), d->q.st, a->dq_part + (size_t)(bh * a->nsplit + s) * part,
+                       d->D, d->Tq, d->D, s > 0 || d->accumulate);
+    }
 }
 
 it_status it_attn_backward(it_err *err, float *dq, float *dk, float *dv, const float *dout,
@@ -690,16 +697,15 @@ it_status it_attn_backward(it_err *err, float *dq, float *dk, float *dv, const f
     CHECK_PTR(lse);
     int nthreads = omp_get_max_threads();
     bwd_args a = {.d = d, .scale = desc_scale(d), .q = q, .k = k, .v = v, .dout = dout,
-                  .lse = lse, .dq = dq, .dk = dk, .dv = dv, .nsplit = bwd_nsplit(d),
-                  .tq16 = round_up(d->Tq, IT_ATTN_BQ)};
-    size_t per = bwd_ws_floats(d->D);
+                  .lse = lse, .dq = dq, .dk = dk, .dv = dv, .nsplit = bwd_nsplit(d)};
+    size_t per = bwd_ws_floats(d->D, d->Tk);
     size_t rows = (size_t)d->B * d->n_heads * d->Tq;
-    size_t parts = (size_t)d->B * d->n_heads * a.nsplit * d->D * a.tq16;
+    size_t parts = a.nsplit > 1 ? rows * a.nsplit * d->D : 0;
     float *ws = it_malloc_aligned(((size_t)nthreads * per + rows + parts) * sizeof(float));
     if (!ws) return it_err_set(err, IT_ERR_NOMEM, "attention backward: no memory for workspaces");
     float *delta = ws + (size_t)nthreads * per;
     a.delta = delta;
-    a.dqt = delta + rows;
+    a.dq_part = parts ? delta + rows : NULL;
     bwd_delta(delta, dout, o, d);
     bwd_run(&a, ws, per, nthreads);
     it_free_aligned(ws);
