@@ -359,10 +359,10 @@ IT_TEST(diffusion_training_add_noise_velocity) {
         IT_CHECK_OK(it_schedule_velocity(&e, &s, out, x0, noise, ts, 3, 16), &e);
         IT_CHECK(scaled_err(out, vel, 48) < 1e-6);
         /* the training target follows the prediction type */
-        s.cfg.prediction = IT_PRED_V;
+        s.cfg.prediction = IT_PREDICT_V;
         IT_CHECK_OK(it_schedule_target(&e, &s, out, x0, noise, ts, 3, 16), &e);
         IT_CHECK(scaled_err(out, vel, 48) < 1e-6);
-        s.cfg.prediction = IT_PRED_EPSILON;
+        s.cfg.prediction = IT_PREDICT_EPSILON;
         IT_CHECK_OK(it_schedule_target(&e, &s, out, x0, noise, ts, 3, 16), &e);
         IT_CHECK(memcmp(out, noise, sizeof out) == 0);
         int bad[3] = {0, 1000, 3};
@@ -391,14 +391,14 @@ IT_TEST(diffusion_config_parse) {
          "\"beta_start\":0.00085,\"clip_sample\":false,\"num_train_timesteps\":1000,"
          "\"set_alpha_to_one\":false,\"skip_prk_steps\":true,\"steps_offset\":1,"
          "\"trained_betas\":null}",
-         IT_OK, NULL, IT_SPACING_LEADING, IT_PRED_EPSILON, 1, 0, 0},
+         IT_OK, NULL, IT_SPACING_LEADING, IT_PREDICT_EPSILON, 1, 0, 0},
         /* SD 2.x v-prediction with trailing spacing */
         {"{\"_class_name\":\"DDIMScheduler\",\"prediction_type\":\"v_prediction\","
          "\"timestep_spacing\":\"trailing\"}",
-         IT_OK, NULL, IT_SPACING_TRAILING, IT_PRED_V, 0, 1, 1},
+         IT_OK, NULL, IT_SPACING_TRAILING, IT_PREDICT_V, 0, 1, 1},
         /* Euler-class defaults: linspace */
         {"{\"_class_name\":\"EulerDiscreteScheduler\"}", IT_OK, NULL, IT_SPACING_LINSPACE,
-         IT_PRED_EPSILON, 0, 1, 1},
+         IT_PREDICT_EPSILON, 0, 1, 1},
         {"{\"prediction_type\":\"flow\"}", IT_ERR_UNSUPPORTED, "prediction_type \"flow\"", 0, 0, 0, 0, 0},
         {"{\"beta_schedule\":\"sigmoid\"}", IT_ERR_UNSUPPORTED, "beta_schedule \"sigmoid\"", 0, 0, 0, 0, 0},
         {"{\"trained_betas\":[0.1,0.2]}", IT_ERR_UNSUPPORTED, "trained_betas", 0, 0, 0, 0, 0},

@@ -212,7 +212,7 @@ static it_status check_opts(it_err *err, const it_schedule_config *cfg, const it
         return it_err_set(err, IT_ERR_ARG, "sampler: eta applies to ddim only");
     if (!(o->eta >= 0 && o->eta <= 1))
         return it_err_set(err, IT_ERR_ARG, "sampler: eta %g not in [0, 1]", (double)o->eta);
-    if (o->kind == IT_SAMPLER_EULER_A && cfg->prediction == IT_PRED_SAMPLE)
+    if (o->kind == IT_SAMPLER_EULER_A && cfg->prediction == IT_PREDICT_SAMPLE)
         return it_err_set(err, IT_ERR_UNSUPPORTED,
                           "sampler: euler_a does not support prediction_type sample");
     return IT_OK;
@@ -378,11 +378,11 @@ static void ddim_step(it_sampler *s, float *x, const float *m, const float *nois
     for (size_t i = 0; i < s->n_elems; i++) {
         float x0, eps;
         switch (c->prediction) {
-        case IT_PRED_EPSILON:
+        case IT_PREDICT_EPSILON:
             x0 = (x[i] - sb * m[i]) / sa;
             eps = m[i];
             break;
-        case IT_PRED_V:
+        case IT_PREDICT_V:
             x0 = sa * x[i] - sb * m[i];
             eps = sa * m[i] + sb * x[i];
             break;
@@ -399,18 +399,18 @@ static void ddim_step(it_sampler *s, float *x, const float *m, const float *nois
 }
 
 /* x0 from a k-diffusion style model output at noise level sigma (Euler). */
-static inline float k_x0(it_prediction p, float x, float m, float sigma, float c_out, float s2p1)
+static inline float k_x0(it_pred_type p, float x, float m, float sigma, float c_out, float s2p1)
 {
     switch (p) {
-    case IT_PRED_EPSILON: return x - sigma * m;
-    case IT_PRED_V: return m * c_out + x / s2p1;
+    case IT_PREDICT_EPSILON: return x - sigma * m;
+    case IT_PREDICT_V: return m * c_out + x / s2p1;
     default: return m;
     }
 }
 
 static void euler_step(it_sampler *s, float *x, const float *m, const float *noise)
 {
-    it_prediction p = s->sched.cfg.prediction;
+    it_pred_type p = s->sched.cfg.prediction;
     float sigma = s->sigmas[s->step_index], next = s->sigmas[s->step_index + 1];
     float s2p1 = sigma * sigma + 1.0f;
     float c_out = -sigma / sqrtf(s2p1);
@@ -449,7 +449,7 @@ static dpm_point dpm_at(float sigma)
 static void dpm_step(it_sampler *s, float *x, const float *m)
 {
     int si = s->step_index;
-    it_prediction p = s->sched.cfg.prediction;
+    it_pred_type p = s->sched.cfg.prediction;
     dpm_point cur = dpm_at(s->sigmas[si]), nxt = dpm_at(s->sigmas[si + 1]);
     /* final_sigmas_type "zero": the last step is always first order. */
     int first_order = s->lower_order_nums < 1 || si == s->n_steps - 1;
@@ -465,8 +465,8 @@ static void dpm_step(it_sampler *s, float *x, const float *m)
     for (size_t i = 0; i < s->n_elems; i++) {
         float x0;
         switch (p) {
-        case IT_PRED_EPSILON: x0 = (x[i] - cur.sigma * m[i]) / cur.alpha; break;
-        case IT_PRED_V: x0 = cur.alpha * x[i] - cur.sigma * m[i]; break;
+        case IT_PREDICT_EPSILON: x0 = (x[i] - cur.sigma * m[i]) / cur.alpha; break;
+        case IT_PREDICT_V: x0 = cur.alpha * x[i] - cur.sigma * m[i]; break;
         default: x0 = m[i]; break;
         }
         float xt;

@@ -23,10 +23,10 @@ static int name_index(const char *const *names, int n, const char *s)
 
 const char *it_beta_schedule_name(it_beta_schedule b) { return beta_names[b]; }
 const char *it_spacing_name(it_spacing s) { return spacing_names[s]; }
-const char *it_prediction_name(it_prediction p) { return pred_names[p]; }
+const char *it_pred_type_name(it_pred_type p) { return pred_names[p]; }
 int it_beta_schedule_parse(const char *s) { return name_index(beta_names, 3, s); }
 int it_spacing_parse(const char *s) { return name_index(spacing_names, 3, s); }
-int it_prediction_parse(const char *s) { return name_index(pred_names, 3, s); }
+int it_pred_type_parse(const char *s) { return name_index(pred_names, 3, s); }
 
 /* ------------------------------------------------------------ config */
 
@@ -37,7 +37,7 @@ void it_schedule_config_sd(it_schedule_config *c)
     c->beta_start = 0.00085;
     c->beta_end = 0.012;
     c->beta_schedule = IT_BETAS_SCALED_LINEAR;
-    c->prediction = IT_PRED_EPSILON;
+    c->prediction = IT_PREDICT_EPSILON;
     c->spacing = IT_SPACING_LEADING;
     c->steps_offset = 1;
     c->set_alpha_to_one = 0;
@@ -55,7 +55,7 @@ static void class_defaults(it_schedule_config *c, const char *cls)
     c->beta_start = 0.0001;
     c->beta_end = 0.02;
     c->beta_schedule = IT_BETAS_LINEAR;
-    c->prediction = IT_PRED_EPSILON;
+    c->prediction = IT_PREDICT_EPSILON;
     c->spacing = IT_SPACING_LEADING;
     c->steps_offset = 0;
     c->set_alpha_to_one = 1;
@@ -146,7 +146,7 @@ it_status it_schedule_config_parse(it_err *err, it_schedule_config *c, const cha
         (st = get_bool(err, root, "set_alpha_to_one", &c->set_alpha_to_one, label)) ||
         (st = get_bool(err, root, "clip_sample", &c->clip_sample, label)) ||
         (st = get_enum(err, root, "beta_schedule", it_beta_schedule_parse, &bs, label)) ||
-        (st = get_enum(err, root, "prediction_type", it_prediction_parse, &pr, label)) ||
+        (st = get_enum(err, root, "prediction_type", it_pred_type_parse, &pr, label)) ||
         (st = get_enum(err, root, "timestep_spacing", it_spacing_parse, &sp, label)))
         goto done;
     if (ntt < 1 || ntt > 100000 || ntt != floor(ntt)) {
@@ -160,7 +160,7 @@ it_status it_schedule_config_parse(it_err *err, it_schedule_config *c, const cha
     c->num_train_timesteps = (int)ntt;
     c->steps_offset = (int)off;
     c->beta_schedule = (it_beta_schedule)bs;
-    c->prediction = (it_prediction)pr;
+    c->prediction = (it_pred_type)pr;
     c->spacing = (it_spacing)sp;
 done:
     json_decref(root);
@@ -310,15 +310,15 @@ it_status it_schedule_target(it_err *err, const it_schedule *s, float *out, cons
 {
     size_t n = (size_t)batch * n_item;
     switch (s->cfg.prediction) {
-    case IT_PRED_EPSILON:
+    case IT_PREDICT_EPSILON:
         IT_TRY(check_t(err, s, t, batch));
         if (out != noise) memcpy(out, noise, n * sizeof(float));
         return IT_OK;
-    case IT_PRED_SAMPLE:
+    case IT_PREDICT_SAMPLE:
         IT_TRY(check_t(err, s, t, batch));
         if (out != x0) memcpy(out, x0, n * sizeof(float));
         return IT_OK;
-    case IT_PRED_V:
+    case IT_PREDICT_V:
         return it_schedule_velocity(err, s, out, x0, noise, t, batch, n_item);
     }
     return it_err_set(err, IT_ERR_INTERNAL, "schedule: bad prediction type");

@@ -34,17 +34,20 @@ typedef enum it_spacing {
     IT_SPACING_LINSPACE,
 } it_spacing;
 
-typedef enum it_prediction {
-    IT_PRED_EPSILON = 0,   /* the model predicts the added noise */
-    IT_PRED_V,             /* v = sqrt(ac) * noise - sqrt(1 - ac) * x0 */
-    IT_PRED_SAMPLE,        /* the model predicts x0 */
-} it_prediction;
+/* (Named it_pred_type, not it_prediction: models/config.h has an
+ * it_prediction of the same values for the loaders; pipeline.c maps one to
+ * the other.) */
+typedef enum it_pred_type {
+    IT_PREDICT_EPSILON = 0,   /* the model predicts the added noise */
+    IT_PREDICT_V,             /* v = sqrt(ac) * noise - sqrt(1 - ac) * x0 */
+    IT_PREDICT_SAMPLE,        /* the model predicts x0 */
+} it_pred_type;
 
 typedef struct it_schedule_config {
     int num_train_timesteps;       /* 1000 */
     double beta_start, beta_end;   /* SD: 0.00085, 0.012 */
     it_beta_schedule beta_schedule;
-    it_prediction prediction;
+    it_pred_type prediction;
     it_spacing spacing;
     int steps_offset;              /* added to "leading" timesteps (SD: 1) */
     int set_alpha_to_one;          /* DDIM: alpha_cumprod "before" t=0 is 1 (else ac[0]) */
@@ -72,10 +75,10 @@ it_status it_schedule_config_parse(it_err *err, it_schedule_config *c, const cha
  * "v_prediction", "sample"); parse returns -1 when unknown. */
 const char *it_beta_schedule_name(it_beta_schedule b);
 const char *it_spacing_name(it_spacing s);
-const char *it_prediction_name(it_prediction p);
+const char *it_pred_type_name(it_pred_type p);
 int it_beta_schedule_parse(const char *s);
 int it_spacing_parse(const char *s);
-int it_prediction_parse(const char *s);
+int it_pred_type_parse(const char *s);
 
 /* The per-train-timestep arrays. */
 typedef struct it_schedule {
