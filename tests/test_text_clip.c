@@ -489,6 +489,14 @@ IT_TEST(text_clip_command) {
     snprintf(cmd, sizeof cmd, "%s tokenize --pad -t %s 'a' > %s", bin,
              it_test_fixture(t, "text/tiny/tokenizer"), out);
     IT_CHECK_INT(run_cmd(cmd), 0);
+    /* Legacy mode deletes the zero-width joiner; the default mode keeps its
+     * three bytes (three byte-level tokens in the tiny vocabulary). */
+    snprintf(cmd, sizeof cmd, "%s tokenize -t %s 'a\xe2\x80\x8d' --legacy > %s && grep -q 'count: 3' %s",
+             bin, it_test_fixture(t, "text/tiny/tokenizer"), out, out);
+    IT_CHECK_INT(run_cmd(cmd), 0);
+    snprintf(cmd, sizeof cmd, "%s tokenize -t %s 'a\xe2\x80\x8d' > %s && grep -q 'count: 6' %s", bin,
+             it_test_fixture(t, "text/tiny/tokenizer"), out, out);
+    IT_CHECK_INT(run_cmd(cmd), 0);
     snprintf(cmd, sizeof cmd, "%s tokenize 'a' 2> %s", bin, out);
     IT_CHECK_INT(run_cmd(cmd), 2);
     snprintf(cmd, sizeof cmd, "%s tokenize -t /nonexistent 'a' 2> %s", bin, out);
@@ -558,4 +566,53 @@ IT_TEST(text_clip_parity_legacy) {
     it_free(diff);
     json_decref(fx);
     json_decref(lg);
+}
+
+/* One tokenizer shared by several threads (the word cache is locked) gives
+ * the ids of a serial run. */
+IT_TEST(text_clip_threads) {
+    json_t *fx = load_fixture(t, "text/clip_parity.json");
+    IT_REQUIRE(fx);
+    it_err e;
+    it_err_clear(&e);
+    it_clip_tokenizer *tok = NULL;
+    IT_REQUIRE_OK(it_clip_tokenizer_load(&e, &tok, it_test_fixture(t, "text/tiny/tokenizer")), &e);
+    const json_t *cases = json_object_get(fx, "cases");
+    long n = (long)json_array_size(cases);
+    size_t *serial = it_calloc((size_t)n, sizeof *serial);
+    uint64_t *sum = it_calloc((size_t)n, sizeof *sum);
+    for (long i = 0; i < n; i++) {
+        size_t len, k;
+        char *text = case_text(json_array_get(cases, i), &len);
+        int32_t *ids;
+        IT_CHECK_OK(it_clip_tokenize(&e, tok, &ids, &k, text, len), &e);
+        for (size_t j = 0; j < k; j++) sum[i] = sum[i] * 1000003u + (uint64_t)ids[j];
+        serial[i] = k;
+        it_free(ids);
+        it_free(text);
+    }
+    int bad = 0;
+    for (int round = 0; round < 4; round++) {
+#pragma omp parallel for schedule(dynamic, 7) reduction(+ : bad)
+        for (long i = 0; i < n; i++) {
+            size_t len, k;
+            char *text = case_text(json_array_get(cases, i), &len);
+            int32_t *ids;
+            it_err le;
+            if (it_clip_tokenize(&le, tok, &ids, &k, text, len) != IT_OK) {
+                bad++;
+            } else {
+                uint64_t h = 0;
+                for (size_t j = 0; j < k; j++) h = h * 1000003u + (uint64_t)ids[j];
+                bad += k != serial[i] || h != sum[i];
+                it_free(ids);
+            }
+            it_free(text);
+        }
+    }
+    IT_CHECK_INT(bad, 0);
+    it_free(serial);
+    it_free(sum);
+    it_clip_tokenizer_free(tok);
+    json_decref(fx);
 }

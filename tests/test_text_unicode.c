@@ -238,3 +238,32 @@ IT_TEST(text_unicode_python_lower_nfc) {
              it_unicode_py_is_control(0x7F) && !it_unicode_py_is_control('\n') && !it_unicode_py_is_control('a'));
     IT_CHECK(it_unicode_py_is_zs(0x3000) && it_unicode_py_is_zs(0xA0) && !it_unicode_py_is_zs(0x2028));
 }
+
+/* A long run of marks (a hostile prompt) is ordered in linear time and
+ * stably: classes 230 and 220 alternating end up all-220 then all-230. */
+IT_TEST(text_unicode_nfc_long_run) {
+    size_t n = 200001;
+    uint32_t *in = it_malloc(n * sizeof *in);
+    in[0] = 'a';
+    for (size_t i = 1; i < n; i++) in[i] = i % 2 ? 0x301 : (i % 4 ? 0x316 : 0x317);
+    it_err e;
+    it_err_clear(&e);
+    uint32_t *out;
+    size_t k;
+    double t0 = it_time_now();
+    IT_CHECK_OK(it_unicode_nfc(&e, &out, &k, in, n), &e);
+    IT_CHECK(it_time_now() - t0 < 2.0);
+    if (!e.code) {
+        /* The 100000 class-220 marks keep their order, then the 230s; the
+         * first acute is not blocked (220 < 230) and joins 'a' as U+00E1. */
+        IT_CHECK_INT(k, n - 1);
+        IT_CHECK_INT(out[0], 0xE1);
+        IT_CHECK_INT(out[1], 0x316);
+        IT_CHECK_INT(out[2], 0x317);
+        IT_CHECK_INT(out[100000], 0x317);
+        IT_CHECK_INT(out[100001], 0x301);
+        IT_CHECK_INT(out[n - 2], 0x301);
+        it_free(out);
+    }
+    it_free(in);
+}

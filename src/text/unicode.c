@@ -257,22 +257,58 @@ static uint32_t compose(uint32_t a, uint32_t b, int py)
     return c;
 }
 
-/* Stable insertion sort of each run of non-starters by combining class. */
-static void canonical_order(uint32_t *cps, size_t n, int py)
+/* Stable counting sort of one run of non-starters by combining class; a
+ * run can be as long as the input, so no quadratic sort here. */
+static it_status order_run(it_err *err, uint32_t *cps, size_t n, int py)
 {
-    for (size_t i = 1; i < n; i++) {
-        int c = ccc_of(cps[i], py);
-        if (c == 0) continue;
-        uint32_t v = cps[i];
-        size_t j = i;
-        while (j > 0) {
-            int cj = ccc_of(cps[j - 1], py);
-            if (cj <= c) break; /* a starter (0) ends the run */
-            cps[j] = cps[j - 1];
-            j--;
-        }
-        cps[j] = v;
+    uint32_t *tmp = it_malloc(n * sizeof *tmp);
+    uint8_t *cls = it_malloc(n);
+    if (!tmp || !cls) {
+        it_free(tmp);
+        it_free(cls);
+        return it_err_set(err, IT_ERR_NOMEM, "nfc: out of memory (%zu marks)", n);
     }
+    size_t start[257] = {0};
+    for (size_t i = 0; i < n; i++) {
+        cls[i] = (uint8_t)ccc_of(cps[i], py);
+        start[cls[i] + 1]++;
+    }
+    for (int c = 1; c < 257; c++) start[c] += start[c - 1];
+    for (size_t i = 0; i < n; i++) tmp[start[cls[i]]++] = cps[i];
+    memcpy(cps, tmp, n * sizeof *cps);
+    it_free(tmp);
+    it_free(cls);
+    return IT_OK;
+}
+
+/* Canonical ordering: each run of non-starters sorted by class, stably
+ * (insertion sort for the usual short runs). */
+static it_status canonical_order(it_err *err, uint32_t *cps, size_t n, int py)
+{
+    for (size_t a = 0; a < n;) {
+        if (ccc_of(cps[a], py) == 0) {
+            a++;
+            continue;
+        }
+        size_t b = a + 1;
+        while (b < n && ccc_of(cps[b], py) != 0) b++;
+        if (b - a > 16) {
+            IT_TRY(order_run(err, cps + a, b - a, py));
+        } else {
+            for (size_t i = a + 1; i < b; i++) {
+                uint32_t v = cps[i];
+                int c = ccc_of(v, py);
+                size_t j = i;
+                while (j > a && ccc_of(cps[j - 1], py) > c) {
+                    cps[j] = cps[j - 1];
+                    j--;
+                }
+                cps[j] = v;
+            }
+        }
+        a = b;
+    }
+    return IT_OK;
 }
 
 /* Canonical composition in place (the algorithm of UAX #15): a character
@@ -315,7 +351,11 @@ static it_status nfc(it_err *err, uint32_t **out, size_t *n_out, const uint32_t 
         k = n;
     } else {
         for (size_t i = 0; i < n; i++) k += decompose(buf + k, cps[i]);
-        canonical_order(buf, k, py);
+        it_status st = canonical_order(err, buf, k, py);
+        if (st) {
+            it_free(buf);
+            return st;
+        }
         k = canonical_compose(buf, k, py);
     }
     *out = buf;
