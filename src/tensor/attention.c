@@ -382,28 +382,39 @@ static fwd_ws fwd_ws_at(float *base, int D)
     return w;
 }
 
-/* Online-softmax update of the query columns [c0, c0+VW) with the nk
+/* Online-softmax update of the query columns [c0, c0+2*VW) with the nk
  * scores of a block: new max, probabilities in place, rescaled sums and
- * output columns. A column whose keys are all hidden so far keeps max
- * -inf and uses 0 in its place so that no -inf - -inf appears. */
+ * output columns. Two vectors per pass use whole 64-byte lines of the
+ * score rows. A column whose keys are all hidden so far keeps max -inf and
+ * uses 0 in its place so that no -inf - -inf appears. */
 static void fwd_softmax(const fwd_ws *w, int nk, int D, int c0)
 {
-    vf mx = V_LOAD(w->m + c0);
-    for (int j = 0; j < nk; j++) mx = V_MAX(mx, V_LOAD(w->st + (size_t)j * LDQ + c0));
-    vf safe = V_IF_NEGINF(mx, V_ZERO());
-    vf alpha = v_exp(V_SUB(V_LOAD(w->m + c0), safe));
-    vf sum = V_ZERO();
+    const float *st = w->st + c0;
+    vf mx0 = V_LOAD(w->m + c0), mx1 = V_LOAD(w->m + c0 + VW);
+    for (int j = 0; j < nk; j++) {
+        mx0 = V_MAX(mx0, V_LOAD(st + (size_t)j * LDQ));
+        mx1 = V_MAX(mx1, V_LOAD(st + (size_t)j * LDQ + VW));
+    }
+    vf safe0 = V_IF_NEGINF(mx0, V_ZERO()), safe1 = V_IF_NEGINF(mx1, V_ZERO());
+    vf alpha0 = v_exp(V_SUB(V_LOAD(w->m + c0), safe0));
+    vf alpha1 = v_exp(V_SUB(V_LOAD(w->m + c0 + VW), safe1));
+    vf sum0 = V_ZERO(), sum1 = V_ZERO();
     for (int j = 0; j < nk; j++) {
         float *s = w->st + (size_t)j * LDQ + c0;
-        vf p = v_exp(V_SUB(V_LOAD(s), safe));
-        V_STORE(s, p);
-        sum = V_ADD(sum, p);
+        vf p0 = v_exp(V_SUB(V_LOAD(s), safe0)), p1 = v_exp(V_SUB(V_LOAD(s + VW), safe1));
+        V_STORE(s, p0);
+        V_STORE(s + VW, p1);
+        sum0 = V_ADD(sum0, p0);
+        sum1 = V_ADD(sum1, p1);
     }
-    V_STORE(w->l + c0, V_FMA(V_LOAD(w->l + c0), alpha, sum));
-    V_STORE(w->m + c0, mx);
+    V_STORE(w->l + c0, V_FMA(V_LOAD(w->l + c0), alpha0, sum0));
+    V_STORE(w->l + c0 + VW, V_FMA(V_LOAD(w->l + c0 + VW), alpha1, sum1));
+    V_STORE(w->m + c0, mx0);
+    V_STORE(w->m + c0 + VW, mx1);
     for (int c = 0; c < D; c++) {
         float *o = w->ot + (size_t)c * LDQ + c0;
-        V_STORE(o, V_MUL(V_LOAD(o), alpha));
+        V_STORE(o, V_MUL(V_LOAD(o), alpha0));
+        V_STORE(o + VW, V_MUL(V_LOAD(o + VW), alpha1));
     }
 }
 
@@ -423,7 +434,7 @@ static void fwd_task(const fwd_ws *w, float *o, float *lse, const float *q, cons
         /* S^T (nk, mq16) = K (nk, D) (scale Q^T) (D, mq16) */
         mk_gemm(w->st, LDQ, kb, d->k.st, 1, w->qt, LDQ, nk, mq16, D, 0);
         if (block_needs_mask(d, i0, j0, nk)) mask_block(w->st, nk, mq, d, b, h, i0, j0);
-        for (int c0 = 0; c0 < mq16; c0 += VW) fwd_softmax(w, nk, D, c0);
+        for (int c0 = 0; c0 < mq16; c0 += 2 * VW) fwd_softmax(w, nk, D, c0);
         /* O^T (D, mq16) += V^T (D, nk) P^T (nk, mq16) */
         mk_gemm(w->ot, LDQ, vb, 1, d->v.st, w->st, LDQ, D, mq16, nk, 1);
     }
