@@ -7,6 +7,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "tensor/autograd.h"
+#include "tensor/ops_attn.h"
 #include "tensor/ops_conv.h"
 #include "tensor/ops_eltwise.h"
 #include "tensor/ops_gemm.h"
@@ -432,4 +433,88 @@ IT_TEST(engine_fast_math_accuracy) {
     IT_CHECK(e_erf < 6e-7);   /* A&S 7.1.26: 1.5e-7, plus float evaluation (5.1e-7 measured) */
     IT_CHECK(e_tanh < 3e-7);
     IT_CHECK(it_fexp(-1000.0f) < 1e-37f && isfinite(it_fexp(1000.0f)));
+}
+
+/* Dropout is linear for a fixed mask: backward must give gy * y / x. */
+IT_TEST(engine_dropout_gradient_uses_the_same_mask) {
+    tparam x;
+    tparam_init(&x, 3, 1, 1, IT_SHAPE(7, 9));
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    ctx.seed = 11;
+    ctx.rng_offset = 1000;
+    it_tensor *y = it_op_dropout(&ctx, &x.t, 0.4f);
+    IT_REQUIRE(y && y != &x.t);
+    it_tensor *gy = randn(&ctx, 4, IT_SHAPE(7, 9));
+    it_err err;
+    IT_REQUIRE_OK(it_autograd_backward(&err, &ctx, it_op_sum(&ctx, it_op_mul(&ctx, y, gy))), &err);
+    int kept = 0;
+    for (int i = 0; i < 63; i++) {
+        float ratio = it_f32(y)[i] / x.data[i]; /* 0 or 1/(1-p) */
+        kept += ratio != 0;
+        IT_CHECK_NEAR(x.grad[i], it_f32(gy)[i] * ratio, 1e-5);
+    }
+    IT_CHECK(kept > 20 && kept < 55);
+    it_ctx_free(&ctx);
+    tparam_free(&x);
+}
+
+/* Shape edge cases: -1 in reshape, negative dims, split, zero-size tensors,
+ * and the error text of each misuse. */
+IT_TEST(engine_shape_edge_cases) {
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    it_err err;
+    it_tensor *x = randn(&ctx, 1, IT_SHAPE(2, 6, 5));
+    it_tensor *r = it_op_reshape(&ctx, x, IT_SHAPE(-1, 5));
+    IT_REQUIRE(r);
+    IT_CHECK_INT(r->shape[0], 12);
+    IT_CHECK(r->data == x->data); /* a view */
+    it_tensor *parts[3];
+    IT_CHECK_INT(it_op_split(&ctx, x, -2, 3, parts), 0);
+    IT_CHECK_INT(parts[2]->shape[1], 2);
+    IT_CHECK(it_f32(parts[2])[0] == it_f32(x)[4 * 5]);
+    it_tensor *tr = it_op_transpose(&ctx, x, -1, 0);
+    IT_REQUIRE(tr);
+    IT_CHECK_INT(tr->shape[0], 5);
+    IT_CHECK(it_f32(tr)[1 * 2 * 6 + 0 * 6 + 0] == it_f32(x)[1]); /* tr[1][0][0] = x[0][0][1] */
+    it_tensor *empty = it_tensor_zeros(&ctx, IT_DTYPE_F32, IT_SHAPE(0, 5));
+    it_tensor *e2 = it_op_add(&ctx, empty, it_tensor_zeros(&ctx, IT_DTYPE_F32, IT_SHAPE(5)));
+    IT_REQUIRE(e2);
+    IT_CHECK_INT(e2->n, 0);
+    IT_CHECK_OK(it_ctx_status(&ctx, &err), &err);
+
+    static const struct {
+        int which;
+        const char *msg;
+    } bad[] = {
+        {0, "reshape: element count differs from the target shape (got (2, 6, 5))"},
+        {1, "split: dim out of range or not divisible into equal parts (got (2, 6, 5))"},
+        {2, "slice: [4, 7) outside dim 1 of size 6"},
+        {3, "permute: perm is not a permutation of the dims (got (2, 6, 5))"},
+        {4, "concat: shapes differ outside the concat dim (got (2, 6, 4))"},
+        {5, "linear: last dim must equal the weight's in-features (got (2, 6, 5))"},
+        {6, "group_norm: channels not divisible by the group count (got (2, 6, 5))"},
+        {7, "attention: last dim not divisible by n_heads (got (2, 6, 5))"},
+        {8, "cross_entropy: labels must be I32 (N) (got (3))"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        it_ctx_reset(&ctx);
+        x = randn(&ctx, 1, IT_SHAPE(2, 6, 5));
+        it_tensor *o[4];
+        switch (bad[i].which) {
+        case 0: it_op_reshape(&ctx, x, IT_SHAPE(7, -1, 2)); break;
+        case 1: it_op_split(&ctx, x, 1, 4, o); break;
+        case 2: it_op_slice(&ctx, x, 1, 4, 3); break;
+        case 3: it_op_permute(&ctx, x, (const int[]){0, 0, 1}); break;
+        case 4: it_op_concat(&ctx, 2, (it_tensor *[]){x, randn(&ctx, 2, IT_SHAPE(2, 6, 4))}, 1); break;
+        case 5: it_op_linear(&ctx, x, randn(&ctx, 2, IT_SHAPE(3, 4)), NULL); break;
+        case 6: it_op_group_norm(&ctx, x, NULL, NULL, 4, 1e-5f, 0); break;
+        case 7: it_op_attention(&ctx, x, x, x, 2, 0, 0); break;
+        case 8: it_op_cross_entropy(&ctx, randn(&ctx, 2, IT_SHAPE(2, 4)), randn(&ctx, 3, IT_SHAPE(3))); break;
+        }
+        IT_CHECK_INT(it_ctx_status(&ctx, &err), bad[i].which == 2 ? IT_ERR_RANGE : IT_ERR_ARG);
+        IT_CHECK_STR(err.msg, bad[i].msg);
+    }
+    it_ctx_free(&ctx);
 }

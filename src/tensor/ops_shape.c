@@ -244,6 +244,21 @@ it_tensor *it_op_slice(it_ctx *ctx, it_tensor *x, int dim, int64_t start, int64_
     return y;
 }
 
+int it_op_split(it_ctx *ctx, it_tensor *x, int dim, int n, it_tensor **out)
+{
+    for (int i = 0; i < n; i++) out[i] = NULL;
+    if (it_ops_skip(ctx, 1, &x)) return -1;
+    dim = norm_dim(dim, x->ndim);
+    if (n <= 0 || dim < 0 || dim >= x->ndim || x->shape[dim] % n) {
+        it_ops_shape_error(ctx, "split", x, "dim out of range or not divisible into equal parts");
+        return -1;
+    }
+    int64_t len = x->shape[dim] / n;
+    for (int i = 0; i < n; i++)
+        if (!(out[i] = it_op_slice(ctx, x, dim, i * len, len))) return -1;
+    return 0;
+}
+
 /* ---------------------------------------------------------------- upsample */
 
 static void upsample_backward(it_ctx *ctx, it_node *n)

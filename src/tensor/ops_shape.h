@@ -25,6 +25,10 @@ it_tensor *it_op_concat(it_ctx *ctx, int n, it_tensor *const *xs, int dim);
 /* x[..., start:start+len, ...] along dim (copies). Split = several slices. */
 it_tensor *it_op_slice(it_ctx *ctx, it_tensor *x, int dim, int64_t start, int64_t len);
 
+/* torch.chunk with equal parts: n slices of x along dim (size divisible by
+ * n) into out[0..n-1]. Returns 0, or -1 after recording a failure. */
+int it_op_split(it_ctx *ctx, it_tensor *x, int dim, int n, it_tensor **out);
+
 /* Nearest-neighbour 2x upsampling: x (N, C, H, W) -> (N, C, 2H, 2W). */
 it_tensor *it_op_upsample2x(it_ctx *ctx, it_tensor *x);
 
