@@ -185,7 +185,7 @@ it_status it_sd_load(it_err *err, it_sd_model *m, const char *path, const it_sd_
         if (s) return s;
         m->single_file = 1;
         s = load_single(err, m, f, opts, want);
-        if (s) it_err_prefix(err, "%s", path);
+        if (s && strncmp(err->msg, path, strlen(path))) it_err_prefix(err, "%s", path);
         it_safetensors_close(f);
         snprintf(tk, sizeof tk, "%s/tokenizer", opts->config_dir ? opts->config_dir : "");
         if (!tok_dir && opts->config_dir && it_is_dir(tk)) tok_dir = tk;
