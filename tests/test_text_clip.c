@@ -273,6 +273,7 @@ IT_TEST(text_clip_known_ids) {
     it_clip_tokenizer_free(tok);
 }
 
+/* Expected strings: transformers 5 tok.decode(ids[, skip_special_tokens]). */
 IT_TEST(text_clip_decode) {
     it_err e;
     it_err_clear(&e);
@@ -286,6 +287,8 @@ IT_TEST(text_clip_decode) {
         {"A Red creature, JUMPING!", "a red creature , jumping !", 1},
         {"caf\xc3\xa9 \xf0\x9f\x99\x82", "café 🙂", 1},
         {"", "", 1},
+        {"caf\xc3\xa9 \xf0\x9f\x99\x82", "<|startoftext|>café 🙂 <|endoftext|>", 0},
+        {"", "<|startoftext|><|endoftext|>", 0},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         int32_t *ids;

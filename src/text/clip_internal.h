@@ -23,7 +23,7 @@ typedef struct clip_added {
  * tokens, and every token by its raw content (legacy mode). */
 enum { CLIP_MATCH_RAW = 0, CLIP_MATCH_NORMALIZED = 1, CLIP_MATCH_LEGACY = 2 };
 
-#define CLIP_MAX_ADDED 16
+#define CLIP_MAX_ADDED 256
 /* The word cache is emptied when it grows past these. */
 #define CLIP_CACHE_WORDS 16384
 #define CLIP_CACHE_MAX_WORD 128
