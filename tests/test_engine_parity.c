@@ -63,6 +63,11 @@ static it_tensor *b_attn_causal(it_ctx *c, it_tensor **in) { return it_op_attent
 static it_tensor *b_temb_flip(it_ctx *c, it_tensor **in) { return it_op_timestep_embedding(c, in[0], 32, 1, 0, 1, 10000); }
 static it_tensor *b_temb_shift(it_ctx *c, it_tensor **in) { return it_op_timestep_embedding(c, in[0], 33, 0, 1, 1, 10000); }
 
+static it_tensor *b_pad(it_ctx *c, it_tensor **in) { return it_op_pad2d(c, in[0], 0, 1, 0, 1); }
+static it_tensor *b_pad_asym(it_ctx *c, it_tensor **in) { return it_op_pad2d(c, in[0], 2, 1, 3, 2); }
+static it_tensor *b_ln_plain(it_ctx *c, it_tensor **in) { return it_op_layer_norm(c, in[0], NULL, NULL, 1e-5f); }
+static it_tensor *b_gn_plain(it_ctx *c, it_tensor **in) { return it_op_group_norm(c, in[0], NULL, NULL, 2, 1e-5f, 0); }
+
 typedef struct pcase {
     const char *name;
     int n_in;
@@ -93,6 +98,8 @@ static const pcase k_cases[] = {
     {"cross_entropy", 2, b_ce, 1e-5},       {"cosine", 2, b_cos, 1e-5},
     {"attention", 3, b_attn, 1e-5},         {"attention_causal", 3, b_attn_causal, 1e-5},
     {"temb_flip", 1, b_temb_flip, 1e-6},    {"temb_shift", 1, b_temb_shift, 1e-6},
+    {"pad2d", 1, b_pad, 0},                 {"pad2d_asym", 1, b_pad_asym, 0},
+    {"layer_norm_plain", 1, b_ln_plain, 1e-5}, {"group_norm_plain", 1, b_gn_plain, 1e-5},
 };
 
 static double norm_err(const float *a, const float *b, int64_t n)

@@ -113,6 +113,10 @@ def cases():
                       lambda q, k, v: F.scaled_dot_product_attention(q, k, v), [0, 1, 2])
     c["attention_causal"] = ([rnd(1, 2, 6, 4), rnd(1, 2, 6, 4), rnd(1, 2, 6, 4)],
                              lambda q, k, v: F.scaled_dot_product_attention(q, k, v, is_causal=True), [0, 1, 2])
+    c["pad2d"] = ([rnd(2, 3, 5, 4)], lambda x: F.pad(x, (0, 1, 0, 1)), [0])
+    c["pad2d_asym"] = ([rnd(1, 2, 3, 4)], lambda x: F.pad(x, (2, 1, 3, 2)), [0])
+    c["layer_norm_plain"] = ([rnd(4, 9) * 3 + 2], lambda x: F.layer_norm(x, (9,), eps=1e-5), [0])
+    c["group_norm_plain"] = ([rnd(2, 4, 3, 5)], lambda x: F.group_norm(x, 2, eps=1e-5), [0])
     return c
 
 

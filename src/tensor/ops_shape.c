@@ -298,6 +298,48 @@ it_tensor *it_op_upsample2x(it_ctx *ctx, it_tensor *x)
     return y;
 }
 
+/* ---------------------------------------------------------------- pad2d */
+
+/* Copies x's planes into the interior of y's (or, for backward, adds y's
+ * interiors into x's). */
+static void pad_copy(float *big, float *small, int64_t planes, int64_t H, int64_t W, int64_t Hp, int64_t Wp,
+                     int64_t top, int64_t left, int to_big)
+{
+    #pragma omp parallel for if (planes * Hp * Wp > IT_PAR_MIN) schedule(static)
+    for (int64_t p = 0; p < planes; p++)
+        for (int64_t i = 0; i < H; i++) {
+            float *b = big + (p * Hp + top + i) * Wp + left, *s = small + (p * H + i) * W;
+            if (to_big) memcpy(b, s, (size_t)W * sizeof(float));
+            else
+                for (int64_t j = 0; j < W; j++) s[j] += b[j];
+        }
+}
+
+static void pad2d_backward(it_ctx *ctx, it_node *n)
+{
+    it_tensor *x = n->in[0];
+    float *gx = it_autograd_grad(ctx, x);
+    if (!gx) return;
+    pad_copy(n->out->grad, gx, x->shape[0] * x->shape[1], x->shape[2], x->shape[3], n->out->shape[2],
+             n->out->shape[3], n->iarg[0], n->iarg[1], 0);
+}
+
+it_tensor *it_op_pad2d(it_ctx *ctx, it_tensor *x, int64_t left, int64_t right, int64_t top, int64_t bottom)
+{
+    if (it_ops_skip(ctx, 1, &x)) return NULL;
+    if (!it_ops_need_f32(ctx, "pad2d", x)) return NULL;
+    if (x->ndim != 4) return it_ops_shape_error(ctx, "pad2d", x, "input must be (N, C, H, W)");
+    if (left < 0 || right < 0 || top < 0 || bottom < 0)
+        return it_ops_shape_error(ctx, "pad2d", x, "negative padding (cropping) is not supported");
+    int64_t H = x->shape[2], W = x->shape[3], Hp = H + top + bottom, Wp = W + left + right;
+    it_tensor *y = it_tensor_zeros(ctx, IT_DTYPE_F32, IT_SHAPE(x->shape[0], x->shape[1], Hp, Wp));
+    if (!y) return NULL;
+    pad_copy(y->data, x->data, x->shape[0] * x->shape[1], H, W, Hp, Wp, top, left, 1);
+    it_node *n = it_autograd_record(ctx, y, "pad2d", pad2d_backward, 1, &x);
+    if (n) n->iarg[0] = top, n->iarg[1] = left;
+    return y;
+}
+
 /* ---------------------------------------------------------------- embedding */
 
 static void embedding_backward(it_ctx *ctx, it_node *n)

@@ -32,6 +32,11 @@ int it_op_split(it_ctx *ctx, it_tensor *x, int dim, int n, it_tensor **out);
 /* Nearest-neighbour 2x upsampling: x (N, C, H, W) -> (N, C, 2H, 2W). */
 it_tensor *it_op_upsample2x(it_ctx *ctx, it_tensor *x);
 
+/* Zero padding of the last two dims (F.pad(x, (left, right, top, bottom))):
+ * x (N, C, H, W) -> (N, C, H + top + bottom, W + left + right). The VAE's
+ * downsampling pads (0, 1, 0, 1) before a stride-2, unpadded conv. */
+it_tensor *it_op_pad2d(it_ctx *ctx, it_tensor *x, int64_t left, int64_t right, int64_t top, int64_t bottom);
+
 /* Embedding lookup: ids I32 (...), table (V, D) -> (..., D). An id outside
  * [0, V) is an IT_ERR_RANGE failure. */
 it_tensor *it_op_embedding(it_ctx *ctx, it_tensor *ids, it_tensor *table);
