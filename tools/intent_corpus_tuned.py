@@ -201,6 +201,21 @@ C = [
  ("t64", "product", "Our bike is called Swift. The frame geometry and the saddle look unique and should stay identical. Lights can be with or without. Remove the kickstand.",
   [], [("swift", "bicycle")],
   [("swift", "frame shape", "preserve", "attribute"), ("swift", "saddle", "preserve", "instance"), ("*", "lighting", "modify", "image"), ("swift", "kickstand", "remove", "instance")]),
+ ("t65", "portrait", "Pictures of my cousin Dana from her wedding. Keep Dana's face and her veil. Her dress colour can vary. No bouquet.",
+  [], [("dana", "cousin")],
+  [("dana", "face", "preserve", "instance"), ("dana", "veil", "preserve", "instance"), ("dana", "dress colour", "modify", "attribute"), ("dana", "bouquet", "remove", "instance")]),
+ ("t66", "product", "Shots of the Kova belt. Keep the buckle. The strap colour can change. No box.",
+  [], [("kova", "belt")],
+  [("kova", "buckle", "preserve", "instance"), ("kova", "strap colour", "modify", "attribute"), ("kova", "box", "remove", "instance")]),
+ ("t67", "2d-character", "Bix the tiny robot is our mascot. Keep Bix's antenna. Its body colour can vary. No hat.",
+  [], [("bix", "robot")],
+  [("bix", "antennae", "preserve", "instance"), ("bix", "body colour", "modify", "attribute"), ("bix", "hat", "remove", "instance")]),
+ ("t68", "portrait", "Portraits of Aunt May. Keep her glasses. Her scarf may vary. No hat.",
+  [], [("aunt_may", "woman")],
+  [("aunt_may", "glasses", "preserve", "instance"), ("aunt_may", "scarf", "modify", "instance"), ("aunt_may", "hat", "remove", "instance")]),
+ ("t69", "2d-character", "Our beloved old mascot, Sir Fluff. Keep his fur and his bow tie. The background can vary. No hat.",
+  [], [("sir_fluff", "mascot")],
+  [("sir_fluff", "fur", "preserve", "instance"), ("sir_fluff", "bow tie", "preserve", "instance"), ("*", "background", "modify", "image"), ("sir_fluff", "hat", "remove", "instance")]),
 ]
 
 with open("tests/intent/tuned.jsonl", "w") as f:

@@ -371,6 +371,14 @@ static int is_breaker(const char *w)
     return it_wordset_has(&l, w);
 }
 
+int pt_is_verbish(const char *w)
+{
+    if (is_breaker(w)) return 1;
+    size_t lo, hi;
+    cue_range(w, &lo, &hi);
+    return hi > lo;
+}
+
 static int content_word(const tok *t)
 {
     if (t->used) return 0;

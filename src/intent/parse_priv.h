@@ -103,6 +103,8 @@ void pt_assign(chunk *ch, int n_ch, const cue *cu, int n_cu, tok_list *tl, int s
 /* Words that fill the space between a noun phrase and its predicate
  * ("should", "be", "always", "look"). */
 int pt_is_filler(const char *w);
+/* Verbs and cue words (a capitalised one starts a sentence; it is no name). */
+int pt_is_verbish(const char *w);
 /* Words that start a new clause inside a sentence. */
 int pt_is_clause_word(const char *w);
 

@@ -116,7 +116,19 @@ static int name_word_ok(const tok *t)
     for (int i = 0; stop[i]; i++)
         if (!strcmp(w, stop[i])) return 0;
     return t->kind == TK_WORD && !t->used && !it_lex_is_function(w) && !pt_is_filler(w) &&
-           !pt_is_clause_word(w) && !it_lex_match(&e, &w, 1, IT_LEX_CLASS);
+           !pt_is_clause_word(w) && !it_lex_match(&e, &w, 1, IT_LEX_CLASS) &&
+           !it_lex_match(&e, &w, 1, IT_LEX_THING) && !it_lex_match(&e, &w, 1, IT_LEX_SCENE) &&
+           !it_lex_match(&e, &w, 1, IT_LEX_VALUE);
+}
+
+/* A word the lexicon does not know at all (a candidate class noun such as
+ * "colleague" or "cousin"). */
+static int unknown_noun(const tok *t)
+{
+    const it_lex_entry *e;
+    const char *w = t->w;
+    return t->kind == TK_WORD && !t->used && !t->cap && !it_lex_is_function(w) && !pt_is_filler(w) &&
+           !pt_is_clause_word(w) && !it_lex_match(&e, &w, 1, 0);
 }
 
 /* A name after "named"/"called": a quoted span, capitalised words, or up to
@@ -198,7 +210,9 @@ static int class_before(const pctx *p, int i, const it_lex_entry **e, int far)
     for (int j = i - 1; j >= lim; j--) {
         const tok *t = &p->tl.t[j];
         if (t->kind == TK_PUNCT && t->w[0] != ',') return -1;
-        if (t->kind == TK_WORD && class_at(e, p, j)) return j;
+        int m = t->kind == TK_WORD ? class_at(e, p, j) : 0;
+        /* "the style of my aunt's paintings": a possessor is not what is named */
+        if (m && !(j + m < p->s1 && p->tl.t[j + m].kind == TK_POSS)) return j;
     }
     return -1;
 }
@@ -221,7 +235,7 @@ static void mark_class(pctx *p, int j, const it_lex_entry *e)
     }
 }
 
-static int cap_name(const tok *t) { return t->kind == TK_WORD && t->cap && name_word_ok(t); }
+static int cap_name(const tok *t) { return t->kind == TK_WORD && t->cap && name_word_ok(t) && !pt_is_verbish(t->w); }
 
 /* "X named|called NAME", "call it NAME", "name it NAME" */
 static int decl_named(pctx *p, int i)
@@ -303,6 +317,34 @@ static int decl_poss_class_name(pctx *p, int i)
         i = j - 1;
         return i;
     }
+    /* "my cousin Dana": after my/our, an unknown noun is the class */
+    if (i > p->s0 && i + 1 < p->s1 && (pt_is(&t[i - 1], "my") || pt_is(&t[i - 1], "our")) && unknown_noun(&t[i]) &&
+        cap_name(&t[i + 1]) && !(i + 2 < p->s1 && t[i + 2].kind == TK_POSS)) {
+        int j = i + 1;
+        while (j < p->s1 && j < i + 3 && cap_name(&t[j])) j++;
+        t[i].used = 1;
+        char sing[64];
+        add_subject(p, i + 1, j, it_lex_singular(sing, sizeof sing, t[i].w), IT_LEXC_PERSON);
+        return j - 1;
+    }
+    return -1;
+}
+
+/* "Bix the tiny robot", "Pip the green creature" */
+static int decl_name_the_class(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    if (!cap_name(&t[i]) || i + 2 >= p->s1 || !pt_is(&t[i + 1], "the")) return -1;
+    for (int j = i + 2; j < p->s1 && j < i + 6 && t[j].kind == TK_WORD; j++) {
+        if (class_at(&e, p, j)) {
+            mark_class(p, j, e);
+            t[i + 1].used = 1;
+            add_subject(p, i, i + 1, e->canon, e->cat);
+            return i;
+        }
+        if (it_lex_is_function(t[j].w)) break;
+    }
     return -1;
 }
 
@@ -345,8 +387,10 @@ static int decl_class_apposition(pctx *p, int i)
 {
     tok *t = p->tl.t;
     const it_lex_entry *e = NULL;
+    int d = i - 1; /* "my comic hero, Captain Volt": adjectives between */
+    while (d > p->s0 && d > i - 4 && t[d].kind == TK_WORD && !it_lex_is_function(t[d].w)) d--;
     if (class_at(&e, p, i) && i + 2 < p->s1 && pt_punct(&t[i + 1], ',') && cap_name(&t[i + 2]) &&
-        i > p->s0 && t[i - 1].kind == TK_WORD && (it_lex_is_possessive(t[i - 1].w) || it_lex_is_determiner(t[i - 1].w))) {
+        d >= p->s0 && t[d].kind == TK_WORD && (it_lex_is_possessive(t[d].w) || it_lex_is_determiner(t[d].w))) {
         int j = i + 2;
         while (j < p->s1 && j < i + 5 && cap_name(&t[j])) j++;
         mark_class(p, i, e);
@@ -423,6 +467,14 @@ static int decl_the_name_class(pctx *p, int i)
             i = j;
             return i;
         }
+        /* "the Kova belt": a named thing is a product */
+        const char *w = j < p->s1 ? t[j].w : NULL;
+        if (w && t[j].kind == TK_WORD && it_lex_match(&e, &w, 1, IT_LEX_THING) &&
+            !(j + 1 < p->s1 && t[j + 1].kind == TK_POSS)) {
+            t[j].used = 1;
+            add_subject(p, i + 1, j, e->canon, IT_LEXC_PRODUCT);
+            return j;
+        }
     }
     return -1;
 }
@@ -455,12 +507,21 @@ static int decl_photos_of(pctx *p, int i)
     if ((pt_is(&t[i], "photos") || pt_is(&t[i], "pictures") || pt_is(&t[i], "images") ||
          pt_is(&t[i], "selfies") || pt_is(&t[i], "portraits") || pt_is(&t[i], "headshots") ||
          pt_is(&t[i], "shots") || pt_is(&t[i], "renders") || pt_is(&t[i], "drawings") ||
-         pt_is(&t[i], "photographs")) &&
-        i + 2 < p->s1 + 1 && i + 1 < p->s1 && pt_is(&t[i + 1], "of") && i + 2 < p->s1 && cap_name(&t[i + 2])) {
+         pt_is(&t[i], "photographs") || pt_is(&t[i], "screenshots") || pt_is(&t[i], "lora") ||
+         pt_is(&t[i], "model") || pt_is(&t[i], "sketches")) &&
+        i + 2 < p->s1 + 1 && i + 1 < p->s1 && pt_is(&t[i + 1], "of") && i + 2 < p->s1 &&
+        (cap_name(&t[i + 2]) || (t[i + 2].cap && class_at(&e, p, i + 2) && i + 3 < p->s1 && t[i + 3].cap && t[i + 3].kind == TK_WORD))) {
         int j = i + 2;
-        while (j < p->s1 && j < i + 5 && cap_name(&t[j])) j++;
+        const it_lex_entry *title = NULL;
+        if (!cap_name(&t[j])) { /* "Grandpa Joe": the title is part of the name and gives the class */
+            class_at(&title, p, j);
+            j++;
+        }
+        /* after a title any capitalised word is the name ("Aunt May") */
+        while (j < p->s1 && j < i + 5 && (cap_name(&t[j]) || (title && t[j].cap && t[j].kind == TK_WORD))) j++;
+        if (j < p->s1 && pt_punct(&t[j], ',')) return -1; /* "of Priti, my neighbour": the apposition says more */
         if (!(j < p->s1 && class_at(&e, p, j))) {
-            add_subject(p, i + 2, j, NULL, IT_LEXC_NONE);
+            add_subject(p, i + 2, j, title ? title->canon : NULL, title ? title->cat : IT_LEXC_NONE);
             i = j - 1;
             return i;
         }
@@ -488,7 +549,7 @@ static int decl_class_is_name(pctx *p, int i)
 static void declarations(pctx *p)
 {
     static int (*const patterns[])(pctx *, int) = {
-        decl_named, decl_trigger, decl_poss_class_name, decl_name_apposition, decl_class_apposition, decl_brand, decl_class_the_name, decl_the_name_class, decl_style_of, decl_photos_of, decl_class_is_name,
+        decl_named, decl_trigger, decl_poss_class_name, decl_name_apposition, decl_class_apposition, decl_brand, decl_class_the_name, decl_the_name_class, decl_style_of, decl_photos_of, decl_class_is_name, decl_name_the_class,
     };
     for (int i = p->s0; i < p->s1 && p->st == IT_OK; i++) {
         if (p->tl.t[i].used || p->tl.t[i].kind != TK_WORD) continue;
