@@ -8,7 +8,8 @@
  *   --one-thread  also time ours on one thread
  * Columns: wall-clock median ms, process CPU ms (all threads; robust when
  * other programs share the cores), GFLOPS from the wall-clock time.
- * Environment: OMP_NUM_THREADS sets the thread count of both sides.
+ * Environment: OMP_NUM_THREADS sets the thread count of both sides;
+ * IT_PYTHON names the Python with torch (default /work/main/tools/.venv).
  *
  * Correctness first: each shape's forward (first batch and head, to keep the
  * double-precision reference affordable) and, at the small shapes, the
@@ -124,7 +125,8 @@ static void row(const char *shape, const char *impl, double flops_f, double flop
 /* Runs tools/bench_attention.py for one shape and prints its rows. */
 static void reference(const shape *s, double ff, double ffb, int reps)
 {
-    const char *py = "/work/main/tools/.venv/bin/python";
+    const char *py = getenv("IT_PYTHON"); /* a Python with torch; default the dev venv */
+    if (!py || !*py) py = "/work/main/tools/.venv/bin/python";
     if (access(py, X_OK) != 0) {
         printf("%-11s reference skipped (no %s)\n", s->name, py);
         return;

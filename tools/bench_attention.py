@@ -8,6 +8,7 @@ F.scaled_dot_product_attention ("torch_sdpa") and the naive
 softmax(Q K^T * scale) V ("torch_naive") on (B, H, T, D) float32 tensors,
 with torch.set_num_threads(threads)."""
 import math
+import os
 import statistics
 import sys
 import time
@@ -43,6 +44,12 @@ def timed(fn, reps):
 def main():
     B, H, Tq, Tk, D, causal, threads, reps = (int(a) for a in sys.argv[1:9])
     torch.set_num_threads(threads)
+    # Started by an OpenMP program with OMP_PROC_BIND set, this process
+    # inherits the affinity of one bound thread: torch would run on one core.
+    cpus = len(os.sched_getaffinity(0))
+    if cpus < threads:
+        print(f"warning: python may use only {cpus} CPU(s) for {threads} threads "
+              "(unset OMP_PROC_BIND); torch figures are pessimistic", file=sys.stderr)
     g = torch.Generator().manual_seed(1)
     q = torch.randn(B, H, Tq, D, generator=g)
     k = torch.randn(B, H, Tk, D, generator=g)
