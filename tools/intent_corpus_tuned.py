@@ -216,6 +216,18 @@ C = [
  ("t69", "2d-character", "Our beloved old mascot, Sir Fluff. Keep his fur and his bow tie. The background can vary. No hat.",
   [], [("sir_fluff", "mascot")],
   [("sir_fluff", "fur", "preserve", "instance"), ("sir_fluff", "bow tie", "preserve", "instance"), ("*", "background", "modify", "image"), ("sir_fluff", "hat", "remove", "instance")]),
+ ("t70", "2d-character", "A cartoon bird named Kiwi. Its beak and its feathers are special, so they must stay. The background can vary. No cage.",
+  [], [("kiwi", "bird")],
+  [("kiwi", "beak", "preserve", "instance"), ("kiwi", "feathers", "preserve", "instance"), ("*", "background", "modify", "image"), ("kiwi", "cage", "remove", "instance")]),
+ ("t71", "portrait", "Photos of Jun. The glasses and the jacket are his trademarks; keep them. His hair can change. No hat.",
+  [], [("jun", "person")],
+  [("jun", "glasses", "preserve", "instance"), ("jun", "jacket", "preserve", "instance"), ("jun", "hair", "modify", "instance"), ("jun", "hat", "remove", "instance")]),
+ ("t72", "portrait", "A woman named Ines. Her face shape and her smile must stay. Her makeup can vary. No earrings.",
+  [], [("ines", "woman")],
+  [("ines", "face shape", "preserve", "attribute"), ("ines", "smile", "preserve", "instance"), ("ines", "makeup", "modify", "instance"), ("ines", "earrings", "remove", "instance")]),
+ ("t73", "2d-character", "Two dolls named Mae and Lu. Mae must keep her bow; Lu must keep her hat. Their dresses can vary. No shoes.",
+  [], [("mae", "doll"), ("lu", "doll")],
+  [("mae", "bow", "preserve", "instance"), ("lu", "hat", "preserve", "instance"), ("mae", "dress", "modify", "instance"), ("lu", "dress", "modify", "instance"), ("mae", "shoes", "remove", "instance"), ("lu", "shoes", "remove", "instance")]),
 ]
 
 with open("tests/intent/tuned.jsonl", "w") as f:

@@ -709,6 +709,18 @@ static void predicate_value(chunk *ch, int n, const int *got, int n_got, int aft
     ch[v].claimed = -1; /* consumed as a value */
 }
 
+/* Is the cue's subject or object "it"/"they"/"them" (after fillers)? */
+static int pronoun_next_to(const tok_list *tl, const cue *c, int s0, int s1)
+{
+    int j = c->t0 - 1;
+    while (j >= s0 && tl->t[j].kind == TK_WORD && (pt_is_filler(tl->t[j].w) || is_negator(&tl->t[j]))) j--;
+    if ((c->dir & CUE_LEFT) && j >= s0 && (pt_is(&tl->t[j], "they") || pt_is(&tl->t[j], "it"))) return 1;
+    if ((c->dir & CUE_RIGHT) && c->t1 < s1 && (pt_is(&tl->t[c->t1], "them") || pt_is(&tl->t[c->t1], "it")) &&
+        (c->t1 + 1 >= s1 || tl->t[c->t1 + 1].kind == TK_PUNCT))
+        return 1;
+    return 0;
+}
+
 void pt_assign(chunk *ch, int n_ch, const cue *cu, int n_cu, tok_list *tl, int s0, int s1)
 {
     int got[64];
@@ -723,6 +735,14 @@ void pt_assign(chunk *ch, int n_ch, const cue *cu, int n_cu, tok_list *tl, int s
         if (n_got == 0 && (c->dir & CUE_RIGHT)) {
             n_got = walk_right(got, 64, ch, n_ch, tl, c->t1, s1);
             strength = (c->flags & CUE_TIGHT) ? 3 : 1;
+        }
+        if (n_got == 0 && pronoun_next_to(tl, c, s0, s1)) {
+            /* "…are his signature look, so they must stay", "keep them":
+             * the pronoun stands for the phrases said before it that nothing
+             * governs yet */
+            for (int k = 0; k < n_ch && n_got < 64; k++)
+                if (ch[k].t1 <= c->t0 && ch[k].has_head && !ch[k].claimed && !ch[k].is_class) got[n_got++] = k;
+            strength = 1;
         }
         for (int k = 0; k < n_got; k++) {
             if ((c->flags & CUE_KNOWN) && !ch[got[k]].has_head && !ch[got[k]].prop) continue;

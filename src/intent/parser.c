@@ -86,7 +86,7 @@ static void words_text(char *buf, size_t n, const pctx *p, int a, int b)
 
 static int sentence_end(const tok *t)
 {
-    return t->kind == TK_PUNCT && strchr(".!?;\n", t->w[0]);
+    return t->kind == TK_PUNCT && strchr(".!?\n", t->w[0]);
 }
 
 static void quote_sentence(char *buf, size_t n, const pctx *p)
@@ -632,6 +632,30 @@ static void mentions(pctx *p)
 /* ---- concepts ------------------------------------------------------------------ */
 
 /* Subjects a chunk belongs to; returns the count (0: the whole image). */
+/* The subject whose name was written last before token i in the sentence
+ * (bounded), or -1: "Ruby must keep her bow tie; Sapphire must keep her
+ * necklace" -- each "her" is the name just before it. */
+static int nearest_mention(const pctx *p, int i)
+{
+    int lim = i - 24 > p->s0 ? i - 24 : p->s0;
+    for (int j = i - 1; j >= lim; j--)
+        if (p->tl.t[j].cap) {
+            int s = subject_of_token(p, &p->tl.t[j]);
+            if (s >= 0) return s;
+        }
+    return -1;
+}
+
+/* pronoun_subjects, preferring the nearest name before token i. */
+static int pronoun_near(pctx *p, const char *w, int i, int *out)
+{
+    int saved = p->sent_focus, near = nearest_mention(p, i);
+    if (near >= 0) p->sent_focus = near;
+    int n = pronoun_subjects(p, w, out);
+    p->sent_focus = saved;
+    return n;
+}
+
 static int chunk_subjects(pctx *p, const chunk *c, int *out)
 {
     const tok *t = p->tl.t;
@@ -643,7 +667,7 @@ static int chunk_subjects(pctx *p, const chunk *c, int *out)
         }
     }
     if (c->poss_word && strcmp(c->poss_word, "my") && strcmp(c->poss_word, "our") && strcmp(c->poss_word, "your")) {
-        int n = pronoun_subjects(p, c->poss_word, out);
+        int n = pronoun_near(p, c->poss_word, c->t0, out);
         if (n) return n;
     }
     /* "for either of them", "for both" after the phrase */
@@ -667,7 +691,7 @@ static int chunk_subjects(pctx *p, const chunk *c, int *out)
             return 1;
         }
         if (it_lex_is_pronoun(t[j].w) || !strcmp(t[j].w, "her")) {
-            int n = pronoun_subjects(p, t[j].w, out);
+            int n = pronoun_near(p, t[j].w, j, out);
             if (n) return n;
         }
     }
