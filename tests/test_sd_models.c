@@ -66,12 +66,13 @@ typedef struct sd_case {
     const char *name;   /* fixture pipeline */
     int in_channels;
     int v2;
+    int unet_only;      /* io holds UNet outputs only (text encoder and VAE as sd1) */
 } sd_case;
 
 static const sd_case CASES[] = {
-    {"sd1", 4, 0},
-    {"sd2", 4, 1},
-    {"inpaint", 9, 0},
+    {"sd1", 4, 0, 0},
+    {"sd2", 4, 1, 0},
+    {"inpaint", 9, 0, 1},
 };
 
 /* ------------------------------------------------------------ components */
@@ -139,9 +140,9 @@ static void check_pipeline(it_test_ctx *t, const sd_case *c, int single)
     it_ctx ctx;
     it_ctx_init(&ctx, 0);
     it_autograd_set_enabled(&ctx, 0);
-    check_text(t, &ctx, &m, io, !c->v2);
+    if (!c->unet_only) check_text(t, &ctx, &m, io, !c->v2);
     check_unet(t, &ctx, &m, io);
-    check_vae(t, &ctx, &m, io);
+    if (!c->unet_only) check_vae(t, &ctx, &m, io);
     it_ctx_free(&ctx);
     it_safetensors_close(io);
     it_sd_free(&m);
@@ -270,14 +271,25 @@ IT_TEST(sd_models_load_errors)
                                     NULL) == IT_ERR_NOT_FOUND);
     IT_CHECK_CONTAINS(err.msg, "unet: missing key conv_in.weight");
     it_unet_free(&u);
-    /* Unexpected keys: a UNet config with one level less than the file. */
-    c.n_levels = 1;
-    c.down_attn[0] = 1;
-    c.up_attn[0] = 1;
+    /* Unexpected keys: the sd1 UNet file plus one tensor. */
+    it_safetensors *f;
+    IT_REQUIRE_OK(it_safetensors_open(&err, &f, fx(t, q, sizeof q, "sd1/unet/diffusion_pytorch_model.safetensors")), &err);
+    it_safetensors_writer *w;
+    IT_REQUIRE_OK(it_safetensors_writer_new(&err, &w), &err);
+    for (size_t i = 0; i < it_safetensors_count(f); i++) {
+        const it_safetensors_tensor *st = it_safetensors_at(f, i);
+        IT_CHECK_OK(it_safetensors_writer_add(&err, w, st->name, st->dtype, st->n_dims, st->shape, st->data), &err);
+    }
+    static const float extra[2] = {1, 2};
+    IT_CHECK_OK(it_safetensors_writer_add(&err, w, "down_blocks.0.extra.weight", IT_DTYPE_F32, IT_SHAPE(2), extra), &err);
+    char extra_path[1024];
+    snprintf(extra_path, sizeof extra_path, "%s/extra.safetensors", t->tmpdir);
+    IT_CHECK_OK(it_safetensors_writer_save(&err, w, extra_path), &err);
+    it_safetensors_writer_free(w);
+    it_safetensors_close(f);
     IT_REQUIRE_OK(it_unet_init(&err, &u, &c, 0), &err);
-    IT_CHECK(it_sd_load_params_file(&err, &u.params, fx(t, q, sizeof q, "sd1/unet/diffusion_pytorch_model.safetensors"),
-                                    NULL) != IT_OK);
-    IT_CHECK_CONTAINS(err.msg, "unet: ");
+    IT_CHECK(it_sd_load_params_file(&err, &u.params, extra_path, NULL) == IT_ERR_FORMAT);
+    IT_CHECK_CONTAINS(err.msg, "extra.safetensors: unet: unexpected key down_blocks.0.extra.weight");
     it_unet_free(&u);
     /* Configs we do not implement are named. */
     IT_CHECK(it_unet_config_parse(&err, &c, "{\"class_embed_type\": \"timestep\"}", "x.json") == IT_ERR_UNSUPPORTED);
@@ -348,4 +360,35 @@ IT_TEST(sd_models_detect_variants)
         IT_CHECK_INT(c.act, rows[i].v2 ? IT_CLIP_GELU : IT_CLIP_QUICK_GELU);
         it_safetensors_close(f);
     }
+}
+
+/* Out of memory at every allocation of a whole pipeline load returns
+ * IT_ERR_NOMEM and leaks nothing (the runner checks the live count). */
+IT_TEST(sd_models_load_out_of_memory)
+{
+    char p[1024];
+    it_err err;
+    fx(t, p, sizeof p, "sd2.safetensors");
+    char cfg[1024];
+    fx(t, cfg, sizeof cfg, "sd2");
+    it_sd_load_opts o;
+    it_sd_load_opts_init(&o);
+    o.config_dir = cfg;
+    int n_fail = 0;
+    for (long n = 0; n < 5000; n++) {
+        it_sd_model m;
+        it_mem_fail_after(n, 1);
+        it_status s = it_sd_load(&err, &m, p, &o);
+        it_mem_fail_after(-1, 0);
+        if (s == IT_OK) {
+            it_sd_free(&m);
+            break;
+        }
+        if (s != IT_ERR_NOMEM) {
+            it_test_fail(t, __FILE__, __LINE__, "allocation %ld: %d (%s)", n, (int)s, err.msg);
+            return;
+        }
+        n_fail++;
+    }
+    IT_CHECK(n_fail > 20);
 }

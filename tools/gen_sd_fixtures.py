@@ -81,12 +81,12 @@ def vae_config():
     )
 
 
-def clip_config(sd2=False, vocab=VOCAB):
+def clip_config(sd2=False, vocab=VOCAB, layers=2):
     return CLIPTextConfig(
         vocab_size=vocab,
         hidden_size=32,
         intermediate_size=64,
-        num_hidden_layers=2,
+        num_hidden_layers=layers,
         num_attention_heads=4,
         max_position_embeddings=77,
         hidden_act="gelu" if sd2 else "quick_gelu",
@@ -364,7 +364,9 @@ def make_pipeline(name, in_channels, sd2, seed):
 
 
 def write_io(name, unet, vae, te, in_channels, sd2, seed):
-    """Inputs and reference outputs (f32, eager attention)."""
+    """Inputs and reference outputs (f32, eager attention). The inpainting
+    pipeline's text encoder and VAE are sd1's architecture again: only its
+    UNet outputs are stored (fixture size)."""
     g = torch.Generator().manual_seed(seed + 10)
     io = {}
     from transformers import CLIPTokenizer
@@ -378,10 +380,11 @@ def write_io(name, unet, vae, te, in_channels, sd2, seed):
         io["te.pooler_output"] = o.pooler_output
         # clip skip 1: penultimate layer through the final layer norm
         # (diffusers' StableDiffusionPipeline.encode_prompt with clip_skip=1).
-        io["te.clip_skip1"] = getattr(te, "text_model", te).final_layer_norm(o.hidden_states[-2])
+        if not sd2:
+            io["te.clip_skip1"] = getattr(te, "text_model", te).final_layer_norm(o.hidden_states[-2])
         x = torch.randn(2, in_channels, 8, 8, generator=g)
         t = torch.tensor([10.0, 500.0])
-        ctx = torch.randn(2, 77, 32, generator=g)
+        ctx = torch.randn(2, 16, 32, generator=g)  # 16 text tokens: fixture size
         io["unet.sample"], io["unet.timestep"], io["unet.encoder_hidden_states"] = x, t, ctx
         io["unet.out"] = unet(x, t, ctx).sample
         img = torch.rand(1, 3, 16, 16, generator=g) * 2 - 1
@@ -401,6 +404,8 @@ def write_io(name, unet, vae, te, in_channels, sd2, seed):
         io["vae.tiled_image"] = it
         io["vae.tiled_moments"] = vae._tiled_encode(it)
         vae.disable_tiling()
+    if in_channels == 9:
+        io = {k: v for k, v in io.items() if k.startswith("unet.")}
     save_file({k: v.contiguous() for k, v in io.items()}, os.path.join(OUT, name + "_io.safetensors"),
               metadata={"generator": "tools/gen_sd_fixtures.py", "diffusers": diffusers.__version__,
                         "transformers": transformers.__version__, "torch": torch.__version__})
@@ -410,7 +415,7 @@ def make_projection_fixture():
     """CLIPTextModelWithProjection (joint CLIP): text_embeds."""
     torch.manual_seed(7)
     # f32 on disk (the pipelines are f16), small vocabulary.
-    m = randomise(CLIPTextModelWithProjection(clip_config(False, vocab=100)).eval(), 8)
+    m = randomise(CLIPTextModelWithProjection(clip_config(False, vocab=100, layers=1)).eval(), 8)
     d = os.path.join(OUT, "clip_proj")
     shutil.rmtree(d, ignore_errors=True)
     m.save_pretrained(d, safe_serialization=True)
