@@ -151,6 +151,7 @@ IT_TEST(attn_fast_matches_reference_odd_shapes)
         {2, 2, 65, 600, 40, 0, 1, 1},  /* key padding across key blocks */
         {1, 2, 100, 270, 33, 0, 0, 2}, /* boolean mask across key blocks */
         {1, 3, 77, 77, 64, 1, 1, 1},   /* CLIP text: causal + padding */
+        {1, 1, 70, 300, 160, 0, 0, 0}, /* wide heads (SD 2.x uses D=64..160) */
     };
     for (size_t n = 0; n < sizeof cases / sizeof cases[0]; n++) {
         acase c;

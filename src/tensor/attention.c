@@ -195,6 +195,7 @@ static inline float v_exp(float x) { return x < -87.3365447505531f ? 0.0f : expf
  * micro-kernel's 2-vector tiles always fit; padded columns hold zeros. */
 #define QPAD 16
 #define LDQ IT_ATTN_BQ /* row length of query-major block buffers */
+_Static_assert(IT_ATTN_BQ % QPAD == 0, "query blocks must hold whole 16-column tiles");
 
 static int round_up(int x, int m) { return (x + m - 1) / m * m; }
 
