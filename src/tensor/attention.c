@@ -489,7 +489,7 @@ it_status it_attn_forward(it_err *err, float *o, float *lse, const float *q, con
 typedef struct bwd_ws {
     float *qt, *dot;    /* (D, LDQ) scale * Q^T and dO^T of the query block */
     float *qp, *dop;    /* (LDQ, D8) scale * Q and dO rows, zero padded */
-    float *pt, *dpt;    /* (BK, LDQ) P^T, then dS^T; and dP^T */
+    float *pt, *dpt;    /* (BK, LDQ) P^T; dP^T, then dS^T */
     float *dqt;         /* (D, LDQ) dQ^T of the query block, unscaled */
     float *lse, *delta; /* (LDQ) of the query block; padding: +inf and 0 */
     float *dk, *dv;     /* (Tk rounded to BK, D8) dK (already scaled), dV */
@@ -561,26 +561,21 @@ static void bwd_block(const bwd_ws *w, const bwd_args *a, int b, int h, int i0, 
     mk_gemm(w->pt, LDQ, kb, d->k.st, 1, w->qt, LDQ, nk, mq16, D, 0);
     mk_gemm(w->dpt, LDQ, vb, d->v.st, 1, w->dot, LDQ, nk, mq16, D, 0);
     if (block_needs_mask(d, i0, j0, nk)) mask_block(w->pt, nk, mq, d, b, h, i0, j0);
-    for (int c0 = 0; c0 < mq16; c0 += VW) { /* P = exp(S - lse) */
-        vf l = V_LOAD(w->lse + c0);
+    for (int c0 = 0; c0 < mq16; c0 += VW) { /* P = exp(S - lse); dS = P (dP - delta) */
+        vf l = V_LOAD(w->lse + c0), dl = V_LOAD(w->delta + c0);
         for (int j = 0; j < nk; j++) {
-            float *p = w->pt + (size_t)j * LDQ + c0;
-            V_STORE(p, v_exp(V_SUB(V_LOAD(p), l)));
+            float *p = w->pt + (size_t)j * LDQ + c0, *dp = w->dpt + (size_t)j * LDQ + c0;
+            vf pv = v_exp(V_SUB(V_LOAD(p), l));
+            V_STORE(p, pv);
+            V_STORE(dp, V_MUL(pv, V_SUB(V_LOAD(dp), dl)));
         }
     }
-    /* dV (nk, D8) += P^T (nk, mq16) dO (mq16, D8), before P becomes dS */
+    /* dV (nk, D8) += P^T (nk, mq16) dO (mq16, D8) */
     mk_gemm(dv, D8, w->pt, LDQ, 1, w->dop, D8, nk, D8, mq16, 1);
-    for (int c0 = 0; c0 < mq16; c0 += VW) { /* dS = P * (dP - delta) */
-        vf dl = V_LOAD(w->delta + c0);
-        for (int j = 0; j < nk; j++) {
-            float *p = w->pt + (size_t)j * LDQ + c0;
-            V_STORE(p, V_MUL(V_LOAD(p), V_SUB(V_LOAD(w->dpt + (size_t)j * LDQ + c0), dl)));
-        }
-    }
     /* dK (nk, D8) += dS^T (nk, mq16) (scale Q) (mq16, D8) */
-    mk_gemm(dk, D8, w->pt, LDQ, 1, w->qp, D8, nk, D8, mq16, 1);
+    mk_gemm(dk, D8, w->dpt, LDQ, 1, w->qp, D8, nk, D8, mq16, 1);
     /* dQ^T (D, mq16) += K^T (D, nk) dS^T (nk, mq16); scaled when stored */
-    mk_gemm(w->dqt, LDQ, kb, 1, d->k.st, w->pt, LDQ, D, mq16, nk, 1);
+    mk_gemm(w->dqt, LDQ, kb, 1, d->k.st, w->dpt, LDQ, D, mq16, nk, 1);
 }
 
 /* Writes or adds the first D columns of an (n, ld) block into rows of a
