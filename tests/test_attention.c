@@ -279,6 +279,30 @@ IT_TEST(attn_finite_difference_gradients)
     it_threads_set(saved);
 }
 
+/* NULL gradients are skipped; the others are unchanged, bit for bit, for a
+ * plain shape and one split over key ranges (one (b, h) pair). */
+IT_TEST(attn_backward_optional_grads)
+{
+    for (int variant = 0; variant < 2; variant++) {
+        acase c;
+        memset(&c, 0, sizeof c);
+        c.d = variant ? it_attn_desc_bhtd(1, 1, 90, 600, 24) : it_attn_desc_bthd(2, 3, 70, 77, 40);
+        c.d.causal = variant;
+        IT_REQUIRE(acase_alloc(&c, 60 + (uint32_t)variant));
+        it_err e;
+        IT_REQUIRE_OK(it_attn_forward(&e, c.o, c.lse, c.q, c.k, c.v, &c.d), &e);
+        IT_REQUIRE_OK(it_attn_backward(&e, c.dq, c.dk, c.dv, c.dout, c.q, c.k, c.v, c.o, c.lse, &c.d), &e);
+        IT_REQUIRE_OK(it_attn_backward(&e, c.rdq, NULL, NULL, c.dout, c.q, c.k, c.v, c.o, c.lse, &c.d), &e);
+        IT_REQUIRE_OK(it_attn_backward(&e, NULL, c.rdk, c.rdv, c.dout, c.q, c.k, c.v, c.o, c.lse, &c.d), &e);
+        IT_CHECK(memcmp(c.dq, c.rdq, c.nq * sizeof(float)) == 0);
+        IT_CHECK(memcmp(c.dk, c.rdk, c.nk * sizeof(float)) == 0);
+        IT_CHECK(memcmp(c.dv, c.rdv, c.nk * sizeof(float)) == 0);
+        IT_CHECK_INT(it_attn_backward(&e, NULL, NULL, NULL, c.dout, c.q, c.k, c.v, c.o, c.lse, &c.d), IT_ERR_ARG);
+        IT_CHECK_STR(e.msg, "attention backward: dq, dk and dv are all NULL");
+        acase_free(&c);
+    }
+}
+
 /* Results must not depend on the thread count (tasks are fixed by shape). */
 IT_TEST(attn_thread_count_independent)
 {

@@ -571,11 +571,11 @@ static void bwd_block(const bwd_ws *w, const bwd_args *a, int b, int h, int i0, 
         }
     }
     /* dV (nk, D8) += P^T (nk, mq16) dO (mq16, D8) */
-    mk_gemm(dv, D8, w->pt, LDQ, 1, w->dop, D8, nk, D8, mq16, 1);
+    if (a->dv) mk_gemm(dv, D8, w->pt, LDQ, 1, w->dop, D8, nk, D8, mq16, 1);
     /* dK (nk, D8) += dS^T (nk, mq16) (scale Q) (mq16, D8) */
-    mk_gemm(dk, D8, w->dpt, LDQ, 1, w->qp, D8, nk, D8, mq16, 1);
+    if (a->dk) mk_gemm(dk, D8, w->dpt, LDQ, 1, w->qp, D8, nk, D8, mq16, 1);
     /* dQ^T (D, mq16) += K^T (D, nk) dS^T (nk, mq16); scaled when stored */
-    mk_gemm(w->dqt, LDQ, kb, 1, d->k.st, w->dpt, LDQ, D, mq16, nk, 1);
+    if (a->dq) mk_gemm(w->dqt, LDQ, kb, 1, d->k.st, w->dpt, LDQ, D, mq16, nk, 1);
 }
 
 /* Writes or adds the first D columns of an (n, ld) block into rows of a
@@ -621,10 +621,10 @@ static void bwd_task(const bwd_ws *w, const bwd_args *a, int b, int h, int k0, i
             size_t off = (size_t)(j0 - k0) * D8;
             bwd_block(w, a, b, h, i0, mq, j0, nk, w->dk + off, w->dv + off);
         }
-        store_dq(dq_rows + (ptrdiff_t)i0 * dq_st, dq_st, w->dqt, mq, D, a->scale, dq_add);
+        if (dq_rows) store_dq(dq_rows + (ptrdiff_t)i0 * dq_st, dq_st, w->dqt, mq, D, a->scale, dq_add);
     }
-    store_rows(ROW(a->dk, d->k, b, h, k0), d->k.st, w->dk, D8, k1 - k0, D, d->accumulate);
-    store_rows(ROW(a->dv, d->v, b, h, k0), d->v.st, w->dv, D8, k1 - k0, D, d->accumulate);
+    if (a->dk) store_rows(ROW(a->dk, d->k, b, h, k0), d->k.st, w->dk, D8, k1 - k0, D, d->accumulate);
+    if (a->dv) store_rows(ROW(a->dv, d->v, b, h, k0), d->v.st, w->dv, D8, k1 - k0, D, d->accumulate);
 }
 
 /* delta[b,h,i] = sum_c dO[i,c] * O[i,c] */
@@ -675,7 +675,8 @@ static void bwd_run(const bwd_args *a, float *ws, size_t per, int nthreads)
             if (a->dq_part)
                 bwd_task(&w, a, b, h, k0, k1, a->dq_part + (size_t)t * part, d->D, 0);
             else
-                bwd_task(&w, a, b, h, k0, k1, ROW(a->dq, d->q, b, h, 0), d->q.st, d->accumulate);
+                bwd_task(&w, a, b, h, k0, k1, a->dq ? ROW(a->dq, d->q, b, h, 0) : NULL, d->q.st,
+                         d->accumulate);
         }
     }
     if (!a->dq_part) return;
@@ -693,21 +694,20 @@ it_status it_attn_backward(it_err *err, float *dq, float *dk, float *dv, const f
                            const float *lse, const it_attn_desc *d)
 {
     IT_TRY(check_desc(err, d));
-    CHECK_PTR(dq);
-    CHECK_PTR(dk);
-    CHECK_PTR(dv);
     CHECK_PTR(dout);
     CHECK_PTR(q);
     CHECK_PTR(k);
     CHECK_PTR(v);
     CHECK_PTR(o);
     CHECK_PTR(lse);
+    if (!dq && !dk && !dv)
+        return it_err_set(err, IT_ERR_ARG, "attention backward: dq, dk and dv are all NULL");
     int nthreads = omp_get_max_threads();
     bwd_args a = {.d = d, .scale = desc_scale(d), .q = q, .k = k, .v = v, .dout = dout,
                   .lse = lse, .dq = dq, .dk = dk, .dv = dv, .nsplit = bwd_nsplit(d)};
     size_t per = bwd_ws_floats(d->D, d->Tk);
     size_t rows = (size_t)d->B * d->n_heads * d->Tq;
-    size_t parts = a.nsplit > 1 ? rows * a.nsplit * d->D : 0;
+    size_t parts = a.nsplit > 1 && dq ? rows * a.nsplit * d->D : 0;
     float *ws = it_malloc_aligned(((size_t)nthreads * per + rows + parts) * sizeof(float));
     if (!ws) return it_err_set(err, IT_ERR_NOMEM, "attention backward: no memory for workspaces");
     float *delta = ws + (size_t)nthreads * per;

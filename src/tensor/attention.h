@@ -90,8 +90,9 @@ it_status it_attn_forward(it_err *err, float *o, float *lse, const float *q, con
                           const float *v, const it_attn_desc *d);
 
 /* Fast backward. dq, dk, dv in the layouts of q, k, v (written or, with
- * d->accumulate, added to); dout in the layout of o; o and lse from the
- * forward. Work is split over (batch, head) pairs, and over key blocks
+ * d->accumulate, added to); any of them may be NULL to skip that gradient
+ * and its products (not all three); dout in the layout of o; o and lse
+ * from the forward. Work is split over (batch, head) pairs, and over key blocks
  * with private dq partials when there are fewer pairs than threads. */
 it_status it_attn_backward(it_err *err, float *dq, float *dk, float *dv, const float *dout,
                            const float *q, const float *k, const float *v, const float *o,
