@@ -510,3 +510,26 @@ IT_TEST(intent_cli_errors) {
     IT_CHECK_CONTAINS(out, "\"contrast_source\": \"user\"");
     it_free(out);
 }
+
+IT_TEST(intent_json_reader_out_of_memory_is_clean) {
+    it_err e;
+    it_intent in;
+    IT_REQUIRE_OK(parse(&e, &in, VINCENT), &e);
+    char *doc;
+    IT_REQUIRE_OK(it_intent_to_json(&e, &doc, &in, 0), &e);
+    it_intent_free(&in);
+    int failures = 0;
+    for (long n = 0; n < 200; n++) {
+        it_mem_fail_after(n, 1);
+        it_status s = it_intent_from_json(&e, &in, doc, strlen(doc), NULL, NULL);
+        it_mem_fail_after(-1, 0);
+        if (s == IT_OK) {
+            it_intent_free(&in);
+            break;
+        }
+        failures++;
+        IT_CHECK_INT(s, IT_ERR_NOMEM);
+    }
+    IT_CHECK(failures >= 1);
+    it_free(doc);
+}
