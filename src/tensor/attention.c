@@ -9,15 +9,21 @@
  * rescaled by exp(m_old - m_new) when the max grows) folds each block into
  * the output, and only lse = m + log(l) per row is kept for the backward.
  *
- * The matrix products are single-threaded OpenBLAS sgemm calls inside our own
- * OpenMP loop over (batch, head, query block). OpenBLAS's OpenMP build runs
- * a call made inside a parallel region on the calling thread only, so the two
- * levels never oversubscribe (bench/attention.c measures the alternatives).
- * The exponentials, the other half of the cost, use an AVX2 polynomial exp
- * when the compiler targets AVX2+FMA and expf() otherwise.
+ * Layout trick: the query dimension sits in the vector lanes. Per task
+ * (batch, head, 64 queries) scale*Q^T is packed once into a (D, 64) block;
+ * then S^T = K (scale Q^T) and O^T += V^T P^T are products whose A operand
+ * is read in place from K or V rows (any token stride, one broadcast per
+ * element) and whose B operand is the 64-query-wide block. So K and V are
+ * never packed or transposed, and the softmax statistics of 8 queries live
+ * in one vector. One register-tiled micro-kernel (mk_gemm, 6 x 16 tiles)
+ * does every product of the forward and backward; it replaced single-
+ * threaded OpenBLAS calls, which pack both operands on every call and ran
+ * the 64x256x40 block products at 40-50 GFLOPS per core (docs/KERNELS.md).
+ * The exponentials use an AVX2 polynomial exp when the compiler targets
+ * AVX2+FMA; otherwise the same code runs on scalar floats and expf().
  *
- * Backward (FlashAttention-2, arXiv 2307.08691, algorithm 2): per (batch,
- * head) and key block, loop over query blocks, recompute P = exp(S - lse),
+ * Backward (FlashAttention-2, arXiv 2307.08691): per (batch, head) and key
+ * range, loop over query blocks, recompute P = exp(S - lse) per key block,
  * and accumulate dV += P^T dO, dS = P * (dO V^T - rowsum(dO * O)),
  * dQ += scale dS K, dK += scale dS^T Q. */
 #include "tensor/attention.h"
