@@ -533,3 +533,21 @@ IT_TEST(intent_json_reader_out_of_memory_is_clean) {
     IT_CHECK(failures >= 1);
     it_free(doc);
 }
+
+IT_TEST(intent_variants_known_only_by_reference) {
+    it_err e;
+    it_intent in;
+    const char *text = "A man named Al. His jacket can switch between [1] and [2], his hair colour adjustable.";
+    IT_REQUIRE_OK(parse(&e, &in, text), &e);
+    const it_intent_concept *c = find(&in, "jacket");
+    IT_REQUIRE(c);
+    IT_REQUIRE(c->n_variants == 2);
+    IT_CHECK_STR(c->variants[0].phrase, "jacket [1]");
+    IT_CHECK_INT(c->variants[1].refs[0], 2);
+    IT_CHECK_INT(c->n_contrast, 0); /* nothing a prompt could say */
+    int warned = 0;
+    for (int i = 0; i < in.n_warnings; i++) warned += strstr(in.warnings[i], "describe them in words") != NULL;
+    IT_CHECK_INT(warned, 1);
+    IT_CHECK(find(&in, "hair colour") != NULL); /* not swallowed as a third value */
+    it_intent_free(&in);
+}

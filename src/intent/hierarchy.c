@@ -436,7 +436,7 @@ static void tree_concept(it_buf *o, const it_intent *in, const it_intent_concept
     (void)it_buf_printf(o, "  (%s)\n", c->id ? c->id : "?");
     for (int k = 0; k < c->n_variants; k++) {
         (void)it_buf_printf(o, "%s    variant: %s", indent, c->variants[k].phrase);
-        tree_refs(o, c->variants[k].refs, c->variants[k].n_refs);
+        if (!strchr(c->variants[k].phrase, '[')) tree_refs(o, c->variants[k].refs, c->variants[k].n_refs);
         (void)it_buf_printf(o, "\n");
     }
     for (int k = 0; k < c->n_contrast; k++)

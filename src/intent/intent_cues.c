@@ -669,7 +669,8 @@ static int walk_right(int *got, int max, const chunk *ch, int n, const tok_list 
         /* "keep the face, the hat can change": a phrase followed by its own
          * predicate starts a new clause */
         if (k > 0 && ch[c].t1 < s1 && tl->t[ch[c].t1].kind == TK_WORD &&
-            (is_modal(tl->t[ch[c].t1].w) || pt_is(&tl->t[ch[c].t1], "is") || pt_is(&tl->t[ch[c].t1], "are")))
+            (is_modal(tl->t[ch[c].t1].w) || pt_is(&tl->t[ch[c].t1], "is") || pt_is(&tl->t[ch[c].t1], "are") ||
+             tl->t[ch[c].t1].used))
             break;
         got[k++] = c;
         j = ch[c].t1;

@@ -846,8 +846,16 @@ static void add_variant(pctx *p, it_intent_concept *c, const chunk *v)
     char words[200], buf[260];
     int a = v->poss_t >= 0 ? v->poss_t + 2 : v->t0;
     words_text(words, sizeof words, p, a, v->t1);
-    if (v->value_only) snprintf(buf, sizeof buf, "%s %s", words, c->head);
-    else snprintf(buf, sizeof buf, "%s", words);
+    if (v->value_only) {
+        snprintf(buf, sizeof buf, "%s %s", words, c->head);
+    } else if (!words[0]) {
+        /* "between [1] and [2]": only the references say which */
+        size_t k = (size_t)snprintf(buf, sizeof buf, "%s", c->head);
+        for (int r = 0; r < v->n_refs && k < sizeof buf; r++)
+            k += (size_t)snprintf(buf + k, sizeof buf - k, " [%d]", v->refs[r]);
+    } else {
+        snprintf(buf, sizeof buf, "%s", words);
+    }
     for (int k = 0; k < c->n_variants; k++)
         if (!strcmp(c->variants[k].phrase, buf)) return;
     it_intent_variant *var = &c->variants[c->n_variants++];
@@ -1015,6 +1023,8 @@ static void sentence(pctx *p)
     }
     /* what the sentence left unplaced */
     int placed = p->in->n_concepts > n_before || p->in->n_subjects > n_subj_before;
+    for (int s = 0; s < p->in->n_subjects; s++)
+        placed |= p->decl_tok[s] >= p->s0 && p->decl_tok[s] < p->s1;
     for (int k = 0; k < n_ch; k++) {
         chunk *c = &p->ch[k];
         if (c->claimed == 0 && (c->has_head || (c->prop && !c->value_only)))
@@ -1069,13 +1079,24 @@ static void auto_concepts(pctx *p)
 
 static void contrast(pctx *p, it_intent_concept *c)
 {
-    if (c->n_variants >= 2) {
-        for (int k = 0; k + 1 < c->n_variants && c->n_contrast < IT_INTENT_MAX_CONTRAST; k++) {
-            c->contrast[c->n_contrast][0] = c->variants[k].phrase;
-            c->contrast[c->n_contrast][1] = c->variants[k + 1].phrase;
+    /* Variants known only by their references ("jacket [1]") cannot be
+     * written in a prompt: they make no contrast pair. */
+    const char *words[IT_INTENT_MAX_VARIANTS];
+    int n_words = 0;
+    for (int k = 0; k < c->n_variants; k++)
+        if (!strchr(c->variants[k].phrase, '[')) words[n_words++] = c->variants[k].phrase;
+    if (n_words >= 2) {
+        for (int k = 0; k + 1 < n_words && c->n_contrast < IT_INTENT_MAX_CONTRAST; k++) {
+            c->contrast[c->n_contrast][0] = (char *)words[k];
+            c->contrast[c->n_contrast][1] = (char *)words[k + 1];
             c->n_contrast++;
         }
         c->contrast_source = IT_CONTRAST_EXPLICIT;
+        return;
+    }
+    if (c->n_variants > n_words) {
+        it_intent_warn(p->in, "the variants of '%s' are only references; describe them in words (or use "
+                              "--contrast) so that control can be tested", c->phrase);
         return;
     }
     if (c->op != IT_OP_MODIFY) return;
@@ -1124,7 +1145,8 @@ static void unnamed_subject(pctx *p)
         tok *t = &p->tl.t[i];
         if (t->kind != TK_WORD || i == 0 || p->tl.t[i - 1].kind != TK_WORD) continue;
         const char *pw = p->tl.t[i - 1].w;
-        if (!(it_lex_is_possessive(pw) || !strcmp(pw, "this") || !strcmp(pw, "a") || !strcmp(pw, "an")))
+        if (!(it_lex_is_possessive(pw) || !strcmp(pw, "this") || !strcmp(pw, "a") || !strcmp(pw, "an") ||
+              !strcmp(pw, "the")))
             continue;
         p->s0 = 0;
         p->s1 = p->tl.n;
@@ -1227,6 +1249,13 @@ it_status it_intent_parse(it_err *err, it_intent *out, const char *text, size_t 
     }
     if (s == IT_OK) s = pt_tokenize(err, &p.tl, text, len);
     if (s == IT_OK) {
+        /* The input's own problems first (boxes, images, [n] without a
+         * reference), with the validator's messages. */
+        it_intent_check_opts co = {.image_size = opts ? opts->image_size : NULL};
+        s = it_intent_validate(err, out, &co, NULL);
+        if (s != IT_OK) pt_tokens_free(&p.tl);
+    }
+    if (s == IT_OK) {
         p.max_items = p.tl.n + 1;
         p.ch = it_calloc((size_t)p.max_items, sizeof *p.ch);
         p.cu = it_calloc((size_t)p.max_items, sizeof *p.cu);
@@ -1241,8 +1270,15 @@ it_status it_intent_parse(it_err *err, it_intent *out, const char *text, size_t 
     }
     if (s == IT_OK && out->oom) s = it_err_set(err, IT_ERR_NOMEM, "out of memory parsing the intent");
     if (s == IT_OK) {
-        it_intent_check_opts co = {.image_size = opts ? opts->image_size : NULL};
+        /* Anything wrong now is the parser's own doing: say so. */
+        it_intent_check_opts co = {.image_size = NULL};
         s = it_intent_validate(err, out, &co, NULL);
+        if (s == IT_ERR_FORMAT) {
+            char msg[IT_ERR_MSG_MAX];
+            snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
+            s = it_err_set(err, IT_ERR_INTERNAL,
+                           "the built-in parser produced an invalid hierarchy (a bug; please report the text): %s", msg);
+        }
     }
     if (s != IT_OK) it_intent_free(out);
     return s;
