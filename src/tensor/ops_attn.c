@@ -26,13 +26,24 @@ static void attention_backward(it_ctx *ctx, it_node *n)
     for (int i = 0; i < 3; i++) g[i] = it_autograd_grad(ctx, n->in[i]);
     if (ctx->failed) return;
     it_mark m = it_ctx_mark(ctx);
-    for (int i = 0; i < 3; i++)
-        if (!g[i] && !(g[i] = it_ctx_alloc(ctx, (size_t)n->in[i]->n * sizeof(float)))) return;
+    /* The kernel's contract does not cover aliased dq/dk/dv (it writes them
+     * from different threads): when inputs are the same tensor
+     * (self-attention on x itself), each gradient gets its own zeroed
+     * buffer, added into the shared one afterwards. */
+    float *real[3] = {g[0], g[1], g[2]};
+    for (int i = 0; i < 3; i++) {
+        int alias = (i > 0 && n->in[i] == n->in[0]) || (i > 1 && n->in[i] == n->in[1]);
+        if (g[i] && !alias) continue;
+        if (!(g[i] = it_ctx_calloc(ctx, (size_t)n->in[i]->n * sizeof(float)))) return;
+        if (!alias) real[i] = NULL; /* no gradient wanted: scratch only */
+    }
     d.accumulate = 1;
     it_err err;
     if (it_attn_backward(&err, g[0], g[1], g[2], n->out->grad, n->in[0]->data, n->in[1]->data,
                          n->in[2]->data, n->out->data, lse, &d) != IT_OK)
         it_ctx_fail(ctx, err.code, "attention backward: %s", err.msg);
+    for (int i = 1; i < 3; i++)
+        if (real[i] && g[i] != real[i]) it_ops_acc(real[i], g[i], n->in[i]->n);
     it_ctx_release(ctx, m);
 }
 
