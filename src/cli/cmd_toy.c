@@ -4,12 +4,17 @@
  *   toy scenario NAME --out DIR [--seed S]
  *   toy sheet    --out FILE.png [--n 64] [--cols 8] ...   (a contact sheet to look at)
  *   toy list     [--json]
- * `toy judge` and `toy train-judge` join when the engine's judge lands. */
+ *   toy judge    IMAGE... [--json] [--weights FILE]   (or --eval N --seed S: accuracy on fresh renders)
+ *   toy train-judge [--steps N --batch B --seed S --checkpoint PREFIX --resume --log FILE.jsonl]
+ * The judge is measurement apparatus: only these two subcommands and the
+ * evaluation code use it, never the training/generation pipeline. */
 #include <jansson.h>
+#include <math.h>
 #include <omp.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/fileio.h"
 #include "base/log.h"
@@ -20,6 +25,8 @@
 #include "image/image.h"
 #include "toy/characters.h"
 #include "toy/creature.h"
+#include "toy/judge.h"
+#include "toy/judge_train.h"
 #include "toy/scenario.h"
 #include "toy/toydraw.h"
 
@@ -276,6 +283,225 @@ static int toy_list(int argc, char **argv)
     return 0;
 }
 
+/* ---------------------------------------------------------------- judge */
+
+#define JUDGE_DEFAULT_WEIGHTS "models/toy/judge.safetensors"
+
+/* The shipped weights: ./models/toy/... when run from the repository, else
+ * next to the binary (build/intenttuner -> ../models/toy/...). */
+static const char *judge_default_weights(char *buf, size_t n)
+{
+    FILE *f = fopen(JUDGE_DEFAULT_WEIGHTS, "rb");
+    if (f) {
+        fclose(f);
+        return JUDGE_DEFAULT_WEIGHTS;
+    }
+    char exe[1024];
+    ssize_t len = readlink("/proc/self/exe", exe, sizeof exe - 1);
+    if (len <= 0) return JUDGE_DEFAULT_WEIGHTS;
+    exe[len] = 0;
+    char *slash = strrchr(exe, '/');
+    if (!slash) return JUDGE_DEFAULT_WEIGHTS;
+    *slash = 0;
+    snprintf(buf, n, "%s/../" JUDGE_DEFAULT_WEIGHTS, exe);
+    return buf;
+}
+
+static void judge_print_eval(const double *acc, int n, long seed)
+{
+    if (it_common.json) {
+        json_t *o = json_object();
+        for (int h = 0; h < IT_JUDGE_N_HEADS; h++)
+            json_object_set_new(o, it_judge_head_name(h), json_real(round(acc[h] * 1e4) / 1e4));
+        json_t *j = json_pack("{s:i, s:I, s:o}", "images", n, "seed", (json_int_t)seed, "accuracy", o);
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(j);
+        return;
+    }
+    printf("held-out accuracy on %d fresh renders of seed %ld:\n", n, seed);
+    double mn = 1;
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
+        printf("  %-17s %6.2f%%\n", it_judge_head_name(h), 100 * acc[h]);
+        if (acc[h] < mn) mn = acc[h];
+    }
+    printf("  %-17s %6.2f%%\n", "(minimum)", 100 * mn);
+}
+
+static int judge_images(it_err *err, const it_judge *j, it_ctx *ctx, const char **paths, int n)
+{
+    json_t *all = it_common.json ? json_array() : NULL;
+    for (int i = 0; i < n; i++) {
+        it_image img = {0};
+        it_judge_pred p;
+        if (it_image_load(err, &img, paths[i]) || it_judge_classify(err, j, ctx, &img, 1, &p)) {
+            it_image_free(&img);
+            json_decref(all);
+            return 1;
+        }
+        it_image_free(&img);
+        if (all) {
+            json_t *o = it_judge_pred_to_json(&p);
+            json_array_append_new(all, json_pack("{s:s, s:o}", "image", paths[i], "attributes", o));
+            continue;
+        }
+        printf("%s:\n", paths[i]);
+        for (int h = 0; h < IT_JUDGE_N_HEADS; h++)
+            printf("  %-17s %-10s %5.1f%%\n", it_judge_head_name(h), it_judge_class_name(h, p.cls[h]), 100 * p.prob[h]);
+    }
+    if (all) {
+        json_dumpf(all, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(all);
+    }
+    return 0;
+}
+
+static int toy_judge(int argc, char **argv)
+{
+    const char *weights = NULL;
+    long eval_n = 0, seed = 777;
+    double p_char = 0.25;
+    const it_opt opts[] = {
+        {"weights", 'w', IT_OPT_STR, &weights, "FILE", "judge weights (default " JUDGE_DEFAULT_WEIGHTS ")"},
+        {"eval", 0, IT_OPT_INT, &eval_n, "N", "instead of images: accuracy per head on N fresh renders"},
+        {"seed", 's', IT_OPT_INT, &seed, "S", "seed of the --eval renders (default 777)"},
+        {"p-character", 0, IT_OPT_FLOAT, &p_char, "P", "share of named characters in --eval renders (default 0.25)"},
+        {NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const it_cmd_spec spec = {
+        "intenttuner toy judge IMAGE... [--json] | toy judge --eval N [--seed S]",
+        "Reads toy creatures back: identity (a named character or none) and every attribute, each with the "
+        "judge's confidence. For measuring generated images only; the pipeline never uses it.",
+        opts, 0, -1, "example: intenttuner toy judge out/000000.png --json"};
+    const char **pos = malloc(sizeof(char *) * (size_t)(argc + 1));
+    if (!pos) return 1;
+    int n_pos = 0, rc = it_args_run(&spec, argc, argv, pos, &n_pos);
+    if (rc >= 0) {
+        free(pos);
+        return rc;
+    }
+    it_err err;
+    it_err_clear(&err);
+    if (!n_pos && eval_n <= 0) it_err_set(&err, IT_ERR_ARG, "give IMAGE files or --eval N");
+    else if (n_pos && eval_n > 0) it_err_set(&err, IT_ERR_ARG, "--eval renders its own images: give no IMAGE files");
+    else if (eval_n > 1000000) it_err_set(&err, IT_ERR_ARG, "--eval must be at most 1000000");
+    else if (!(p_char >= 0 && p_char <= 1)) it_err_set(&err, IT_ERR_ARG, "--p-character must be in 0..1");
+    if (err.code) {
+        free(pos);
+        return it_cli_fail(&err);
+    }
+    /* Inputs first (headers only): a typo should not wait for the weights. */
+    for (int i = 0; i < n_pos && !err.code; i++) {
+        it_image_info info;
+        it_image_info_file(&err, &info, pos[i]);
+    }
+    if (err.code) {
+        free(pos);
+        return it_cli_fail(&err);
+    }
+    char buf[1100];
+    if (!weights) weights = judge_default_weights(buf, sizeof buf);
+    it_judge j;
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    if (it_judge_load(&err, &j, weights, 0)) {
+        it_ctx_free(&ctx);
+        free(pos);
+        return it_cli_fail(&err);
+    }
+    int fail = 0;
+    if (eval_n > 0) {
+        double acc[IT_JUDGE_N_HEADS];
+        fail = it_judge_evaluate(&err, &j, &ctx, (uint64_t)seed, (int)eval_n, (float)p_char, acc) != IT_OK;
+        if (!fail) judge_print_eval(acc, (int)eval_n, seed);
+    } else {
+        fail = judge_images(&err, &j, &ctx, pos, n_pos);
+    }
+    it_judge_free(&j);
+    it_ctx_free(&ctx);
+    free(pos);
+    return fail ? it_cli_fail(&err) : 0;
+}
+
+static int toy_train_judge(int argc, char **argv)
+{
+    it_judge_train_opts o;
+    it_judge_train_defaults(&o);
+    long seed = (long)o.seed, steps = o.steps, batch = o.batch, warmup = o.warmup, ck_every = o.checkpoint_every;
+    long eval_every = o.eval_every, eval_n = o.eval_n, eval_seed = (long)o.eval_seed, size = o.model.size;
+    long log_every = o.log_every, stop_after = 0;
+    double lr = o.lr, wd = o.weight_decay, p_char = o.p_character;
+    int resume = 0, f32 = 0, no_aug = 0;
+    const it_opt opts[] = {
+        {"out", 'o', IT_OPT_STR, &o.out, "FILE", "final weights (default " JUDGE_DEFAULT_WEIGHTS ")"},
+        {"steps", 0, IT_OPT_INT, &steps, "N", "optimiser steps (default 2000)"},
+        {"batch", 'b', IT_OPT_INT, &batch, "B", "images per step (default 48)"},
+        {"seed", 's', IT_OPT_INT, &seed, "S", "training data and initialisation seed (default 1)"},
+        {"lr", 0, IT_OPT_FLOAT, &lr, "LR", "peak AdamW learning rate (default 2e-3), cosine decay"},
+        {"warmup", 0, IT_OPT_INT, &warmup, "N", "warm-up steps (default 100)"},
+        {"weight-decay", 0, IT_OPT_FLOAT, &wd, "W", "AdamW weight decay (default 0.01)"},
+        {"p-character", 0, IT_OPT_FLOAT, &p_char, "P", "share of named characters (default 0.5)"},
+        {"size", 0, IT_OPT_INT, &size, "PX", "input side of the network (default 96)"},
+        {"checkpoint", 'c', IT_OPT_STR, &o.checkpoint, "PREFIX", "write PREFIX.safetensors + PREFIX.optim.safetensors"},
+        {"checkpoint-every", 0, IT_OPT_INT, &ck_every, "N", "checkpoint period in steps (default 100)"},
+        {"resume", 0, IT_OPT_FLAG, &resume, NULL, "continue from --checkpoint PREFIX"},
+        {"stop-after", 0, IT_OPT_INT, &stop_after, "N", "run N steps now, checkpoint and exit (resume later)"},
+        {"log", 0, IT_OPT_STR, &o.log, "FILE", "JSONL log (train lines, eval lines, final line)"},
+        {"log-every", 0, IT_OPT_INT, &log_every, "N", "train log period in steps (default 10)"},
+        {"eval-every", 0, IT_OPT_INT, &eval_every, "N", "held-out evaluation period (default 500, 0 = end only)"},
+        {"eval-n", 0, IT_OPT_INT, &eval_n, "N", "images per evaluation (default 512)"},
+        {"eval-seed", 0, IT_OPT_INT, &eval_seed, "S", "evaluation seed (default 1000003)"},
+        {"f32", 0, IT_OPT_FLAG, &f32, NULL, "save the final weights in f32 instead of f16"},
+        {"no-augment", 0, IT_OPT_FLAG, &no_aug, NULL, "train on clean renders (diagnostics)"},
+        {NULL, 0, 0, NULL, NULL, NULL},
+    };
+    const it_cmd_spec spec = {
+        "intenttuner toy train-judge [options]",
+        "Trains the toy judge on augmented renders (purpose eval: held-out characters included, since the judge "
+        "measures results on them and is no generative model's training data). Seeded and resumable.",
+        opts, 0, 0, "example: nice intenttuner toy train-judge --checkpoint /tmp/judge-ck --log /tmp/judge.jsonl"};
+    const char *pos[1];
+    int n_pos = 0, rc = it_args_run(&spec, argc, argv, pos, &n_pos);
+    if (rc >= 0) return rc;
+    it_err err;
+    it_err_clear(&err);
+    if (steps < 1 || steps > 100000000 || batch < 1 || batch > 4096 || ck_every < 1 || log_every < 1 || eval_every < 0 || stop_after < 0 ||
+        eval_n < 1 || eval_n > 1000000 || size < 32 || size > 512 || warmup < 0 || seed < 0 || eval_seed < 0 ||
+        !(p_char >= 0 && p_char <= 1))
+        it_err_set(&err, IT_ERR_ARG, "an option is out of range (see --help)");
+    if (err.code) return it_cli_fail(&err);
+    o.seed = (uint64_t)seed, o.steps = steps, o.batch = (int)batch, o.warmup = warmup < steps ? warmup : steps - 1;
+    o.checkpoint_every = ck_every, o.log_every = log_every, o.eval_every = eval_every, o.eval_n = (int)eval_n;
+    o.eval_seed = (uint64_t)eval_seed, o.model.size = (int)size, o.lr = lr, o.weight_decay = wd;
+    o.p_character = (float)p_char, o.resume = resume, o.stop_after = stop_after, o.out_f32 = f32, o.augment = !no_aug;
+    o.quiet = it_common.quiet || it_common.json;
+    char *dir = strdup(o.out), *slash = dir ? strrchr(dir, '/') : NULL;
+    if (slash) *slash = 0;
+    int bad = slash && it_mkdir_p(&err, dir);
+    free(dir);
+    it_judge_train_result res;
+    if (bad || it_judge_train(&err, &o, &res)) return it_cli_fail(&err);
+    if (it_common.json) {
+        json_t *a = json_object();
+        for (int h = 0; h < IT_JUDGE_N_HEADS; h++) json_object_set_new(a, it_judge_head_name(h), json_real(res.acc[h]));
+        json_t *j = json_pack("{s:s, s:I, s:f, s:f, s:o}", "out", o.out, "steps", (json_int_t)res.steps_done, "seconds",
+                              res.seconds, "seconds_per_step", res.step_seconds, "accuracy", a);
+        json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+        putchar('\n');
+        json_decref(j);
+    } else if (res.steps_done < o.steps) {
+        if (!it_common.quiet)
+            printf("stopped at step %lld of %lld; checkpoint %s.safetensors (continue with --resume)\n",
+                   (long long)res.steps_done, (long long)o.steps, o.checkpoint);
+    } else if (!it_common.quiet) {
+        printf("wrote %s after %lld steps (%.0f s this run, %.3f s/step)\n", o.out, (long long)res.steps_done, res.seconds,
+               res.step_seconds);
+        judge_print_eval(res.acc, o.eval_n, (long)o.eval_seed);
+    }
+    return 0;
+}
+
 static void toy_usage(FILE *f)
 {
     fprintf(f, "usage: intenttuner toy <subcommand> [options]\n\n"
@@ -284,7 +510,9 @@ static void toy_usage(FILE *f)
                "  render     render N images with captions, masks and truth JSON\n"
                "  scenario   write a fine-tuning scenario folder (vincent, landing, duo)\n"
                "  sheet      render a contact sheet PNG to look at\n"
-               "  list       list attributes, characters and scenarios\n\n"
+               "  list       list attributes, characters and scenarios\n"
+               "  judge      read attributes and identity back from images (measurement only)\n"
+               "  train-judge  train the judge's weights (models/toy/judge.safetensors)\n\n"
                "Run 'intenttuner toy <subcommand> --help' for its options.\n");
 }
 
@@ -303,6 +531,8 @@ IT_COMMAND(toy, "toy world: render creatures with ground truth, write scenarios"
     if (!strcmp(sub, "scenario")) return toy_scenario(argc - 1, argv + 1);
     if (!strcmp(sub, "sheet")) return toy_sheet(argc - 1, argv + 1);
     if (!strcmp(sub, "list")) return toy_list(argc - 1, argv + 1);
+    if (!strcmp(sub, "judge")) return toy_judge(argc - 1, argv + 1);
+    if (!strcmp(sub, "train-judge")) return toy_train_judge(argc - 1, argv + 1);
     fprintf(stderr, "intenttuner: error: unknown toy subcommand '%s'\n(run 'intenttuner toy --help')\n", sub);
     return 2;
 }

@@ -1,0 +1,482 @@
+/* judge.c: the toy judge's heads, network, weights file and inference.
+ *
+ * Measurement only: nothing in the training or generation pipeline may call
+ * this module (see judge.h). */
+#include "toy/judge.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/mem.h"
+#include "base/rng.h"
+#include "image/resize.h"
+#include "tensor/autograd.h"
+#include "tensor/ops_conv.h"
+#include "tensor/ops_eltwise.h"
+#include "tensor/ops_gemm.h"
+#include "tensor/ops_loss.h"
+#include "tensor/ops_norm.h"
+#include "tensor/ops_shape.h"
+#include "tensor/safetensors.h"
+#include "toy/characters.h"
+#include "toy/toydraw.h"
+
+#define JUDGE_FORMAT "intenttuner-judge-1"
+#define JUDGE_GROUPS 8
+#define JUDGE_BATCH 64
+
+/* ================================================================ heads */
+
+/* Attributes that are IT_TOY_NA when their part is absent (creature.c:
+ * sample_rest): they get an extra "n/a" class. */
+static int attr_nullable(int attr)
+{
+    return attr == IT_TOY_HAIR_COLOUR || attr == IT_TOY_HAT_COLOUR || attr == IT_TOY_OUTFIT_COLOUR ||
+           attr == IT_TOY_OUTFIT_PATTERN || attr == IT_TOY_ACCESSORY_COLOUR;
+}
+
+int it_judge_head_classes(int head)
+{
+    if (head == IT_JUDGE_HEAD_IDENTITY) return 1 + it_toy_character_count();
+    int a = head - 1;
+    return it_toy_attr_get(a)->n_values + attr_nullable(a);
+}
+
+const char *it_judge_head_name(int head)
+{
+    return head == IT_JUDGE_HEAD_IDENTITY ? "identity" : it_toy_attr_get(head - 1)->name;
+}
+
+const char *it_judge_class_name(int head, int cls)
+{
+    if (head == IT_JUDGE_HEAD_IDENTITY) return cls == 0 ? "none" : it_toy_character_get(cls - 1)->name;
+    const it_toy_attr_info *ai = it_toy_attr_get(head - 1);
+    return cls < ai->n_values ? ai->values[cls].name : "n/a";
+}
+
+int it_judge_total_classes(void)
+{
+    int n = 0;
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) n += it_judge_head_classes(h);
+    return n;
+}
+
+void it_judge_labels(int32_t *labels, const it_toy_attrs *a)
+{
+    labels[IT_JUDGE_HEAD_IDENTITY] = a->character + 1;
+    for (int i = 0; i < IT_TOY_N_ATTRS; i++)
+        labels[1 + i] = a->v[i] == IT_TOY_NA ? it_toy_attr_get(i)->n_values : a->v[i];
+}
+
+/* ================================================================ network */
+
+it_judge_config it_judge_default_config(void)
+{
+    it_judge_config c = {96, {24, 48, 96, 160, 192}, 256};
+    return c;
+}
+
+static const int g_stride[IT_JUDGE_N_CONV] = {2, 2, 2, 2, 1};
+
+/* The first layers run at high resolution, where GroupNorm's backward costs
+ * more than the convolution itself; they are plain conv + SiLU (He
+ * initialisation keeps them well scaled). From layer JUDGE_FIRST_NORM on,
+ * conv + GroupNorm/SiLU. */
+#define JUDGE_FIRST_NORM 2
+
+/* Parameter names double as checkpoint keys (PyTorch style). */
+static const char *const g_names[IT_JUDGE_MAX_PARAMS] = {
+    "conv1.weight", "conv1.bias", "conv2.weight", "conv2.bias", "conv3.weight", "conv3.bias",
+    "norm3.weight", "norm3.bias", "conv4.weight", "conv4.bias", "norm4.weight", "norm4.bias",
+    "conv5.weight", "conv5.bias", "norm5.weight", "norm5.bias", "fc.weight",    "fc.bias",
+    "heads.weight", "heads.bias",
+};
+
+static it_status config_check(it_err *err, const it_judge_config *c)
+{
+    if (c->size < 32 || c->size > 512) return it_err_set(err, IT_ERR_ARG, "judge: input size %d not in 32..512", c->size);
+    for (int i = 0; i < IT_JUDGE_N_CONV; i++)
+        if (c->width[i] < JUDGE_GROUPS || c->width[i] > 1024 || c->width[i] % JUDGE_GROUPS)
+            return it_err_set(err, IT_ERR_ARG, "judge: conv%d width %d must be a multiple of %d in 8..1024", i + 1,
+                              c->width[i], JUDGE_GROUPS);
+    if (c->hidden < 8 || c->hidden > 4096) return it_err_set(err, IT_ERR_ARG, "judge: hidden width %d not in 8..4096", c->hidden);
+    return IT_OK;
+}
+
+/* Shapes of every parameter, in g_names order. */
+static int param_shapes(const it_judge_config *c, int64_t shapes[][4], int *ndims)
+{
+    int k = 0, cin = 3;
+    for (int i = 0; i < IT_JUDGE_N_CONV; i++) {
+        int co = c->width[i];
+        ndims[k] = 4, shapes[k][0] = co, shapes[k][1] = cin, shapes[k][2] = 3, shapes[k][3] = 3, k++;
+        for (int r = 0; r < (i >= JUDGE_FIRST_NORM ? 3 : 1); r++) ndims[k] = 1, shapes[k][0] = co, k++;
+        cin = co;
+    }
+    ndims[k] = 2, shapes[k][0] = c->hidden, shapes[k][1] = cin, k++;
+    ndims[k] = 1, shapes[k][0] = c->hidden, k++;
+    ndims[k] = 2, shapes[k][0] = it_judge_total_classes(), shapes[k][1] = c->hidden, k++;
+    ndims[k] = 1, shapes[k][0] = it_judge_total_classes(), k++;
+    return k;
+}
+
+static it_status judge_alloc(it_err *err, it_judge *j, const it_judge_config *cfg, int with_grad)
+{
+    memset(j, 0, sizeof *j);
+    IT_TRY(config_check(err, cfg));
+    j->cfg = *cfg;
+    int64_t shapes[IT_JUDGE_MAX_PARAMS][4];
+    int ndims[IT_JUDGE_MAX_PARAMS];
+    j->n_params = param_shapes(cfg, shapes, ndims);
+    int64_t total = 0;
+    for (int i = 0; i < j->n_params; i++) total += it_shape_numel(ndims[i], shapes[i]);
+    j->n_weights = total;
+    j->data = it_calloc((size_t)total, sizeof(float));
+    j->grad = with_grad ? it_calloc((size_t)total, sizeof(float)) : NULL;
+    if (!j->data || (with_grad && !j->grad)) {
+        it_judge_free(j);
+        return it_err_set(err, IT_ERR_NOMEM, "judge: out of memory for %lld weights", (long long)total);
+    }
+    int64_t off = 0;
+    for (int i = 0; i < j->n_params; i++) {
+        IT_TRY(it_tensor_init_param(err, &j->params[i], g_names[i], j->data + off, j->grad ? j->grad + off : NULL,
+                                    ndims[i], shapes[i]));
+        off += j->params[i].n;
+    }
+    return IT_OK;
+}
+
+it_status it_judge_init(it_err *err, it_judge *j, const it_judge_config *cfg, uint64_t seed, int with_grad)
+{
+    IT_TRY(judge_alloc(err, j, cfg, with_grad));
+    it_rng r;
+    it_rng_init(&r, seed);
+    for (int i = 0; i < j->n_params; i++) {
+        it_tensor *p = &j->params[i];
+        float *d = it_f32(p);
+        const char *nm = g_names[i];
+        if (p->ndim >= 2) {
+            /* He-normal for layers followed by SiLU; the heads start small so
+             * that the first losses are near log(classes). */
+            int64_t fan_in = p->n / p->shape[0];
+            float std = strcmp(nm, "heads.weight") ? sqrtf(2.0f / (float)fan_in) : 0.01f;
+            it_rng_normal(&r, d, (size_t)p->n, 0.0f, std);
+        } else if (strstr(nm, "norm") && strstr(nm, ".weight")) {
+            for (int64_t k = 0; k < p->n; k++) d[k] = 1.0f;
+        }
+    }
+    return IT_OK;
+}
+
+void it_judge_free(it_judge *j)
+{
+    it_free(j->data);
+    it_free(j->grad);
+    memset(j, 0, sizeof *j);
+}
+
+it_tensor *it_judge_forward(it_ctx *ctx, const it_judge *j, it_tensor *x)
+{
+    it_tensor *p = (it_tensor *)j->params; /* ops take non-const tensors; weights are not written */
+    it_tensor *h = x;
+    int k = 0;
+    for (int i = 0; i < IT_JUDGE_N_CONV; i++) {
+        h = it_op_conv2d(ctx, h, &p[k], &p[k + 1], g_stride[i], 1);  /* (N, C_i, H_i, W_i) */
+        k += 2;
+        if (i < JUDGE_FIRST_NORM) {
+            h = it_op_silu(ctx, h);
+        } else {
+            h = it_op_group_norm(ctx, h, &p[k], &p[k + 1], JUDGE_GROUPS, 1e-5f, 1);
+            k += 2;
+        }
+    }
+    if (!h) return NULL;
+    int64_t n = h->shape[0], c = h->shape[1], s = h->shape[2] * h->shape[3];
+    h = it_op_reshape(ctx, h, IT_SHAPE(n, c, s));
+    h = it_op_mean_last(ctx, h);                                             /* (N, C) global average pool */
+    h = it_op_silu(ctx, it_op_linear(ctx, h, &p[k], &p[k + 1]));             /* (N, hidden) */
+    return it_op_linear(ctx, h, &p[k + 2], &p[k + 3]);                       /* (N, total classes) */
+}
+
+it_tensor *it_judge_loss(it_ctx *ctx, it_tensor *logits, const int32_t *labels, int n, int *correct)
+{
+    if (!logits) return NULL;
+    it_tensor *sum = NULL;
+    int off = 0;
+    const float *lg = it_f32(logits);
+    int64_t tot = logits->shape[1];
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
+        int nc = it_judge_head_classes(h);
+        it_tensor *lab = it_tensor_new(ctx, IT_DTYPE_I32, IT_SHAPE(n));
+        if (!lab) return NULL;
+        int32_t *ld = lab->data;
+        int right = 0;
+        for (int i = 0; i < n; i++) {
+            ld[i] = labels[(size_t)i * IT_JUDGE_N_HEADS + h];
+            const float *row = lg + (size_t)i * tot + off;
+            int best = 0;
+            for (int c = 1; c < nc; c++)
+                if (row[c] > row[best]) best = c;
+            right += best == ld[i];
+        }
+        if (correct) correct[h] = right;
+        it_tensor *ce = it_op_cross_entropy(ctx, it_op_slice(ctx, logits, 1, off, nc), lab);
+        sum = sum ? it_op_add(ctx, sum, ce) : ce;
+        off += nc;
+    }
+    return it_op_scale(ctx, sum, 1.0f / IT_JUDGE_N_HEADS, 0.0f);
+}
+
+/* ================================================================ weights file */
+
+static json_t *config_json(const it_judge_config *c)
+{
+    json_t *w = json_array();
+    for (int i = 0; i < IT_JUDGE_N_CONV; i++) json_array_append_new(w, json_integer(c->width[i]));
+    return json_pack("{s:i, s:o, s:i}", "size", c->size, "width", w, "hidden", c->hidden);
+}
+
+/* The head schema: [[name, [class, ...]], ...]; a file trained for another
+ * schema must not be read with this one. */
+static char *schema_string(void)
+{
+    json_t *heads = json_array();
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
+        json_t *cls = json_array();
+        for (int c = 0; c < it_judge_head_classes(h); c++) json_array_append_new(cls, json_string(it_judge_class_name(h, c)));
+        json_array_append_new(heads, json_pack("[s, o]", it_judge_head_name(h), cls));
+    }
+    char *s = json_dumps(heads, JSON_COMPACT);
+    json_decref(heads);
+    return s;
+}
+
+it_status it_judge_save(it_err *err, const it_judge *j, const char *path, it_dtype dtype, const char *const *meta)
+{
+    it_safetensors_writer *w = NULL;
+    json_t *cfg = config_json(&j->cfg);
+    char *cfg_s = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL, *schema = schema_string();
+    json_decref(cfg);
+    it_status st = cfg_s && schema ? IT_OK : it_err_set(err, IT_ERR_NOMEM, "judge: out of memory");
+    if (!st) st = it_safetensors_writer_new(err, &w);
+    for (int i = 0; !st && i < j->n_params; i++) {
+        const it_tensor *p = &j->params[i];
+        st = it_safetensors_writer_add_f32_as(err, w, p->name, dtype, p->ndim, p->shape, it_f32(p));
+    }
+    if (!st) st = it_safetensors_writer_set_metadata(err, w, "format", JUDGE_FORMAT);
+    if (!st) st = it_safetensors_writer_set_metadata(err, w, "config", cfg_s);
+    if (!st) st = it_safetensors_writer_set_metadata(err, w, "heads", schema);
+    if (!st) st = it_safetensors_writer_set_metadata(err, w, "purpose", "eval (measurement only; renders include held-out characters)");
+    for (int i = 0; !st && meta && meta[i] && meta[i + 1]; i += 2)
+        st = it_safetensors_writer_set_metadata(err, w, meta[i], meta[i + 1]);
+    if (!st) st = it_safetensors_writer_save(err, w, path);
+    it_safetensors_writer_free(w);
+    free(cfg_s);
+    free(schema);
+    return st;
+}
+
+static it_status config_parse(it_err *err, it_judge_config *c, const char *path, const char *text)
+{
+    json_error_t je;
+    json_t *j = text ? json_loads(text, 0, &je) : NULL;
+    json_t *w = j ? json_object_get(j, "width") : NULL;
+    int ok = j && json_is_integer(json_object_get(j, "size")) && json_is_integer(json_object_get(j, "hidden")) &&
+             json_is_array(w) && json_array_size(w) == IT_JUDGE_N_CONV;
+    if (ok) {
+        c->size = (int)json_integer_value(json_object_get(j, "size"));
+        c->hidden = (int)json_integer_value(json_object_get(j, "hidden"));
+        for (int i = 0; i < IT_JUDGE_N_CONV; i++) {
+            json_t *v = json_array_get(w, (size_t)i);
+            ok &= json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 4096;
+            c->width[i] = ok ? (int)json_integer_value(v) : 0;
+        }
+    }
+    json_decref(j);
+    if (!ok) return it_err_set(err, IT_ERR_FORMAT, "%s: metadata 'config' is missing or not a judge config", path);
+    return IT_OK;
+}
+
+static it_status load_tensors(it_err *err, it_judge *j, const it_safetensors *f, const char *path)
+{
+    for (int i = 0; i < j->n_params; i++) {
+        it_tensor *p = &j->params[i];
+        const it_safetensors_tensor *t;
+        IT_TRY(it_safetensors_get(err, f, p->name, &t));
+        int same = t->n_dims == p->ndim;
+        for (int d = 0; same && d < p->ndim; d++) same = t->shape[d] == p->shape[d];
+        if (!same) {
+            char buf[64];
+            return it_err_set(err, IT_ERR_FORMAT, "%s: tensor '%s' has the wrong shape (expected %s)", path, p->name,
+                              it_tensor_shape_str(p, buf, sizeof buf));
+        }
+        IT_TRY(it_safetensors_load_f32(err, f, t, it_f32(p), (size_t)p->n));
+    }
+    return IT_OK;
+}
+
+it_status it_judge_load(it_err *err, it_judge *j, const char *path, int with_grad)
+{
+    memset(j, 0, sizeof *j);
+    it_safetensors *f = NULL;
+    IT_TRY(it_safetensors_open(err, &f, path));
+    const char *fmt = it_safetensors_metadata_get(f, "format");
+    const char *heads = it_safetensors_metadata_get(f, "heads");
+    char *schema = schema_string();
+    it_judge_config cfg;
+    it_status st = IT_OK;
+    if (!schema) st = it_err_set(err, IT_ERR_NOMEM, "judge: out of memory");
+    else if (!fmt || strcmp(fmt, JUDGE_FORMAT))
+        st = it_err_set(err, IT_ERR_FORMAT, "%s: not a judge weights file (metadata format is '%s', expected '%s')", path,
+                        fmt ? fmt : "(none)", JUDGE_FORMAT);
+    else if (!heads || strcmp(heads, schema))
+        st = it_err_set(err, IT_ERR_FORMAT,
+                        "%s: the judge was trained for another toy-world schema (heads differ); retrain it with "
+                        "'intenttuner toy train-judge'",
+                        path);
+    if (!st) st = config_parse(err, &cfg, path, it_safetensors_metadata_get(f, "config"));
+    if (!st) st = judge_alloc(err, j, &cfg, with_grad);
+    if (!st) st = load_tensors(err, j, f, path);
+    if (st) it_judge_free(j);
+    free(schema);
+    it_safetensors_close(f);
+    return st;
+}
+
+/* ================================================================ input */
+
+it_status it_judge_input(it_err *err, float *dst, int size, const uint8_t *rgb, int w, int h, float scale, float dx,
+                         float dy)
+{
+    int s = (int)lrintf((float)size * scale);
+    if (s < 8 || s > 4 * size) return it_err_set(err, IT_ERR_ARG, "judge input: scale %g out of range", scale);
+    it_image in = {w, h, 3, (uint8_t *)rgb}, small = {0};
+    IT_TRY(it_image_resize(err, &small, &in, s, s, IT_RESAMPLE_BILINEAR));
+    int ox = (int)lrintf((float)(size - s) * 0.5f + dx), oy = (int)lrintf((float)(size - s) * 0.5f + dy);
+    const float k = 1.0f / 127.5f;
+    size_t plane = (size_t)size * size;
+    for (int y = 0; y < size; y++) {
+        int sy = y - oy;
+        sy = sy < 0 ? 0 : sy >= s ? s - 1 : sy;
+        for (int x = 0; x < size; x++) {
+            int sx = x - ox;
+            sx = sx < 0 ? 0 : sx >= s ? s - 1 : sx;
+            const uint8_t *px = small.data + ((size_t)sy * s + sx) * 3;
+            for (int c = 0; c < 3; c++) dst[c * plane + (size_t)y * size + x] = (float)px[c] * k - 1.0f;
+        }
+    }
+    it_image_free(&small);
+    return IT_OK;
+}
+
+/* ================================================================ inference */
+
+static void decode_logits(const float *row, it_judge_pred *p)
+{
+    int off = 0;
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
+        int nc = it_judge_head_classes(h), best = 0;
+        for (int c = 1; c < nc; c++)
+            if (row[off + c] > row[off + best]) best = c;
+        double z = 0;
+        for (int c = 0; c < nc; c++) z += exp((double)row[off + c] - row[off + best]);
+        p->cls[h] = best;
+        p->prob[h] = (float)(1.0 / z);
+        off += nc;
+    }
+}
+
+it_status it_judge_classify_inputs(it_err *err, const it_judge *j, it_ctx *ctx, const float *x, int n,
+                                   it_judge_pred *out)
+{
+    int S = j->cfg.size, was = it_autograd_set_enabled(ctx, 0);
+    it_status st = IT_OK;
+    for (int b = 0; !st && b < n; b += JUDGE_BATCH) {
+        int m = n - b < JUDGE_BATCH ? n - b : JUDGE_BATCH;
+        it_ctx_reset(ctx);
+        it_tensor *in = it_tensor_wrap(ctx, (void *)(x + (size_t)b * 3 * S * S), IT_DTYPE_F32, IT_SHAPE(m, 3, S, S));
+        it_tensor *lg = it_judge_forward(ctx, j, in);
+        st = it_ctx_status(ctx, err);
+        for (int i = 0; !st && i < m; i++) decode_logits(it_f32(lg) + (size_t)i * lg->shape[1], &out[b + i]);
+    }
+    it_ctx_reset(ctx);
+    it_autograd_set_enabled(ctx, was);
+    return st;
+}
+
+it_status it_judge_classify(it_err *err, const it_judge *j, it_ctx *ctx, const it_image *imgs, int n,
+                            it_judge_pred *out)
+{
+    int S = j->cfg.size;
+    float *x = it_malloc((size_t)JUDGE_BATCH * 3 * S * S * sizeof(float));
+    if (!x) return it_err_set(err, IT_ERR_NOMEM, "judge: out of memory");
+    it_status st = IT_OK;
+    for (int b = 0; !st && b < n; b += JUDGE_BATCH) {
+        int m = n - b < JUDGE_BATCH ? n - b : JUDGE_BATCH;
+        for (int i = 0; !st && i < m; i++) {
+            const it_image *im = &imgs[b + i];
+            it_image rgb = {0};
+            const it_image *use = im;
+            static const uint8_t white[3] = {255, 255, 255};
+            if (im->c != 3) {
+                st = it_image_convert(err, &rgb, im, 3, white);
+                use = &rgb;
+            }
+            if (!st) st = it_judge_input(err, x + (size_t)i * 3 * S * S, S, use->data, use->w, use->h, 1.0f, 0, 0);
+            it_image_free(&rgb);
+        }
+        if (!st) st = it_judge_classify_inputs(err, j, ctx, x, m, out + b);
+    }
+    it_free(x);
+    return st;
+}
+
+json_t *it_judge_pred_to_json(const it_judge_pred *p)
+{
+    json_t *o = json_object();
+    for (int h = 0; o && h < IT_JUDGE_N_HEADS; h++) {
+        json_t *e = json_pack("{s:s, s:f}", "value", it_judge_class_name(h, p->cls[h]), "confidence",
+                              round((double)p->prob[h] * 1e4) / 1e4);
+        if (!e || json_object_set_new(o, it_judge_head_name(h), e)) {
+            json_decref(o);
+            return NULL;
+        }
+    }
+    return o;
+}
+
+it_status it_judge_evaluate(it_err *err, const it_judge *j, it_ctx *ctx, uint64_t seed, int n, float p_character,
+                            double *acc)
+{
+    enum { R = 128 };
+    int S = j->cfg.size;
+    uint8_t *rgb = it_malloc((size_t)JUDGE_BATCH * R * R * 3);
+    float *x = it_malloc((size_t)JUDGE_BATCH * 3 * S * S * sizeof(float));
+    it_toy_attrs *attrs = it_malloc(JUDGE_BATCH * sizeof *attrs);
+    it_judge_pred *pred = it_malloc(JUDGE_BATCH * sizeof *pred);
+    it_status st = rgb && x && attrs && pred ? IT_OK : it_err_set(err, IT_ERR_NOMEM, "judge: out of memory");
+    long right[IT_JUDGE_N_HEADS] = {0};
+    it_toy_constraint c;
+    it_toy_constraint_init(&c);
+    c.p_character = p_character;
+    for (int b = 0; !st && b < n; b += JUDGE_BATCH) {
+        int m = n - b < JUDGE_BATCH ? n - b : JUDGE_BATCH;
+        st = it_toy_render_batch(err, R, R, &c, seed, (uint64_t)b, m, IT_TOY_EVAL, rgb, attrs, NULL);
+        for (int i = 0; !st && i < m; i++)
+            st = it_judge_input(err, x + (size_t)i * 3 * S * S, S, rgb + (size_t)i * R * R * 3, R, R, 1.0f, 0, 0);
+        if (!st) st = it_judge_classify_inputs(err, j, ctx, x, m, pred);
+        for (int i = 0; !st && i < m; i++) {
+            int32_t lab[IT_JUDGE_N_HEADS];
+            it_judge_labels(lab, &attrs[i]);
+            for (int h = 0; h < IT_JUDGE_N_HEADS; h++) right[h] += pred[i].cls[h] == lab[h];
+        }
+    }
+    for (int h = 0; !st && h < IT_JUDGE_N_HEADS; h++) acc[h] = n > 0 ? (double)right[h] / n : 0.0;
+    it_free(rgb);
+    it_free(x);
+    it_free(attrs);
+    it_free(pred);
+    return st;
+}

@@ -1,0 +1,446 @@
+/* judge_train.c: the toy judge's training loop, augmentation, checkpoints.
+ *
+ * Measurement only (see judge.h): the generative pipeline never calls this. */
+#include "toy/judge_train.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/rng.h"
+#include "tensor/autograd.h"
+#include "tensor/optim.h"
+#include "tensor/safetensors.h"
+#include "toy/toydraw.h"
+
+#define RENDER 128 /* training renders are 128x128, the toy world's default size */
+
+void it_judge_train_defaults(it_judge_train_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->model = it_judge_default_config();
+    o->seed = 1;
+    o->steps = 2000;
+    o->batch = 48;
+    o->lr = 2e-3;
+    o->weight_decay = 0.01;
+    o->warmup = 100;
+    o->p_character = 0.5f;
+    o->out = "models/toy/judge.safetensors";
+    o->checkpoint_every = 100;
+    o->log_every = 10;
+    o->eval_every = 500;
+    o->eval_n = 512;
+    o->eval_seed = 1000003;
+    o->augment = 1;
+}
+
+/* ================================================================ augmentation */
+
+static uint64_t mix64(uint64_t z)
+{
+    z += 0x9E3779B97F4A7C15ull;
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+static float urange(it_rng *r, float lo, float hi) { return lo + (hi - lo) * it_rng_float(r); }
+
+static uint8_t clamp8(float v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v)); }
+
+/* Brightness, contrast, saturation and a slight per-channel gain: what a
+ * generator's colour drift looks like. Kept mild, because colour is what
+ * several heads read (teal vs green bodies). */
+static void colour_jitter(uint8_t *p, size_t n_px, it_rng *r)
+{
+    float bright = urange(r, -18, 18), contrast = urange(r, 0.85f, 1.15f), sat = urange(r, 0.8f, 1.2f);
+    float gain[3] = {urange(r, 0.95f, 1.05f), urange(r, 0.95f, 1.05f), urange(r, 0.95f, 1.05f)};
+    for (size_t i = 0; i < n_px; i++, p += 3) {
+        float lum = 0.299f * p[0] + 0.587f * p[1] + 0.114f * p[2];
+        for (int c = 0; c < 3; c++) {
+            float v = lum + (p[c] - lum) * sat;
+            v = (v - 128.0f) * contrast + 128.0f + bright;
+            p[c] = clamp8(v * gain[c]);
+        }
+    }
+}
+
+/* Separable Gaussian blur with edge clamping. */
+static it_status blur(it_err *err, uint8_t *p, int w, int h, float sigma)
+{
+    int rad = (int)ceilf(2.5f * sigma);
+    if (rad > 8) rad = 8;
+    float k[17], sum = 0;
+    for (int i = -rad; i <= rad; i++) sum += k[i + rad] = expf(-0.5f * (float)(i * i) / (sigma * sigma));
+    for (int i = 0; i <= 2 * rad; i++) k[i] /= sum;
+    float *tmp = it_malloc((size_t)w * h * 3 * sizeof(float));
+    if (!tmp) return it_err_set(err, IT_ERR_NOMEM, "augment: out of memory");
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                float v = 0;
+                for (int i = -rad; i <= rad; i++) {
+                    int xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i;
+                    v += k[i + rad] * p[((size_t)y * w + xx) * 3 + c];
+                }
+                tmp[((size_t)y * w + x) * 3 + c] = v;
+            }
+    for (int y = 0; y < h; y++)
+        for (int x = 0; x < w; x++)
+            for (int c = 0; c < 3; c++) {
+                float v = 0;
+                for (int i = -rad; i <= rad; i++) {
+                    int yy = y + i < 0 ? 0 : y + i >= h ? h - 1 : y + i;
+                    v += k[i + rad] * tmp[((size_t)yy * w + x) * 3 + c];
+                }
+                p[((size_t)y * w + x) * 3 + c] = clamp8(v);
+            }
+    it_free(tmp);
+    return IT_OK;
+}
+
+static it_status jpeg_round_trip(it_err *err, uint8_t *p, int w, int h, int quality)
+{
+    it_image in = {w, h, 3, p}, out = {0};
+    uint8_t *buf = NULL;
+    size_t n = 0;
+    IT_TRY(it_image_encode_jpeg(err, &buf, &n, &in, quality));
+    it_status st = it_image_decode(err, &out, buf, n);
+    if (!st && (out.w != w || out.h != h || out.c != 3))
+        st = it_err_set(err, IT_ERR_INTERNAL, "augment: JPEG round trip changed the image shape");
+    if (!st) memcpy(p, out.data, (size_t)w * h * 3);
+    it_image_free(&out);
+    it_free(buf);
+    return st;
+}
+
+it_status it_judge_augment(it_err *err, uint8_t *rgb, int w, int h, uint64_t seed, uint64_t index, int input_size,
+                           float *scale, float *dx, float *dy)
+{
+    it_rng r;
+    it_rng_init(&r, mix64(seed ^ mix64(index + 0x1D6Eull)));
+    size_t n_px = (size_t)w * h;
+    if (it_rng_float(&r) < 0.8f) colour_jitter(rgb, n_px, &r);
+    if (it_rng_float(&r) < 0.3f) IT_TRY(blur(err, rgb, w, h, urange(&r, 0.4f, 1.2f)));
+    if (it_rng_float(&r) < 0.5f) {
+        float sigma = urange(&r, 1.0f, 8.0f);
+        float *z = it_malloc(n_px * 3 * sizeof(float));
+        if (!z) return it_err_set(err, IT_ERR_NOMEM, "augment: out of memory");
+        /* Triangular noise (u1 + u2 - 1, variance 1/6) of standard deviation
+         * sigma: as good as Gaussian here and without its log/cos per value. */
+        it_rng_uniform(&r, z, n_px * 3);
+        float k = sigma * 2.449490f;
+        for (size_t i = 0; i < n_px * 3; i++) {
+            float u2 = z[(i * 7919 + 1) % (n_px * 3)];
+            rgb[i] = clamp8(rgb[i] + k * (z[i] + u2 - 1.0f));
+        }
+        it_free(z);
+    }
+    if (it_rng_float(&r) < 0.3f) IT_TRY(jpeg_round_trip(err, rgb, w, h, 30 + (int)it_rng_below(&r, 61)));
+    float s = urange(&r, 0.9f, 1.1f), m = 0.05f * (float)input_size;
+    float x = urange(&r, -m, m), y = urange(&r, -m, m);
+    if (scale) *scale = s;
+    if (dx) *dx = x;
+    if (dy) *dy = y;
+    return IT_OK;
+}
+
+/* ================================================================ checkpoints */
+
+typedef struct ckpt_paths {
+    char weights[1024], optim[1024];
+} ckpt_paths;
+
+static it_status ckpt_paths_make(it_err *err, ckpt_paths *p, const char *prefix)
+{
+    if (snprintf(p->weights, sizeof p->weights, "%s.safetensors", prefix) >= (int)sizeof p->weights ||
+        snprintf(p->optim, sizeof p->optim, "%s.optim.safetensors", prefix) >= (int)sizeof p->optim)
+        return it_err_set(err, IT_ERR_ARG, "checkpoint path too long: %s", prefix);
+    return IT_OK;
+}
+
+/* The run's identity: a checkpoint only resumes the run that wrote it. */
+static void run_key(char *buf, size_t n, const it_judge_train_opts *o)
+{
+    snprintf(buf, n, "seed=%llu batch=%d steps=%lld lr=%g p_character=%g augment=%d",
+             (unsigned long long)o->seed, o->batch, (long long)o->steps, o->lr, (double)o->p_character, o->augment);
+}
+
+/* Optimiser state first, weights (with the step) last: a crash between the
+ * two leaves the old weights naming the old step, which the new optimiser
+ * file then contradicts and resume refuses, instead of silently mixing. */
+static it_status ckpt_save(it_err *err, const ckpt_paths *p, const it_judge *j, const it_optim *opt,
+                           const it_judge_train_opts *o, int64_t step)
+{
+    char stepbuf[32], key[256];
+    snprintf(stepbuf, sizeof stepbuf, "%lld", (long long)step);
+    run_key(key, sizeof key, o);
+    const char *meta[] = {"step", stepbuf, "run", key, NULL};
+    IT_TRY(it_optim_save(err, opt, p->optim));
+    return it_judge_save(err, j, p->weights, IT_DTYPE_F32, meta);
+}
+
+static it_status ckpt_load(it_err *err, const ckpt_paths *p, it_judge *j, it_optim *opt,
+                           const it_judge_train_opts *o, int64_t *step)
+{
+    it_safetensors *f = NULL;
+    IT_TRY(it_safetensors_open(err, &f, p->weights));
+    const char *s = it_safetensors_metadata_get(f, "step"), *run = it_safetensors_metadata_get(f, "run");
+    char key[256];
+    run_key(key, sizeof key, o);
+    it_status st = IT_OK;
+    if (!s || !run) st = it_err_set(err, IT_ERR_FORMAT, "%s: not a judge training checkpoint (no step/run metadata)", p->weights);
+    else if (strcmp(run, key))
+        st = it_err_set(err, IT_ERR_ARG, "%s: checkpoint of another run (%s); this run is %s", p->weights, run, key);
+    else *step = strtoll(s, NULL, 10);
+    it_safetensors_close(f);
+    IT_TRY(st);
+    it_judge loaded;
+    IT_TRY(it_judge_load(err, &loaded, p->weights, 0));
+    if (loaded.n_weights != j->n_weights || memcmp(&loaded.cfg, &j->cfg, sizeof j->cfg)) {
+        it_judge_free(&loaded);
+        return it_err_set(err, IT_ERR_ARG, "%s: the checkpoint's network differs from the requested one", p->weights);
+    }
+    memcpy(j->data, loaded.data, (size_t)j->n_weights * sizeof(float));
+    it_judge_free(&loaded);
+    IT_TRY(it_optim_load(err, opt, p->optim));
+    if (opt->step != *step)
+        return it_err_set(err, IT_ERR_FORMAT, "%s says step %lld but %s says %lld: the checkpoint is inconsistent",
+                          p->weights, (long long)*step, p->optim, (long long)opt->step);
+    return IT_OK;
+}
+
+/* ================================================================ one step */
+
+typedef struct batch_buf {
+    uint8_t *rgb;       /* (B, 128, 128, 3) */
+    it_toy_attrs *attrs;/* (B) */
+    float *x;           /* (B, 3, S, S) */
+    int32_t *labels;    /* (B, heads) */
+} batch_buf;
+
+static it_status batch_make(it_err *err, batch_buf *b, const it_judge_train_opts *o, int64_t step)
+{
+    int B = o->batch, S = o->model.size;
+    it_toy_constraint c;
+    it_toy_constraint_init(&c);
+    c.p_character = o->p_character;
+    uint64_t first = (uint64_t)step * (uint64_t)B;
+    IT_TRY(it_toy_render_batch(err, RENDER, RENDER, &c, o->seed, first, B, IT_TOY_EVAL, b->rgb, b->attrs, NULL));
+    it_err first_err;
+    it_err_clear(&first_err);
+    #pragma omp parallel for schedule(dynamic, 2)
+    for (int i = 0; i < B; i++) {
+        it_err e;
+        it_err_clear(&e);
+        uint8_t *img = b->rgb + (size_t)i * RENDER * RENDER * 3;
+        float sc = 1, dx = 0, dy = 0;
+        it_status st = o->augment ? it_judge_augment(&e, img, RENDER, RENDER, o->seed, first + (uint64_t)i, S, &sc, &dx, &dy)
+                                  : IT_OK;
+        if (!st) st = it_judge_input(&e, b->x + (size_t)i * 3 * S * S, S, img, RENDER, RENDER, sc, dx, dy);
+        if (st) {
+            #pragma omp critical
+            if (!first_err.code) first_err = e;
+        }
+    }
+    if (first_err.code) {
+        if (err) *err = first_err;
+        return first_err.code;
+    }
+    for (int i = 0; i < B; i++) it_judge_labels(b->labels + (size_t)i * IT_JUDGE_N_HEADS, &b->attrs[i]);
+    return IT_OK;
+}
+
+/* ================================================================ loop */
+
+typedef struct train_state {
+    it_judge j;
+    it_optim opt;
+    it_ctx ctx;
+    batch_buf b;
+    FILE *log;
+    double loss_avg, acc_avg[IT_JUDGE_N_HEADS]; /* exponential moving averages */
+    int have_avg;
+} train_state;
+
+static void state_free(train_state *s)
+{
+    it_optim_free(&s->opt);
+    it_judge_free(&s->j);
+    it_ctx_free(&s->ctx);
+    it_free(s->b.rgb);
+    it_free(s->b.attrs);
+    it_free(s->b.x);
+    it_free(s->b.labels);
+    if (s->log) fclose(s->log);
+}
+
+static it_status state_init(it_err *err, train_state *s, const it_judge_train_opts *o)
+{
+    memset(s, 0, sizeof *s);
+    it_ctx_init(&s->ctx, 0);
+    int B = o->batch, S = o->model.size;
+    s->b.rgb = it_malloc((size_t)B * RENDER * RENDER * 3);
+    s->b.attrs = it_malloc((size_t)B * sizeof *s->b.attrs);
+    s->b.x = it_malloc((size_t)B * 3 * S * S * sizeof(float));
+    s->b.labels = it_malloc((size_t)B * IT_JUDGE_N_HEADS * sizeof(int32_t));
+    if (!s->b.rgb || !s->b.attrs || !s->b.x || !s->b.labels) return it_err_set(err, IT_ERR_NOMEM, "train-judge: out of memory");
+    IT_TRY(it_judge_init(err, &s->j, &o->model, o->seed, 1));
+    it_optim_param ps[IT_JUDGE_MAX_PARAMS];
+    for (int i = 0; i < s->j.n_params; i++) {
+        it_tensor *p = &s->j.params[i];
+        ps[i] = (it_optim_param){p->name, it_f32(p), p->grad, (size_t)p->n, 0};
+    }
+    it_optim_config oc = it_optim_adamw_defaults(o->lr);
+    oc.weight_decay = o->weight_decay;
+    return it_optim_init(err, &s->opt, &oc, ps, (size_t)s->j.n_params);
+}
+
+static it_status train_step(it_err *err, train_state *s, const it_judge_train_opts *o, int64_t step, double lr)
+{
+    int S = o->model.size, B = o->batch;
+    IT_TRY(batch_make(err, &s->b, o, step));
+    it_ctx_reset(&s->ctx);
+    it_tensor *x = it_tensor_wrap(&s->ctx, s->b.x, IT_DTYPE_F32, IT_SHAPE(B, 3, S, S));
+    int correct[IT_JUDGE_N_HEADS];
+    it_tensor *loss = it_judge_loss(&s->ctx, it_judge_forward(&s->ctx, &s->j, x), s->b.labels, B, correct);
+    IT_TRY(it_autograd_backward(err, &s->ctx, loss));
+    it_optim_clip_grad_norm(&s->opt, 2.0);
+    it_optim_step(&s->opt, lr);
+    it_optim_zero_grad(&s->opt);
+    double l = it_f32(loss)[0], k = s->have_avg ? 0.95 : 0.0;
+    s->loss_avg = k * s->loss_avg + (1 - k) * l;
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) s->acc_avg[h] = k * s->acc_avg[h] + (1 - k) * (double)correct[h] / B;
+    s->have_avg = 1;
+    if (!isfinite(l)) return it_err_set(err, IT_ERR_INTERNAL, "train-judge: loss is %g at step %lld", l, (long long)step);
+    return IT_OK;
+}
+
+static double min_of(const double *a, int *arg)
+{
+    int m = 0;
+    for (int h = 1; h < IT_JUDGE_N_HEADS; h++)
+        if (a[h] < a[m]) m = h;
+    if (arg) *arg = m;
+    return a[m];
+}
+
+static void log_line(train_state *s, const char *kind, int64_t step, double lr, double elapsed, const double *acc)
+{
+    if (!s->log) return;
+    json_t *o = json_pack("{s:s, s:I, s:f}", "kind", kind, "step", (json_int_t)step, "seconds", round(elapsed * 10) / 10);
+    if (!o) return;
+    if (!strcmp(kind, "train")) {
+        json_object_set_new(o, "loss", json_real(s->loss_avg));
+        json_object_set_new(o, "lr", json_real(lr));
+    }
+    json_t *a = json_object();
+    for (int h = 0; a && h < IT_JUDGE_N_HEADS; h++)
+        json_object_set_new(a, it_judge_head_name(h), json_real(round(acc[h] * 1e4) / 1e4));
+    json_object_set_new(o, "accuracy", a);
+    char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(6));
+    if (line) {
+        fprintf(s->log, "%s\n", line);
+        fflush(s->log);
+        free(line);
+    }
+    json_decref(o);
+}
+
+static it_status evaluate(it_err *err, train_state *s, const it_judge_train_opts *o, double *acc)
+{
+    return it_judge_evaluate(err, &s->j, &s->ctx, o->eval_seed, o->eval_n, o->p_character, acc);
+}
+
+static it_status save_final(it_err *err, train_state *s, const it_judge_train_opts *o, double seconds)
+{
+    char steps[32], secs[32], seed[32], key[256];
+    snprintf(steps, sizeof steps, "%lld", (long long)o->steps);
+    snprintf(secs, sizeof secs, "%.0f", seconds);
+    snprintf(seed, sizeof seed, "%llu", (unsigned long long)o->seed);
+    run_key(key, sizeof key, o);
+    const char *meta[] = {"steps", steps, "seed", seed, "run", key, "train_seconds_this_invocation", secs, NULL};
+    return it_judge_save(err, &s->j, o->out, o->out_f32 ? IT_DTYPE_F32 : IT_DTYPE_F16, meta);
+}
+
+static it_status check_opts(it_err *err, const it_judge_train_opts *o)
+{
+    if (o->steps < 1 || o->batch < 1 || o->batch > 4096) return it_err_set(err, IT_ERR_ARG, "train-judge: steps >= 1 and batch in 1..4096");
+    if (!(o->lr > 0) || o->warmup < 0 || o->warmup >= o->steps)
+        return it_err_set(err, IT_ERR_ARG, "train-judge: lr must be > 0 and warmup in 0..steps-1");
+    if (o->eval_seed == o->seed) return it_err_set(err, IT_ERR_ARG, "train-judge: the evaluation seed must differ from the training seed");
+    if (o->eval_n < 1) return it_err_set(err, IT_ERR_ARG, "train-judge: eval images must be >= 1");
+    if ((o->resume || o->stop_after > 0) && !o->checkpoint)
+        return it_err_set(err, IT_ERR_ARG, "train-judge: --resume and --stop-after need --checkpoint PREFIX");
+    return IT_OK;
+}
+
+it_status it_judge_train(it_err *err, const it_judge_train_opts *o, it_judge_train_result *res)
+{
+    memset(res, 0, sizeof *res);
+    IT_TRY(check_opts(err, o));
+    train_state s;
+    ckpt_paths cp;
+    it_status st = state_init(err, &s, o);
+    int64_t step = 0;
+    if (!st && o->checkpoint) st = ckpt_paths_make(err, &cp, o->checkpoint);
+    if (!st && o->resume) st = ckpt_load(err, &cp, &s.j, &s.opt, o, &step);
+    if (!st && o->log && !(s.log = fopen(o->log, o->resume ? "a" : "w")))
+        st = it_err_set(err, IT_ERR_IO, "cannot open log %s", o->log);
+    it_lr_schedule sched = it_lr_schedule_make(IT_LR_COSINE, o->warmup, o->steps);
+    it_progress prog;
+    if (!o->quiet) it_progress_start(&prog, "train-judge", o->steps - step); /* ETA from this invocation */
+    double t0 = it_time_now(), acc[IT_JUDGE_N_HEADS];
+    int64_t first = step;
+    int64_t last = o->stop_after > 0 && step + o->stop_after < o->steps ? step + o->stop_after : o->steps;
+    for (; !st && step < last; step++) {
+        double lr = it_lr_schedule_lr(&sched, o->lr, step);
+        st = train_step(err, &s, o, step, lr);
+        int64_t done = step + 1;
+        double el = it_time_now() - t0;
+        if (!st && (done % o->log_every == 0 || done == o->steps)) log_line(&s, "train", done, lr, el, s.acc_avg);
+        if (!st && !o->quiet) {
+            char extra[96];
+            int worst;
+            double mn = min_of(s.acc_avg, &worst);
+            snprintf(extra, sizeof extra, "step %lld loss %.4f acc min %.1f%% (%s)", (long long)done, s.loss_avg,
+                     100 * mn, it_judge_head_name(worst));
+            it_progress_update(&prog, done - first, extra);
+        }
+        if (!st && o->checkpoint && (done % o->checkpoint_every == 0 || done == last))
+            st = ckpt_save(err, &cp, &s.j, &s.opt, o, done);
+        if (!st && o->eval_every > 0 && done % o->eval_every == 0 && done < o->steps) {
+            st = evaluate(err, &s, o, acc);
+            if (!st) log_line(&s, "eval", done, lr, it_time_now() - t0, acc);
+            if (!st) IT_LOG_I("step %lld: held-out min accuracy %.2f%%", (long long)done, 100 * min_of(acc, NULL));
+        }
+    }
+    if (!o->quiet) it_progress_finish(&prog);
+    res->seconds = it_time_now() - t0;
+    res->steps_done = step;
+    res->step_seconds = step > first ? res->seconds / (double)(step - first) : 0;
+    int finished = step == o->steps;
+    if (!st && finished) st = save_final(err, &s, o, res->seconds);
+    state_free(&s);
+    if (!finished) return st;
+    /* Evaluate the file as shipped (f16 rounding included). */
+    if (!st) {
+        it_judge shipped;
+        it_ctx ctx;
+        it_ctx_init(&ctx, 0);
+        st = it_judge_load(err, &shipped, o->out, 0);
+        if (!st) st = it_judge_evaluate(err, &shipped, &ctx, o->eval_seed, o->eval_n, o->p_character, res->acc);
+        if (!st) res->min_acc = min_of(res->acc, NULL);
+        if (!st && o->log && (s.log = fopen(o->log, "a"))) {
+            log_line(&s, "final", step, 0, res->seconds, res->acc);
+            fclose(s.log);
+        }
+        it_judge_free(&shipped);
+        it_ctx_free(&ctx);
+    }
+    return st;
+}

@@ -1,0 +1,290 @@
+/* test_toy_judge.c: the toy judge: heads, weights file, inference, training
+ * resume, and the shipped weights' accuracy on renders of a fresh seed. */
+#include <stdlib.h>
+#include <string.h>
+#include <sys/wait.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "tensor/safetensors.h"
+#include "test.h"
+#include "toy/characters.h"
+#include "toy/judge.h"
+#include "toy/judge_train.h"
+#include "toy/toydraw.h"
+
+#define SHIPPED "models/toy/judge.safetensors"
+
+/* A network small enough to train a few steps in a test. */
+static it_judge_config tiny_config(void)
+{
+    it_judge_config c = {32, {8, 8, 16, 16, 16}, 16};
+    return c;
+}
+
+IT_TEST(toy_judge_heads_and_labels) {
+    IT_CHECK_INT(IT_JUDGE_N_HEADS, 18);
+    IT_CHECK_STR(it_judge_head_name(0), "identity");
+    IT_CHECK_STR(it_judge_head_name(1 + IT_TOY_HAIR_COLOUR), "hair_colour");
+    IT_CHECK_INT(it_judge_head_classes(0), 1 + it_toy_character_count());
+    IT_CHECK_INT(it_judge_head_classes(1 + IT_TOY_POSE), 4);
+    IT_CHECK_INT(it_judge_head_classes(1 + IT_TOY_HAIR_COLOUR), 9); /* 8 colours + n/a */
+    IT_CHECK_STR(it_judge_class_name(0, 0), "none");
+    IT_CHECK_STR(it_judge_class_name(1 + IT_TOY_HAIR_COLOUR, 8), "n/a");
+    it_toy_constraint c;
+    it_toy_constraint_init(&c);
+    c.character = it_toy_character_find("vincent");
+    c.v[IT_TOY_OUTFIT] = IT_TOY_OUTFIT_NONE;
+    it_toy_attrs a;
+    it_err e;
+    IT_REQUIRE_OK(it_toy_sample(&e, &a, &c, 3, 0, IT_TOY_EVAL), &e);
+    int32_t lab[IT_JUDGE_N_HEADS];
+    it_judge_labels(lab, &a);
+    IT_CHECK_STR(it_judge_class_name(0, lab[0]), "vincent");
+    IT_CHECK_STR(it_judge_class_name(1 + IT_TOY_MARKING, lab[1 + IT_TOY_MARKING]), "scar");
+    IT_CHECK_STR(it_judge_class_name(1 + IT_TOY_OUTFIT_COLOUR, lab[1 + IT_TOY_OUTFIT_COLOUR]), "n/a");
+    IT_CHECK_STR(it_judge_class_name(1 + IT_TOY_OUTFIT, lab[1 + IT_TOY_OUTFIT]), "none");
+}
+
+IT_TEST(toy_judge_save_load_roundtrip) {
+    it_err e;
+    it_judge a, b;
+    it_judge_config cfg = tiny_config();
+    IT_REQUIRE_OK(it_judge_init(&e, &a, &cfg, 5, 0), &e);
+    const char *p32 = it_test_tmp(t, "j32.safetensors");
+    IT_REQUIRE_OK(it_judge_save(&e, &a, p32, IT_DTYPE_F32, NULL), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &b, p32, 0), &e);
+    IT_CHECK_INT(b.n_weights, a.n_weights);
+    IT_CHECK(memcmp(a.data, b.data, (size_t)a.n_weights * sizeof(float)) == 0);
+    IT_CHECK(memcmp(&a.cfg, &b.cfg, sizeof cfg) == 0);
+    it_judge_free(&b);
+    /* f16: every weight within half-precision rounding. */
+    const char *p16 = it_test_tmp(t, "j16.safetensors");
+    IT_REQUIRE_OK(it_judge_save(&e, &a, p16, IT_DTYPE_F16, NULL), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &b, p16, 0), &e);
+    double worst = 0;
+    for (int64_t i = 0; i < a.n_weights; i++) {
+        double d = fabs((double)a.data[i] - b.data[i]) / (fabs((double)a.data[i]) + 1e-4);
+        if (d > worst) worst = d;
+    }
+    IT_CHECK(worst < 1e-3);
+    it_judge_free(&b);
+    it_judge_free(&a);
+}
+
+IT_TEST(toy_judge_load_errors) {
+    it_err e;
+    it_judge j;
+    /* table: file contents -> message */
+    IT_CHECK(it_judge_load(&e, &j, it_test_tmp(t, "missing.safetensors"), 0) != IT_OK);
+    IT_CHECK_CONTAINS(e.msg, "missing.safetensors");
+    const char *junk = it_test_tmp(t, "junk.safetensors");
+    IT_REQUIRE_OK(it_file_write_atomic(&e, junk, "this is not a weights file", 26), &e);
+    IT_CHECK(it_judge_load(&e, &j, junk, 0) != IT_OK);
+    IT_CHECK_CONTAINS(e.msg, "junk.safetensors");
+    /* A valid safetensors file that is no judge. */
+    it_safetensors_writer *w;
+    float x[4] = {1, 2, 3, 4};
+    IT_REQUIRE_OK(it_safetensors_writer_new(&e, &w), &e);
+    IT_REQUIRE_OK(it_safetensors_writer_add(&e, w, "x", IT_DTYPE_F32, 1, (const int64_t[]){4}, x), &e);
+    const char *other = it_test_tmp(t, "other.safetensors");
+    IT_REQUIRE_OK(it_safetensors_writer_save(&e, w, other), &e);
+    it_safetensors_writer_free(w);
+    IT_CHECK_INT(it_judge_load(&e, &j, other, 0), IT_ERR_FORMAT);
+    IT_CHECK_CONTAINS(e.msg, "not a judge weights file");
+    /* A judge file with a tensor missing. */
+    it_judge a;
+    it_judge_config cfg = tiny_config();
+    IT_REQUIRE_OK(it_judge_init(&e, &a, &cfg, 1, 0), &e);
+    const char *good = it_test_tmp(t, "good.safetensors");
+    IT_REQUIRE_OK(it_judge_save(&e, &a, good, IT_DTYPE_F32, NULL), &e);
+    it_safetensors *f;
+    IT_REQUIRE_OK(it_safetensors_open(&e, &f, good), &e);
+    IT_REQUIRE_OK(it_safetensors_writer_new(&e, &w), &e);
+    for (size_t i = 0; i < it_safetensors_count(f); i++) {
+        const it_safetensors_tensor *tt = it_safetensors_at(f, i);
+        if (strcmp(tt->name, "fc.bias"))
+            IT_CHECK_OK(it_safetensors_writer_add(&e, w, tt->name, tt->dtype, tt->n_dims, tt->shape, tt->data), &e);
+    }
+    for (size_t i = 0; i < it_safetensors_metadata_count(f); i++) {
+        const char *k, *v;
+        it_safetensors_metadata_at(f, i, &k, &v);
+        IT_CHECK_OK(it_safetensors_writer_set_metadata(&e, w, k, !strcmp(k, "heads") ? "[]" : v), &e);
+    }
+    const char *bad = it_test_tmp(t, "bad.safetensors");
+    IT_REQUIRE_OK(it_safetensors_writer_save(&e, w, bad), &e);
+    IT_CHECK_INT(it_judge_load(&e, &j, bad, 0), IT_ERR_FORMAT);
+    IT_CHECK_CONTAINS(e.msg, "another toy-world schema");
+    IT_REQUIRE_OK(it_safetensors_writer_set_metadata(&e, w, "heads", it_safetensors_metadata_get(f, "heads")), &e);
+    IT_REQUIRE_OK(it_safetensors_writer_save(&e, w, bad), &e);
+    IT_CHECK_INT(it_judge_load(&e, &j, bad, 0), IT_ERR_NOT_FOUND);
+    IT_CHECK_CONTAINS(e.msg, "no tensor 'fc.bias'");
+    it_safetensors_writer_free(w);
+    it_safetensors_close(f);
+    it_judge_free(&a);
+}
+
+IT_TEST(toy_judge_inference_deterministic) {
+    it_err e;
+    it_judge j;
+    it_judge_config cfg = tiny_config();
+    IT_REQUIRE_OK(it_judge_init(&e, &j, &cfg, 9, 0), &e);
+    enum { N = 5, R = 128 };
+    uint8_t *rgb = it_malloc((size_t)N * R * R * 3);
+    IT_REQUIRE(rgb);
+    it_toy_constraint c;
+    it_toy_constraint_init(&c);
+    IT_REQUIRE_OK(it_toy_render_batch(&e, R, R, &c, 11, 0, N, IT_TOY_EVAL, rgb, NULL, NULL), &e);
+    it_image imgs[N];
+    for (int i = 0; i < N; i++) imgs[i] = (it_image){R, R, 3, rgb + (size_t)i * R * R * 3};
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    it_judge_pred p1[N], p2[N], one;
+    IT_CHECK_OK(it_judge_classify(&e, &j, &ctx, imgs, N, p1), &e);
+    IT_CHECK_OK(it_judge_classify(&e, &j, &ctx, imgs, N, p2), &e);
+    IT_CHECK(memcmp(p1, p2, sizeof p1) == 0);
+    /* Alone or in a batch: the same answer. */
+    IT_CHECK_OK(it_judge_classify(&e, &j, &ctx, &imgs[3], 1, &one), &e);
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
+        IT_CHECK_INT(one.cls[h], p1[3].cls[h]);
+        IT_CHECK_NEAR(one.prob[h], p1[3].prob[h], 1e-5);
+    }
+    /* A grey image (1 channel) is converted, not refused. */
+    it_image grey;
+    IT_REQUIRE_OK(it_image_alloc(&e, &grey, 40, 30, 1), &e);
+    memset(grey.data, 128, 40 * 30);
+    IT_CHECK_OK(it_judge_classify(&e, &j, &ctx, &grey, 1, &one), &e);
+    json_t *js = it_judge_pred_to_json(&one);
+    IT_CHECK(js && json_object_size(js) == IT_JUDGE_N_HEADS);
+    json_decref(js);
+    it_image_free(&grey);
+    it_ctx_free(&ctx);
+    it_free(rgb);
+    it_judge_free(&j);
+}
+
+IT_TEST(toy_judge_out_of_memory) {
+    it_err e;
+    it_judge j;
+    it_judge_config cfg = tiny_config();
+    for (long k = 0; k < 3; k++) {
+        it_mem_fail_after(k, 1);
+        it_status st = it_judge_init(&e, &j, &cfg, 1, 1);
+        it_mem_fail_after(-1, 0);
+        if (st == IT_OK) {
+            it_judge_free(&j);
+            break;
+        }
+        IT_CHECK_INT(st, IT_ERR_NOMEM);
+    }
+}
+
+static it_judge_train_opts tiny_train(it_test_ctx *t, const char *name)
+{
+    it_judge_train_opts o;
+    it_judge_train_defaults(&o);
+    o.model = tiny_config();
+    o.steps = 6;
+    o.batch = 4;
+    o.warmup = 2;
+    o.eval_every = 0;
+    o.eval_n = 4;
+    o.quiet = 1;
+    o.out_f32 = 1;
+    o.checkpoint_every = 2;
+    char buf[64];
+    snprintf(buf, sizeof buf, "%s.safetensors", name);
+    o.out = strdup(it_test_tmp(t, buf));
+    snprintf(buf, sizeof buf, "%s-ck", name);
+    o.checkpoint = strdup(it_test_tmp(t, buf));
+    return o;
+}
+
+/* Training stopped after 3 steps and resumed gives the same weights, bit for
+ * bit, as an uninterrupted run: the data stream depends on (seed, step). */
+IT_TEST(toy_judge_train_resume_is_exact) {
+    it_err e;
+    it_judge_train_result r;
+    it_judge_train_opts a = tiny_train(t, "a"), b = tiny_train(t, "b");
+    IT_REQUIRE_OK(it_judge_train(&e, &a, &r), &e);
+    IT_CHECK_INT(r.steps_done, 6);
+    b.stop_after = 3;
+    IT_REQUIRE_OK(it_judge_train(&e, &b, &r), &e);
+    IT_CHECK_INT(r.steps_done, 3);
+    it_judge ja, jb;
+    IT_CHECK(it_judge_load(&e, &jb, b.out, 0) != IT_OK); /* no final weights yet */
+    b.stop_after = 0;
+    b.resume = 1;
+    IT_REQUIRE_OK(it_judge_train(&e, &b, &r), &e);
+    IT_CHECK_INT(r.steps_done, 6);
+    IT_REQUIRE_OK(it_judge_load(&e, &ja, a.out, 0), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &jb, b.out, 0), &e);
+    IT_CHECK(memcmp(ja.data, jb.data, (size_t)ja.n_weights * sizeof(float)) == 0);
+    it_judge_free(&ja);
+    it_judge_free(&jb);
+    /* A checkpoint of another run is refused, naming both. */
+    it_judge_train_opts c = tiny_train(t, "b");
+    c.resume = 1;
+    c.seed = 2;
+    IT_CHECK_INT(it_judge_train(&e, &c, &r), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(e.msg, "checkpoint of another run");
+    free((char *)a.out), free((char *)a.checkpoint), free((char *)b.out), free((char *)b.checkpoint);
+    free((char *)c.out), free((char *)c.checkpoint);
+}
+
+static int run_cli(it_test_ctx *t, const char *args, const char *outname)
+{
+    char cmd[2048];
+    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", getenv("IT_BIN"), args, it_test_tmp(t, outname));
+    int rc = system(cmd);
+    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+}
+
+/* Renders one image of pip into the test's temp dir; returns its path. */
+static const char *render_pip(it_test_ctx *t)
+{
+    char args[2048], dir[512];
+    snprintf(dir, sizeof dir, "%s", it_test_tmp(t, "imgs"));
+    snprintf(args, sizeof args, "toy render --n 1 --seed 5 --character pip --out %s -q", dir);
+    if (run_cli(t, args, "render.txt") != 0) return NULL;
+    return it_test_tmp(t, "imgs/000000.png");
+}
+
+IT_TEST(toy_judge_cli_errors) {
+    IT_REQUIRE(getenv("IT_BIN") != NULL);
+    it_err e;
+    char txt[512], png[512];
+    snprintf(txt, sizeof txt, "%s", it_test_tmp(t, "note.txt")); /* it_test_tmp reuses its buffer */
+    IT_REQUIRE_OK(it_file_write_atomic(&e, txt, "not an image", 12), &e);
+    const char *p = render_pip(t);
+    IT_REQUIRE(p != NULL);
+    snprintf(png, sizeof png, "%s", p);
+    static const struct {
+        const char *args; /* X = a text file, Y = a PNG */
+        int rc;
+        const char *msg;
+    } cases[] = {
+        {"toy judge", 2, "give IMAGE files or --eval N"},
+        {"toy judge --eval 5 Y", 2, "--eval renders its own images"},
+        {"toy judge --weights /nonexistent/judge.safetensors Y", 1, "/nonexistent/judge.safetensors"},
+        {"toy judge --weights Y Y", 1, "000000.png"},
+        {"toy judge X", 1, "note.txt"},
+        {"toy train-judge --steps 0", 2, "out of range"},
+        {"toy train-judge --steps 5 --resume", 2, "--resume and --stop-after need --checkpoint"},
+        {"toy train-judge --steps 5 --seed 3 --eval-seed 3", 2, "evaluation seed must differ"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        char args[2048] = "";
+        for (const char *c = cases[i].args; *c; c++) {
+            size_t n = strlen(args);
+            if (*c == 'X' || *c == 'Y') snprintf(args + n, sizeof args - n, "%s", *c == 'X' ? txt : png);
+            else if (n + 1 < sizeof args) args[n] = *c, args[n + 1] = 0;
+        }
+        IT_CHECK_INT(run_cli(t, args, "err.txt"), cases[i].rc);
+        uint8_t *msg;
+        size_t n;
+        IT_REQUIRE_OK(it_file_read(&e, &msg, &n, it_test_tmp(t, "err.txt"), 1 << 16), &e);
+        IT_CHECK_CONTAINS((const char *)msg, cases[i].msg);
+        it_free(msg);
+    }
+}
