@@ -435,14 +435,14 @@ static int toy_train_judge(int argc, char **argv)
     int resume = 0, f32 = 0, no_aug = 0;
     const it_opt opts[] = {
         {"out", 'o', IT_OPT_STR, &o.out, "FILE", "final weights (default " JUDGE_DEFAULT_WEIGHTS ")"},
-        {"steps", 0, IT_OPT_INT, &steps, "N", "optimiser steps (default 2000)"},
-        {"batch", 'b', IT_OPT_INT, &batch, "B", "images per step (default 48)"},
+        {"steps", 0, IT_OPT_INT, &steps, "N", "optimiser steps (default 3000)"},
+        {"batch", 'b', IT_OPT_INT, &batch, "B", "images per step (default 32)"},
         {"seed", 's', IT_OPT_INT, &seed, "S", "training data and initialisation seed (default 1)"},
         {"lr", 0, IT_OPT_FLOAT, &lr, "LR", "peak AdamW learning rate (default 2e-3), cosine decay"},
         {"warmup", 0, IT_OPT_INT, &warmup, "N", "warm-up steps (default 100)"},
         {"weight-decay", 0, IT_OPT_FLOAT, &wd, "W", "AdamW weight decay (default 0.01)"},
         {"p-character", 0, IT_OPT_FLOAT, &p_char, "P", "share of named characters (default 0.5)"},
-        {"size", 0, IT_OPT_INT, &size, "PX", "input side of the network (default 96)"},
+        {"size", 0, IT_OPT_INT, &size, "PX", "input side of the network (default 64)"},
         {"checkpoint", 'c', IT_OPT_STR, &o.checkpoint, "PREFIX", "write PREFIX.safetensors + PREFIX.optim.safetensors"},
         {"checkpoint-every", 0, IT_OPT_INT, &ck_every, "N", "checkpoint period in steps (default 100)"},
         {"resume", 0, IT_OPT_FLAG, &resume, NULL, "continue from --checkpoint PREFIX"},

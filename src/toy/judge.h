@@ -2,8 +2,9 @@
  * back into its attributes. FOR MEASUREMENT ONLY.
  *
  * Owns: the judge's heads (identity plus one per attribute, each with its
- * classes), the network (5 conv layers, SiLU, GroupNorm on the last 3, global average
- * pool, an MLP and one linear layer holding every head's logits), its
+ * classes), the network (5 conv layers with GroupNorm and SiLU, the final
+ * 4x4 grid flattened into an MLP, one linear layer holding every head's
+ * logits), its
  * weights file (.safetensors, f16 or f32, with the schema in the metadata),
  * the image -> input preprocessing, and inference (class and confidence per
  * head). Does not own training (judge_train.h) nor rendering (toydraw.h).
@@ -47,7 +48,7 @@ void it_judge_labels(int32_t *labels, const it_toy_attrs *a);
 #define IT_JUDGE_N_CONV 5
 
 typedef struct it_judge_config {
-    int size;                   /* input side in pixels (images are resized to size x size) */
+    int size;                   /* input side in pixels, multiple of 16 (images are resized to size x size) */
     int width[IT_JUDGE_N_CONV]; /* channels of each conv layer */
     int hidden;                 /* MLP width after pooling */
 } it_judge_config;

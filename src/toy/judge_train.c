@@ -23,8 +23,8 @@ void it_judge_train_defaults(it_judge_train_opts *o)
     memset(o, 0, sizeof *o);
     o->model = it_judge_default_config();
     o->seed = 1;
-    o->steps = 2000;
-    o->batch = 48;
+    o->steps = 3000;
+    o->batch = 32;
     o->lr = 2e-3;
     o->weight_decay = 0.01;
     o->warmup = 100;
@@ -265,6 +265,7 @@ typedef struct train_state {
     FILE *log;
     double loss_avg, acc_avg[IT_JUDGE_N_HEADS]; /* exponential moving averages */
     int have_avg;
+    double grad_norm; /* before clipping, last step */
 } train_state;
 
 static void state_free(train_state *s)
@@ -309,7 +310,7 @@ static it_status train_step(it_err *err, train_state *s, const it_judge_train_op
     int correct[IT_JUDGE_N_HEADS];
     it_tensor *loss = it_judge_loss(&s->ctx, it_judge_forward(&s->ctx, &s->j, x), s->b.labels, B, correct);
     IT_TRY(it_autograd_backward(err, &s->ctx, loss));
-    it_optim_clip_grad_norm(&s->opt, 2.0);
+    s->grad_norm = it_optim_clip_grad_norm(&s->opt, 2.0);
     it_optim_step(&s->opt, lr);
     it_optim_zero_grad(&s->opt);
     double l = it_f32(loss)[0], k = s->have_avg ? 0.95 : 0.0;
@@ -337,6 +338,7 @@ static void log_line(train_state *s, const char *kind, int64_t step, double lr, 
     if (!strcmp(kind, "train")) {
         json_object_set_new(o, "loss", json_real(s->loss_avg));
         json_object_set_new(o, "lr", json_real(lr));
+        json_object_set_new(o, "grad_norm", json_real(s->grad_norm));
     }
     json_t *a = json_object();
     for (int h = 0; a && h < IT_JUDGE_N_HEADS; h++)
