@@ -303,7 +303,8 @@ def gen_pref(io, clip_model, pix):
                               torch.nn.Linear(8, 1))
     randomise(net, 40)
     json.dump(conf, open(os.path.join(d, "pref_config.json"), "w"), indent=1)
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, os.path.join(d, "pref.safetensors"))
+    save_file({"layers." + k: v.contiguous() for k, v in net.state_dict().items()},
+              os.path.join(d, "pref.safetensors"))
     with torch.no_grad():
         e = clip_model.get_image_features(pixel_values=pix)
         e = getattr(e, "pooler_output", e)

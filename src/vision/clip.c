@@ -125,6 +125,11 @@ static it_status load_weights(it_err *err, it_clip *m, const char *path)
     if (!s) s = it_params_load(err, &m->text.params, f, "text_model.", map, NULL, 0, NULL);
     if (!s) s = load_scale(err, m, f);
     it_safetensors_close(f);
+    if (s && err && !strstr(err->msg, path)) {
+        char msg[IT_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        it_err_set(err, s, "%s: %s", path, msg); /* which file lacks the key */
+    }
     return s;
 }
 

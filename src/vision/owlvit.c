@@ -65,6 +65,11 @@ static it_status load_in(it_err *err, it_owlvit *m, const char *dir)
     if (!s) s = it_params_load(err, &m->text.params, f, "owlvit.text_model.", NULL, NULL, 0, NULL);
     if (!s) s = it_params_load(err, &m->head, f, "", NULL, NULL, 0, NULL);
     it_safetensors_close(f);
+    if (s && err && !strstr(err->msg, path)) {
+        char msg[IT_ERR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", err->msg);
+        it_err_set(err, s, "%s: %s", path, msg); /* which file lacks the key */
+    }
     return s;
 }
 
