@@ -98,3 +98,26 @@ IT_TEST(cli_binary_help_version_unknown) {
     int rc = system(cmd);
     IT_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
 }
+
+/* The binary re-executes itself once with OMP_WAIT_POLICY=passive unless
+ * the user chose a policy (src/cli/main.c explains why). */
+IT_TEST(cli_binary_sets_wait_policy_once) {
+    const char *bin = getenv("IT_BIN");
+    IT_REQUIRE(bin != NULL);
+    const char *out = it_test_tmp(t, "v.txt");
+    char cmd[1024], buf[256] = {0};
+    snprintf(cmd, sizeof cmd, "env -u OMP_WAIT_POLICY -u IT_NO_REEXEC %s --version > %s", bin, out);
+    IT_REQUIRE(system(cmd) == 0);
+    FILE *f = fopen(out, "r");
+    IT_REQUIRE(f != NULL);
+    if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+    fclose(f);
+    IT_CHECK_CONTAINS(buf, "OMP_WAIT_POLICY=passive");
+    snprintf(cmd, sizeof cmd, "env -u IT_NO_REEXEC OMP_WAIT_POLICY=active %s --version > %s", bin, out);
+    IT_REQUIRE(system(cmd) == 0);
+    f = fopen(out, "r");
+    IT_REQUIRE(f != NULL);
+    if (!fgets(buf, sizeof buf, f)) buf[0] = '\0';
+    fclose(f);
+    IT_CHECK_CONTAINS(buf, "OMP_WAIT_POLICY=active");
+}

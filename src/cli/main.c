@@ -1,6 +1,8 @@
 /* main.c: the intenttuner binary: global flags and subcommand dispatch. */
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "base/log.h"
 #include "base/threads.h"
@@ -26,6 +28,54 @@ static const command g_commands[] = {
 };
 #undef IT_COMMAND
 
+char *openblas_get_corename(void);
+
+/* Is the OpenBLAS kernel set one of the pre-AVX2 fallbacks it picks when a
+ * virtual CPU hides its model? */
+static int blas_core_is_fallback(const char *core)
+{
+    static const char *const old[] = {"Prescott", "Core2", "Penryn", "Dunnington", "Nehalem",
+                                      "Sandybridge", "Atom", "Katmai", "Coppermine", "Northwood",
+                                      "Banias", "Barcelona", "generic", "Generic", NULL};
+    for (int i = 0; old[i]; i++)
+        if (strcmp(core, old[i]) == 0) return 1;
+    return 0;
+}
+
+/* Both OpenMP and OpenBLAS read their environment when the libraries load,
+ * before main, so the only way to change it is to set it and exec ourselves
+ * once. Two settings, each measured (docs/ARCHITECTURE.md):
+ * - OMP_WAIT_POLICY=passive: with the default spin-waiting, parallel regions
+ *   on a busy machine ran up to 19x slower;
+ * - OPENBLAS_CORETYPE: on a VM that hides its CPU model OpenBLAS falls back
+ *   to pre-AVX2 kernels (sgemm 28-64 GFLOPS instead of ~300); we name the
+ *   kernel set from what the CPU supports.
+ * A variable the user set is never overridden; IT_NO_REEXEC=1 disables this. */
+static void tune_runtime_env(char **argv)
+{
+    if (getenv("IT_NO_REEXEC")) return;
+    int changed = 0;
+    if (!getenv("OMP_WAIT_POLICY")) {
+        setenv("OMP_WAIT_POLICY", "passive", 1);
+        changed = 1;
+    }
+    const char *core = openblas_get_corename();
+    if (!getenv("OPENBLAS_CORETYPE") && core && blas_core_is_fallback(core)) {
+        __builtin_cpu_init();
+        const char *pick = __builtin_cpu_supports("avx512f")  ? "SkylakeX"
+                           : __builtin_cpu_supports("avx2") ? "Haswell"
+                                                            : NULL;
+        if (pick) {
+            setenv("OPENBLAS_CORETYPE", pick, 1);
+            changed = 1;
+        }
+    }
+    if (!changed) return;
+    setenv("IT_NO_REEXEC", "1", 1);
+    execv("/proc/self/exe", argv);
+    /* exec failed (no /proc): carry on with the environment we have */
+}
+
 static void usage(FILE *out)
 {
     fprintf(out,
@@ -40,6 +90,7 @@ static void usage(FILE *out)
 
 int main(int argc, char **argv)
 {
+    tune_runtime_env(argv);
     if (argc < 2) {
         usage(stderr);
         return 2;
@@ -50,7 +101,9 @@ int main(int argc, char **argv)
         return 0;
     }
     if (strcmp(argv[1], "--version") == 0 || strcmp(argv[1], "version") == 0) {
-        printf("intenttuner %s\n", IT_VERSION);
+        printf("intenttuner %s (OpenBLAS kernels %s, %d threads, OMP_WAIT_POLICY=%s)\n",
+               IT_VERSION, openblas_get_corename(), it_threads_get(),
+               getenv("OMP_WAIT_POLICY") ? getenv("OMP_WAIT_POLICY") : "default");
         return 0;
     }
     it_threads_set(0);
