@@ -51,6 +51,7 @@ static char fold3(const unsigned char *p)
 static it_status push(it_err *err, tok_list *tl, tok_kind kind, const char *w, size_t wl, size_t off,
                       size_t end, int cap)
 {
+    if (wl == 0 && kind == TK_WORD) return IT_OK; /* "n't" alone leaves no word before "not" */
     if (tl->n >= PT_MAX_TOKENS)
         return it_err_set(err, IT_ERR_RANGE, "intent text has more than %d words and marks", PT_MAX_TOKENS);
     tok *t = &tl->t[tl->n++];

@@ -913,7 +913,7 @@ static int concept_from_chunk(pctx *p, int idx)
         int last = -1;
         for (int i = ch->t0; i < ch->t1; i++)
             if (p->tl.t[i].kind == TK_WORD) last = i;
-        if (last < 0) return 0;
+        if (last < 0 || !p->tl.t[last].w[0]) return 0;
         snprintf(head, sizeof head, "%s", it_lex_singular(sing, sizeof sing, p->tl.t[last].w));
         char q[220];
         quote_sentence(q, sizeof q, p);
