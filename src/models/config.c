@@ -221,7 +221,18 @@ it_status it_unet_config_parse(it_err *err, it_unet_config *c, const char *json,
     junsupported_str(&r, "time_embedding_type", "positional");
     junsupported_str(&r, "act_fn", "silu");
     junsupported_str(&r, "resnet_time_scale_shift", "default");
-    if (jget(&r, "num_class_embeds")) jfail(&r, "num_class_embeds", "not supported");
+    junsupported_str(&r, "attention_type", "default");
+    junsupported_str(&r, "cross_attention_norm", NULL);
+    junsupported_str(&r, "timestep_post_act", NULL);
+    junsupported_str(&r, "time_embedding_act_fn", NULL);
+    static const char *const unsupported_set[] = {"num_class_embeds", "time_cond_proj_dim",
+                                                  "encoder_hid_dim", "class_embeddings_concat"};
+    for (size_t i = 0; i < sizeof unsupported_set / sizeof unsupported_set[0]; i++) {
+        json_t *v = jget(&r, unsupported_set[i]);
+        if (v && !json_is_false(v)) jfail(&r, unsupported_set[i], "not supported");
+    }
+    int ted = jint(&r, "time_embedding_dim", 4 * c->block_out[0]);
+    if (ted != 4 * c->block_out[0]) jfail(&r, "time_embedding_dim", "other than 4 x block_out_channels[0] not supported");
     if (jbool(&r, "only_cross_attention", 0)) jfail(&r, "only_cross_attention", "not supported");
     if (jbool(&r, "dual_cross_attention", 0)) jfail(&r, "dual_cross_attention", "not supported");
     if (jbool(&r, "center_input_sample", 0)) jfail(&r, "center_input_sample", "not supported");
