@@ -121,7 +121,7 @@ static void check_vae(it_test_ctx *t, it_ctx *ctx, it_sd_model *m, const it_safe
     IT_CHECK_OK(it_ctx_status(ctx, &err), &err);
 }
 
-static void check_pipeline(it_test_ctx *t, const sd_case *c, int single)
+static void check_pipeline_flags(it_test_ctx *t, const sd_case *c, int single, int flags)
 {
     char p[1024], q[1024], r[256];
     it_err err;
@@ -129,6 +129,7 @@ static void check_pipeline(it_test_ctx *t, const sd_case *c, int single)
     it_sd_load_opts o;
     it_sd_load_opts_init(&o);
     if (single) o.config_dir = fx(t, q, sizeof q, c->name);
+    o.flags_text = o.flags_unet = o.flags_vae = flags;
     snprintf(r, sizeof r, "%s%s", c->name, single ? ".safetensors" : "");
     IT_REQUIRE_OK(it_sd_load(&err, &m, fx(t, p, sizeof p, r), &o), &err);
     IT_CHECK_INT(m.loaded, IT_SD_ALL);
@@ -147,6 +148,11 @@ static void check_pipeline(it_test_ctx *t, const sd_case *c, int single)
     it_ctx_free(&ctx);
     it_safetensors_close(io);
     it_sd_free(&m);
+}
+
+static void check_pipeline(it_test_ctx *t, const sd_case *c, int single)
+{
+    check_pipeline_flags(t, c, single, 0);
 }
 
 IT_TEST(sd_models_parity_diffusers_folders)
@@ -375,6 +381,7 @@ IT_TEST(sd_models_load_out_of_memory)
     it_sd_load_opts o;
     it_sd_load_opts_init(&o);
     o.config_dir = cfg;
+    o.flags_unet = IT_MODEL_F16; /* the f16 load path too */
     int n_fail = 0;
     for (long n = 0; n < 5000; n++) {
         it_sd_model m;
@@ -469,4 +476,45 @@ IT_TEST(sd_models_unet_adapter_hook)
     it_free(ag);
     it_safetensors_close(io);
     it_sd_free(&m);
+}
+
+/* Weights kept as f16 (half the memory) give the same results: the
+ * fixtures' values are f16-exact, so only the storage differs. */
+IT_TEST(sd_models_parity_f16_weights)
+{
+    check_pipeline_flags(t, &CASES[0], 0, IT_MODEL_F16);
+    check_pipeline_flags(t, &CASES[1], 1, IT_MODEL_F16);
+    char p[1024];
+    it_err err;
+    it_sd_model a, b;
+    it_sd_load_opts o;
+    it_sd_load_opts_init(&o);
+    o.components = IT_SD_UNET;
+    IT_REQUIRE_OK(it_sd_load(&err, &a, fx(t, p, sizeof p, "sd1"), &o), &err);
+    o.flags_unet = IT_MODEL_F16;
+    IT_REQUIRE_OK(it_sd_load(&err, &b, p, &o), &err);
+    size_t f32_bytes = a.unet.params.n_floats * 4, f16_bytes = b.unet.params.n_floats * 4;
+    for (size_t i = 0; i < b.unet.params.n; i++)
+        if (b.unet.params.h16[i]) f16_bytes += (size_t)b.unet.params.items[i]->n * 2;
+    IT_CHECK(f16_bytes * 10 < f32_bytes * 6); /* biases and norms stay f32 */
+    it_safetensors *io;
+    IT_REQUIRE_OK(it_safetensors_open(&err, &io, fx(t, p, sizeof p, "sd1_io.safetensors")), &err);
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    it_autograd_set_enabled(&ctx, 0);
+    it_tensor *x = io_get(&ctx, io, "unet.sample"), *ts = io_get(&ctx, io, "unet.timestep");
+    it_tensor *c = io_get(&ctx, io, "unet.encoder_hidden_states");
+    it_tensor *ya = it_unet_forward(&ctx, &a.unet, x, ts, c);
+    it_tensor *yb = it_unet_forward(&ctx, &b.unet, x, ts, c);
+    IT_REQUIRE(ya && yb);
+    IT_CHECK(!memcmp(ya->data, yb->data, (size_t)ya->n * sizeof(float)));
+    /* f16 storage cannot be trained. */
+    it_sd_model m;
+    o.flags_unet = IT_MODEL_F16 | IT_MODEL_TRAINABLE;
+    IT_CHECK(it_sd_load(&err, &m, fx(t, p, sizeof p, "sd1"), &o) == IT_ERR_ARG);
+    IT_CHECK_CONTAINS(err.msg, "f16 weights cannot be trainable");
+    it_ctx_free(&ctx);
+    it_safetensors_close(io);
+    it_sd_free(&a);
+    it_sd_free(&b);
 }

@@ -96,6 +96,8 @@ IT_TEST(sd_models_cli_forward)
          {"unet.sample", "unet.timestep", "unet.encoder_hidden_states"}, {"sample", "timestep", "encoder_hidden_states"},
          "out", "unet.out"},
         {"text-encoder", "sd1", 1, {"te.input_ids"}, {"input_ids"}, "last_hidden_state", "te.last_hidden_state"},
+        {"unet --f16-weights", "sd1", 3, {"unet.sample", "unet.timestep", "unet.encoder_hidden_states"},
+         {"sample", "timestep", "encoder_hidden_states"}, "out", "unet.out"},
         {"text-encoder --clip-skip 1", "sd1", 1, {"te.input_ids"}, {"input_ids"}, "last_hidden_state", "te.clip_skip1"},
         {"vae-decode", "sd1", 1, {"vae.latent"}, {"latent"}, "image", "vae.decoded"},
         {"vae-decode --tiled", "sd1", 1, {"vae.tiled_latent"}, {"latent"}, "image", "vae.tiled_decoded"},

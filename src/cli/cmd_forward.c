@@ -22,7 +22,7 @@
 typedef struct fwd_opts {
     const char *model, *in, *out, *config;
     long clip_skip;
-    int tiled;
+    int tiled, f16;
 } fwd_opts;
 
 /* A tensor of the input file as f32 in ctx. */
@@ -72,6 +72,7 @@ static it_status run(it_err *err, const char *what, const fwd_opts *o)
     it_sd_load_opts_init(&lo);
     lo.components = comp;
     lo.config_dir = o->config;
+    if (o->f16) lo.flags_text = lo.flags_unet = lo.flags_vae = IT_MODEL_F16;
     it_sd_model m;
     IT_TRY(it_sd_load(err, &m, o->model, &lo));
     if (!(m.loaded & comp)) {
@@ -142,7 +143,7 @@ IT_COMMAND(forward, "run one Stable Diffusion component on tensors from a safete
 {
     static fwd_opts o;
     memset(&o, 0, sizeof o);
-    static it_opt opts[7];
+    static it_opt opts[8];
     opts[0] = (it_opt){"model", 'm', IT_OPT_STR, &o.model, "PATH", "diffusers folder or single-file .safetensors"};
     opts[1] = (it_opt){"in", 'i', IT_OPT_STR, &o.in, "FILE", "input tensors (.safetensors)"};
     opts[2] = (it_opt){"out", 'o', IT_OPT_STR, &o.out, "FILE", "output tensors (.safetensors)"};
@@ -150,7 +151,9 @@ IT_COMMAND(forward, "run one Stable Diffusion component on tensors from a safete
                        "single file: diffusers folder whose config.json files to use"};
     opts[4] = (it_opt){"clip-skip", 0, IT_OPT_INT, &o.clip_skip, "N", "text encoder: leave out the last N layers"};
     opts[5] = (it_opt){"tiled", 0, IT_OPT_FLAG, &o.tiled, NULL, "vae: tiled encode/decode (bounded memory)"};
-    opts[6] = (it_opt){NULL, 0, 0, NULL, NULL, NULL};
+    opts[6] = (it_opt){"f16-weights", 0, IT_OPT_FLAG, &o.f16, NULL,
+                       "keep linear/conv weights as f16 in memory (half the memory)"};
+    opts[7] = (it_opt){NULL, 0, 0, NULL, NULL, NULL};
     static const it_cmd_spec spec = {
         .usage = "intenttuner forward {text-encoder|unet|vae-encode|vae-decode} --model PATH --in IN.safetensors "
                  "--out OUT.safetensors",

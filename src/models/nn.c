@@ -28,6 +28,9 @@ void it_params_free(it_params *ps)
     it_free(ps->items);
     it_free(ps->index);
     it_free(ps->mods);
+    it_free(ps->half);
+    it_free(ps->h16);
+    it_free_aligned(ps->data16);
     it_free_aligned(ps->data);
     it_free_aligned(ps->grad);
     it_arena_free(&ps->arena);
@@ -53,10 +56,12 @@ static it_tensor *params_addv(it_params *ps, int ndim, const int64_t *shape, con
     vsnprintf(name, sizeof name, fmt, ap);
     it_tensor *t = it_arena_calloc(&ps->arena, 1, sizeof *t);
     char *nm = it_arena_strdup(&ps->arena, name);
-    if (!t || !nm || !grow((void **)&ps->items, &ps->cap, ps->n + 1, sizeof *ps->items)) {
+    if (!t || !nm || !grow((void **)&ps->items, &ps->cap, ps->n + 1, sizeof *ps->items) ||
+        !grow((void **)&ps->half, &ps->half_cap, ps->n + 1, sizeof *ps->half)) {
         ps->failed = 1;
         return NULL;
     }
+    ps->half[ps->n] = 0;
     t->dtype = IT_DTYPE_F32;
     t->ndim = ndim;
     t->n = 1;
@@ -107,30 +112,62 @@ static it_status build_index(it_err *err, it_params *ps)
     return IT_OK;
 }
 
+/* Slot of name in the hash index (the name must be registered). */
+static size_t index_slot(const it_params *ps, const char *name)
+{
+    size_t h = hash_str(name) & (ps->index_cap - 1);
+    while (strcmp(ps->items[ps->index[h]]->name, name)) h = (h + 1) & (ps->index_cap - 1);
+    return h;
+}
+
+static int is_half(const it_params *ps, size_t i) { return ps->f16 && ps->half[i]; }
+
 it_status it_params_alloc(it_err *err, it_params *ps, int flags)
 {
     int trainable = flags & IT_MODEL_TRAINABLE;
     if (ps->failed) return it_err_set(err, IT_ERR_NOMEM, "%s: out of memory registering weights", ps->label);
-    size_t total = 0;
-    for (size_t i = 0; i < ps->n; i++) total += (size_t)ps->items[i]->n;
+    if (trainable && (flags & IT_MODEL_F16))
+        return it_err_set(err, IT_ERR_ARG, "%s: f16 weights cannot be trainable", ps->label);
+    ps->f16 = (flags & IT_MODEL_F16) != 0;
+    size_t total = 0, halfs = 0;
+    for (size_t i = 0; i < ps->n; i++) {
+        if (is_half(ps, i)) halfs += (size_t)ps->items[i]->n;
+        else total += (size_t)ps->items[i]->n;
+    }
     ps->n_floats = total;
     if (flags & IT_MODEL_SHAPES_ONLY) return build_index(err, ps);
     ps->data = it_malloc_aligned((total ? total : 1) * sizeof(float));
+    if (halfs) ps->data16 = it_malloc_aligned(halfs * sizeof(uint16_t));
+    ps->h16 = it_calloc(ps->n ? ps->n : 1, sizeof *ps->h16);
+    if (!ps->h16) return it_err_set(err, IT_ERR_NOMEM, "%s: out of memory", ps->label);
     if (trainable) ps->grad = it_malloc_aligned((total ? total : 1) * sizeof(float));
-    if (!ps->data || (trainable && !ps->grad))
-        return it_err_set(err, IT_ERR_NOMEM, "%s: out of memory for %zu weights", ps->label, total);
+    if (!ps->data || (halfs && !ps->data16) || (trainable && !ps->grad))
+        return it_err_set(err, IT_ERR_NOMEM, "%s: out of memory for %zu weights", ps->label, total + halfs);
     memset(ps->data, 0, total * sizeof(float));
+    if (halfs) memset(ps->data16, 0, halfs * sizeof(uint16_t));
     if (ps->grad) memset(ps->grad, 0, total * sizeof(float));
-    size_t off = 0;
+    size_t off = 0, off16 = 0;
     for (size_t i = 0; i < ps->n; i++) {
         it_tensor *t = ps->items[i];
         int64_t shape[IT_MAX_DIMS];
         memcpy(shape, t->shape, sizeof shape);
+        if (is_half(ps, i)) {
+            /* The f16 block holds the values; data stays NULL (see it_lin_forward). */
+            IT_TRY(it_tensor_init_param(err, t, t->name, NULL, NULL, t->ndim, shape));
+            ps->h16[i] = ps->data16 + off16;
+            off16 += (size_t)t->n;
+            continue;
+        }
         IT_TRY(it_tensor_init_param(err, t, t->name, ps->data + off, ps->grad ? ps->grad + off : NULL,
                                     t->ndim, shape));
         off += (size_t)t->n;
     }
-    return build_index(err, ps);
+    IT_TRY(build_index(err, ps));
+    for (size_t i = 0; ps->f16 && i < ps->n_mods; i++) {
+        it_lin *m = ps->mods[i];
+        m->w16 = ps->h16[ps->index[index_slot(ps, m->w->name)]];
+    }
+    return IT_OK;
 }
 
 it_tensor *it_params_find(const it_params *ps, const char *name)
@@ -223,6 +260,28 @@ static it_status load_one(it_err *err, it_params *ps, const it_safetensors *f, i
     return s;
 }
 
+/* An f16-stored weight: raw copy from an f16 tensor, else through f32. */
+static it_status load_half(it_err *err, it_params *ps, const it_safetensors *f, it_tensor *t,
+                           const it_safetensors_tensor *st, const it_key_src *src, uint16_t *dst)
+{
+    float *tmp = it_malloc_aligned((size_t)t->n * sizeof(float));
+    if (!tmp) return it_err_set(err, IT_ERR_NOMEM, "%s: out of memory loading %s", ps->label, st->name);
+    void *keep = t->data;
+    t->data = tmp;
+    it_status s;
+    if (st->supported && st->dtype == IT_DTYPE_F16 &&
+        (src->xform == IT_XFORM_NONE || src->xform == IT_XFORM_SQUEEZE) && st->numel == (uint64_t)t->n) {
+        s = load_one(err, ps, f, t, st, src); /* shape check */
+        if (!s) memcpy(dst, st->data, (size_t)t->n * sizeof(uint16_t));
+    } else {
+        s = load_one(err, ps, f, t, st, src);
+        if (!s) it_f32_to_f16_n(dst, tmp, (size_t)t->n);
+    }
+    t->data = keep;
+    it_free_aligned(tmp);
+    return s;
+}
+
 it_status it_params_load(it_err *err, it_params *ps, const it_safetensors *f, const char *prefix,
                          it_key_map_fn map, void *map_user, int strict, it_load_report *report)
 {
@@ -250,7 +309,11 @@ it_status it_params_load(it_err *err, it_params *ps, const it_safetensors *f, co
             s = it_err_set(err, IT_ERR_NOT_FOUND, "%s: missing key %s", ps->label, src.key);
             break;
         }
-        s = load_one(err, ps, f, t, st, &src);
+        if (is_half(ps, i)) {
+            s = load_half(err, ps, f, t, st, &src, ps->h16[i]);
+        } else {
+            s = load_one(err, ps, f, t, st, &src);
+        }
         used[st - it_safetensors_at(f, 0)] = 1;
         rep.n_loaded++;
     }
@@ -290,6 +353,7 @@ static it_status lin_initv(it_params *ps, it_lin *m, int ndim, const int64_t *ws
     memset(m, 0, sizeof *m);
     m->name = it_arena_strdup(&ps->arena, name);
     m->w = it_params_add(ps, ndim, wshape, "%s.weight", name);
+    if (m->w) ps->half[ps->n - 1] = 1;
     if (bias) m->b = it_params_add(ps, 1, wshape, "%s.bias", name);
     m->conv = ndim == 4;
     m->stride = 1;
@@ -347,8 +411,15 @@ it_lin *it_lin_conv(it_params *ps, int64_t in, int64_t out, int64_t k, int64_t s
 it_tensor *it_lin_forward(it_ctx *ctx, const it_lin *m, it_tensor *x)
 {
     if (!m) return it_ctx_fail(ctx, IT_ERR_INTERNAL, "layer not built");
-    it_tensor *y = m->conv ? it_op_conv2d(ctx, x, m->w, m->b, m->stride, m->pad)
-                           : it_op_linear(ctx, x, m->w, m->b);
+    it_tensor *w = m->w;
+    if (m->w16) {
+        /* f16 storage: a constant f32 copy in the compute context, released
+         * with the enclosing block's scope. */
+        w = it_tensor_new(ctx, IT_DTYPE_F32, m->w->ndim, m->w->shape);
+        if (!w) return NULL;
+        it_f16_to_f32_n(w->data, m->w16, (size_t)w->n);
+    }
+    it_tensor *y = m->conv ? it_op_conv2d(ctx, x, w, m->b, m->stride, m->pad) : it_op_linear(ctx, x, w, m->b);
     for (it_adapter *a = m->adapter; a && y; a = a->next) y = a->apply(ctx, a, m, x, y);
     return y;
 }

@@ -51,6 +51,7 @@ struct it_lin {
     int conv;             /* 1: it_op_conv2d(stride, pad); 0: it_op_linear */
     int64_t stride, pad;
     it_adapter *adapter;  /* NULL, or hooks added by it_lin_attach */
+    const uint16_t *w16;  /* IT_MODEL_F16: the weight's f16 storage (w->data is NULL then) */
 };
 
 /* ------------------------------------------------------------- params */
@@ -64,7 +65,12 @@ typedef struct it_params {
     size_t index_cap;
     it_lin **mods;        /* (n_mods) every it_lin, registration order */
     size_t n_mods, cap_mods;
-    float *data;          /* all weights, after alloc */
+    uint8_t *half;        /* (n) 1 for it_lin weights, stored as f16 under IT_MODEL_F16 */
+    size_t half_cap;
+    int f16;              /* built with IT_MODEL_F16 */
+    uint16_t *data16;     /* f16 block of those weights, after alloc */
+    uint16_t **h16;       /* (n) each weight's f16 storage or NULL, after alloc */
+    float *data;          /* all other weights, after alloc */
     float *grad;          /* all gradients when allocated trainable, else NULL */
     size_t n_floats;
     int failed;           /* an add ran out of memory: alloc reports it */
@@ -82,6 +88,10 @@ it_tensor *it_params_add(it_params *ps, int ndim, const int64_t *shape, const ch
 #define IT_MODEL_TRAINABLE 1   /* gradient buffers for every weight */
 #define IT_MODEL_SHAPES_ONLY 2 /* names and shapes only, no weight memory (key/shape checks of
                                 * full-size models) */
+#define IT_MODEL_F16 4         /* linear/conv weights kept as f16 (half the memory), widened to
+                                * f32 per layer in the compute context when used; inference and
+                                * frozen-base training (not with IT_MODEL_TRAINABLE). f32/bf16
+                                * files are rounded to f16 on load. */
 
 /* One zeroed f32 block for every registered weight (and, with
  * IT_MODEL_TRAINABLE, a gradient block of the same size); none with
