@@ -391,13 +391,13 @@ IT_TEST(diffusion_config_parse) {
          "\"beta_start\":0.00085,\"clip_sample\":false,\"num_train_timesteps\":1000,"
          "\"set_alpha_to_one\":false,\"skip_prk_steps\":true,\"steps_offset\":1,"
          "\"trained_betas\":null}",
-         IT_OK, NULL, IT_SPACING_LEADING, IT_PREDICT_EPSILON, 1, 0, 0},
+         IT_OK, NULL, IT_SPACING_AUTO, IT_PREDICT_EPSILON, 1, 0, 0},
         /* SD 2.x v-prediction with trailing spacing */
         {"{\"_class_name\":\"DDIMScheduler\",\"prediction_type\":\"v_prediction\","
          "\"timestep_spacing\":\"trailing\"}",
          IT_OK, NULL, IT_SPACING_TRAILING, IT_PREDICT_V, 0, 1, 1},
-        /* Euler-class defaults: linspace */
-        {"{\"_class_name\":\"EulerDiscreteScheduler\"}", IT_OK, NULL, IT_SPACING_LINSPACE,
+        /* absent keys: the sampler's defaults, whatever the class */
+        {"{\"_class_name\":\"EulerDiscreteScheduler\"}", IT_OK, NULL, IT_SPACING_AUTO,
          IT_PREDICT_EPSILON, 0, 1, 1},
         {"{\"prediction_type\":\"flow\"}", IT_ERR_UNSUPPORTED, "prediction_type \"flow\"", 0, 0, 0, 0, 0},
         {"{\"beta_schedule\":\"sigmoid\"}", IT_ERR_UNSUPPORTED, "beta_schedule \"sigmoid\"", 0, 0, 0, 0, 0},

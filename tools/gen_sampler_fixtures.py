@@ -254,9 +254,173 @@ def main():
         json.dump(meta, f, indent=0, separators=(",", ":"))
     save_file(arrays, os.path.join(OUT, "samplers.safetensors"),
               metadata={"generator": "tools/gen_sampler_fixtures.py"})
+    os.chmod(os.path.join(OUT, "samplers.safetensors"), 0o644)
     total = sum(a.size for a in arrays.values())
     print(f"{len(cases)} cases, {len(arrays)} arrays, {total * 4 / 1024:.0f} KiB", file=sys.stderr)
 
 
+
+# ---------------------------------------------------------------- pipelines
+#
+# Whole diffusers pipelines on the tiny random models of tools/gen_sd_fixtures.py
+# (tests/fixtures/sd/{sd1,sd2,inpaint}), f32, from stored noise. Writes
+# tests/fixtures/diffusion/pipeline.json + pipeline.safetensors and the
+# 16x16 input pictures. `python gen_sampler_fixtures.py pipeline` runs only
+# this part.
+
+import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_img2img as i2i_mod
+import diffusers.pipelines.stable_diffusion.pipeline_stable_diffusion_inpaint as inp_mod
+from PIL import Image
+
+SD_FIX = os.path.join(ROOT, "tests", "fixtures", "sd")
+SCHED_CLS = {"ddim": (DDIMScheduler, {}), "euler": (EulerDiscreteScheduler, {}),
+             "euler_karras": (EulerDiscreteScheduler, {"use_karras_sigmas": True}),
+             "euler_a": (EulerAncestralDiscreteScheduler, {}),
+             "dpm++2m": (DPMSolverMultistepScheduler, {}),
+             "dpm++2m_karras": (DPMSolverMultistepScheduler, {"use_karras_sigmas": True})}
+PROMPT, NEGATIVE = "a red fox in the snow", "blurry"
+
+
+def mode_latents(encoder_output, generator=None, sample_mode="sample"):
+    # The posterior mean instead of a sample: our --encode-mean.
+    return encoder_output.latent_dist.mode()
+
+
+class Randn:
+    """randn_tensor of the img2img / inpaint modules: the stored noise."""
+
+    def __init__(self):
+        self.value = None
+
+    def __call__(self, shape, generator=None, device=None, dtype=None, layout=None):
+        assert tuple(shape) == tuple(self.value.shape), (shape, self.value.shape)
+        return self.value.clone()
+
+
+RANDN = Randn()
+i2i_mod.retrieve_latents = mode_latents
+inp_mod.retrieve_latents = mode_latents
+i2i_mod.randn_tensor = RANDN
+inp_mod.randn_tensor = RANDN
+
+pipes = {}
+
+
+def load_pipe(kind, name):
+    key = (kind, name)
+    if key not in pipes:
+        cls = {"t2i": diffusers.StableDiffusionPipeline,
+               "i2i": diffusers.StableDiffusionImg2ImgPipeline,
+               "inpaint": diffusers.StableDiffusionInpaintPipeline}[kind]
+        kw = {"variant": "fp16"} if name == "sd2" else {}  # sd2 ships the fp16 file names
+        p = cls.from_pretrained(os.path.join(SD_FIX, name), torch_dtype=torch.float32,
+                                safety_checker=None, requires_safety_checker=False, **kw)
+        p.set_progress_bar_config(disable=True)
+        # What users switch samplers from: the folder's own scheduler config
+        # (not the previous case's sampler, whose from_config() would pass on
+        # keys the folder never set).
+        p.original_scheduler_config = p.scheduler.config
+        pipes[key] = p
+    return pipes[key]
+
+
+def picture(seed, mode):
+    rng = np.random.default_rng(seed)
+    if mode == "RGB":
+        y, x = np.mgrid[0:16, 0:16]
+        a = np.stack([x * 16, y * 16, (x + y) * 8], -1) + rng.integers(0, 40, (16, 16, 3))
+        return Image.fromarray(np.clip(a, 0, 255).astype(np.uint8), "RGB")
+    m = np.zeros((16, 16), np.uint8)
+    m[4:12, 3:11] = 255
+    m[0:2, :] = 200
+    return Image.fromarray(m, "L")
+
+
+pcases = []
+parrays = {}
+
+
+def pipeline_case(name, kind, model, sampler, steps=4, cfg=7.0, batch=1, strength=None, gen=None):
+    p = load_pipe(kind, model)
+    cls, extra = SCHED_CLS[sampler]
+    p.scheduler = cls.from_config(p.original_scheduler_config, **extra)
+    shape = (batch, 4, 8, 8)
+    noise = torch.randn(shape, generator=gen)
+    step_noise = torch.randn((steps,) + shape, generator=gen)
+    FEED.queue = [step_noise[i] for i in range(steps)]
+    traj = []
+
+    def cb(pipe, i, t, kw):
+        traj.append(kw["latents"].clone())
+        return kw
+
+    args = dict(prompt=PROMPT, negative_prompt=NEGATIVE, num_inference_steps=steps,
+                guidance_scale=cfg, num_images_per_prompt=batch, output_type="np",
+                callback_on_step_end=cb)
+    entry = dict(name=name, kind=kind, model=model, sampler=sampler, steps=steps, cfg=cfg,
+                 batch=batch)
+    if kind == "t2i":
+        args.update(height=16, width=16, latents=noise)
+    else:
+        RANDN.value = noise
+        args.update(image=picture(1, "RGB"), strength=strength)
+        entry["strength"] = strength
+        entry["image"] = "pic_rgb.png"
+        if kind == "inpaint":
+            args.update(mask_image=picture(2, "L"), height=16, width=16)
+            entry["mask"] = "pic_mask.png"
+    out = p(**args).images  # (B, H, W, 3) float in [0, 1]
+    parrays[f"{name}/noise"] = noise.numpy()
+    if sampler == "euler_a":
+        parrays[f"{name}/step_noise"] = step_noise.numpy()
+    parrays[f"{name}/latents"] = torch.stack(traj).numpy()
+    parrays[f"{name}/pixels"] = np.ascontiguousarray(out.transpose(0, 3, 1, 2)).astype(np.float32)
+    entry["n_steps"] = len(traj)
+    pcases.append(entry)
+
+
+def pipelines():
+    gen = torch.Generator().manual_seed(99)
+    os.makedirs(OUT, exist_ok=True)
+    picture(1, "RGB").save(os.path.join(OUT, "pic_rgb.png"))
+    picture(2, "L").save(os.path.join(OUT, "pic_mask.png"))
+    for sampler in SCHED_CLS:
+        pipeline_case(f"t2i_sd1_{sampler}", "t2i", "sd1", sampler, gen=gen)
+    pipeline_case("t2i_sd1_ddim_batch2", "t2i", "sd1", "ddim", batch=2, gen=gen)
+    pipeline_case("t2i_sd1_euler_nocfg", "t2i", "sd1", "euler", cfg=1.0, gen=gen)
+    for sampler in ["ddim", "euler_a", "dpm++2m_karras"]:
+        pipeline_case(f"t2i_sd2_{sampler}", "t2i", "sd2", sampler, gen=gen)
+    for sampler in ["ddim", "euler", "euler_a", "dpm++2m"]:
+        pipeline_case(f"i2i_sd1_{sampler}", "i2i", "sd1", sampler, steps=5, strength=0.6, gen=gen)
+    pipeline_case("i2i_sd2_dpm++2m_karras", "i2i", "sd2", "dpm++2m_karras", steps=5,
+                  strength=0.8, gen=gen)
+    for sampler, strength in [("dpm++2m", 1.0), ("euler_a", 0.75), ("ddim", 0.75)]:
+        pipeline_case(f"inpaint4_sd1_{sampler}_{int(strength * 100)}", "inpaint", "sd1", sampler,
+                      steps=4, strength=strength, gen=gen)
+    for sampler, strength in [("ddim", 1.0), ("euler", 0.7), ("dpm++2m_karras", 1.0)]:
+        pipeline_case(f"inpaint9_{sampler}_{int(strength * 100)}", "inpaint", "inpaint", sampler,
+                      steps=4, strength=strength, gen=gen)
+    meta = dict(generator="tools/gen_sampler_fixtures.py pipeline",
+                diffusers=diffusers.__version__, prompt=PROMPT, negative=NEGATIVE, width=16,
+                height=16, encode="posterior mean (retrieve_latents patched)", cases=pcases)
+    with open(os.path.join(OUT, "pipeline.json"), "w") as f:
+        json.dump(meta, f, indent=0, separators=(",", ":"))
+    # .numpy() of a channels-last tensor (img2img's latents are) keeps its
+    # strides, and save_file would write the raw memory order.
+    for k in parrays:
+        parrays[k] = np.ascontiguousarray(parrays[k], dtype=np.float32)
+    save_file(parrays, os.path.join(OUT, "pipeline.safetensors"),
+              metadata={"generator": "tools/gen_sampler_fixtures.py pipeline"})
+    os.chmod(os.path.join(OUT, "pipeline.safetensors"), 0o644)
+    total = sum(a.size for a in parrays.values())
+    print(f"{len(pcases)} pipeline cases, {total * 4 / 1024:.0f} KiB", file=sys.stderr)
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["pipeline"]:
+        pipelines()
+    elif sys.argv[1:] == ["samplers"]:
+        main()
+    else:
+        main()
+        pipelines()

@@ -145,7 +145,9 @@ static int ddim_timesteps(const it_schedule_config *c, int n, double *ts)
         for (int i = 0; i < len; i++) ts[i] = rint(np_arange_at(N, -ratio, i)) - 1;
         return len;
     }
+    case IT_SPACING_AUTO: break; /* resolved in it_sampler_init */
     }
+    IT_ASSERT(0);
     return 0;
 }
 
@@ -168,7 +170,9 @@ static int euler_timesteps(const it_schedule_config *c, int n, double *ts)
         for (int i = 0; i < len; i++) ts[i] = (float)rint(np_arange_at(N, -ratio, i)) - 1.0f;
         return len;
     }
+    case IT_SPACING_AUTO: break; /* resolved in it_sampler_init */
     }
+    IT_ASSERT(0);
     return 0;
 }
 
@@ -194,7 +198,9 @@ static int dpm_timesteps(const it_schedule_config *c, int n, double *ts)
         for (int i = 0; i < len; i++) ts[i] = rint(np_arange_at(last, -ratio, i)) - 1;
         return len;
     }
+    case IT_SPACING_AUTO: break; /* resolved in it_sampler_init */
     }
+    IT_ASSERT(0);
     return 0;
 }
 
@@ -262,6 +268,10 @@ it_status it_sampler_init(it_err *err, it_sampler *s, const it_schedule_config *
 {
     memset(s, 0, sizeof *s);
     IT_TRY(check_opts(err, cfg, opts, n_steps));
+    it_schedule_config rc = *cfg;
+    if (rc.spacing == IT_SPACING_AUTO)
+        rc.spacing = opts->kind == IT_SAMPLER_DDIM ? IT_SPACING_LEADING : IT_SPACING_LINSPACE;
+    cfg = &rc;
     IT_TRY(it_schedule_init(err, &s->sched, cfg));
     s->opts = *opts;
     s->n_elems = n_elems;

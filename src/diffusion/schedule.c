@@ -11,7 +11,7 @@
 /* ------------------------------------------------------------ names */
 
 static const char *const beta_names[] = {"linear", "scaled_linear", "squaredcos_cap_v2"};
-static const char *const spacing_names[] = {"leading", "trailing", "linspace"};
+static const char *const spacing_names[] = {"leading", "trailing", "linspace", "auto"};
 static const char *const pred_names[] = {"epsilon", "v_prediction", "sample"};
 
 static int name_index(const char *const *names, int n, const char *s)
@@ -38,17 +38,15 @@ void it_schedule_config_sd(it_schedule_config *c)
     c->beta_end = 0.012;
     c->beta_schedule = IT_BETAS_SCALED_LINEAR;
     c->prediction = IT_PREDICT_EPSILON;
-    c->spacing = IT_SPACING_LEADING;
+    c->spacing = IT_SPACING_AUTO;
     c->steps_offset = 1;
     c->set_alpha_to_one = 0;
     c->clip_sample = 0;
     c->clip_sample_range = 1.0;
 }
 
-/* Defaults of a diffusers scheduler class for the keys we read. Keys a class
- * does not have (clip_sample for PNDM) keep DDIM's default, because that is
- * what DDIMScheduler.from_config() of such a config ends up with. */
-static void class_defaults(it_schedule_config *c, const char *cls)
+/* Defaults for absent keys: the samplers' own (see the header). */
+static void absent_defaults(it_schedule_config *c)
 {
     memset(c, 0, sizeof *c);
     c->num_train_timesteps = 1000;
@@ -56,19 +54,11 @@ static void class_defaults(it_schedule_config *c, const char *cls)
     c->beta_end = 0.02;
     c->beta_schedule = IT_BETAS_LINEAR;
     c->prediction = IT_PREDICT_EPSILON;
-    c->spacing = IT_SPACING_LEADING;
+    c->spacing = IT_SPACING_AUTO;
     c->steps_offset = 0;
     c->set_alpha_to_one = 1;
     c->clip_sample = 1;
     c->clip_sample_range = 1.0;
-    if (!cls) return;
-    if (strcmp(cls, "PNDMScheduler") == 0) {
-        c->set_alpha_to_one = 0;
-    } else if (strstr(cls, "Euler") || strstr(cls, "DPMSolver") || strstr(cls, "LMS") ||
-               strstr(cls, "Heun") || strstr(cls, "KDPM2") || strstr(cls, "UniPC") ||
-               strstr(cls, "DEIS")) {
-        c->spacing = IT_SPACING_LINSPACE;
-    }
 }
 
 static it_status get_enum(it_err *err, json_t *root, const char *key, int (*parse)(const char *),
@@ -134,7 +124,7 @@ it_status it_schedule_config_parse(it_err *err, it_schedule_config *c, const cha
         st = it_err_set(err, IT_ERR_FORMAT, "%s: not a JSON object", label);
         goto done;
     }
-    class_defaults(c, json_string_value(json_object_get(root, "_class_name")));
+    absent_defaults(c);
     double ntt = c->num_train_timesteps, off = c->steps_offset;
     int bs = (int)c->beta_schedule, pr = (int)c->prediction, sp = (int)c->spacing;
     if ((st = check_unsupported(err, root, label)) ||

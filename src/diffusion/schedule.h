@@ -32,6 +32,8 @@ typedef enum it_spacing {
     IT_SPACING_LEADING = 0,
     IT_SPACING_TRAILING,
     IT_SPACING_LINSPACE,
+    IT_SPACING_AUTO,       /* absent from the config: the sampler's own default
+                              (DDIM "leading", Euler and DPM++ "linspace") */
 } it_spacing;
 
 /* (Named it_pred_type, not it_prediction: models/config.h has an
@@ -57,14 +59,16 @@ typedef struct it_schedule_config {
 
 /* The configuration of Stable Diffusion 1.x checkpoints (their PNDM
  * scheduler_config.json, as DDIM/Euler/DPM from_config() sees it):
- * scaled_linear 0.00085..0.012, epsilon, leading, steps_offset 1,
- * set_alpha_to_one 0, clip_sample 0. */
+ * scaled_linear 0.00085..0.012, epsilon, spacing AUTO (the hub file has no
+ * timestep_spacing), steps_offset 1, set_alpha_to_one 0, clip_sample 0. */
 void it_schedule_config_sd(it_schedule_config *c);
 
-/* Reads a diffusers scheduler_config.json text. Keys that are absent keep
- * the defaults of the class named by "_class_name" (PNDMScheduler,
- * DDIMScheduler, EulerDiscreteScheduler, ...), which is what
- * `OtherScheduler.from_config(pipe.scheduler.config)` passes on in diffusers.
+/* Reads a diffusers scheduler_config.json text. Keys that are absent take
+ * the defaults of the sampler that will use the config, not of the class
+ * named by "_class_name": `OtherScheduler.from_config(pipe.scheduler.config)`
+ * drops the keys the first class only defaulted (its _use_default_values).
+ * So a missing timestep_spacing is IT_SPACING_AUTO, and the DDIM-only keys
+ * take DDIM's defaults (set_alpha_to_one and clip_sample true).
  * Unknown keys are ignored; values we cannot honour (trained_betas,
  * rescale_betas_zero_snr, thresholding) are IT_ERR_UNSUPPORTED naming the
  * key. label names the source in messages. */
