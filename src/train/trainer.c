@@ -1,0 +1,499 @@
+/* trainer.c: configuration, the training loop, checkpoints and resume. */
+#include "train/trainer.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fileio.h"
+#include "base/log.h"
+#include "base/mem.h"
+#include "base/rng.h"
+#include "models/sd_pipeline_load.h"
+#include "tensor/autograd.h"
+#include "tensor/optim.h"
+#include "train/dataset.h"
+#include "train/lora.h"
+#include "train/lora_file.h"
+#include "train/train_step.h"
+
+/* ------------------------------------------------------------ config */
+
+void it_train_config_init(it_train_config *c)
+{
+    memset(c, 0, sizeof *c);
+    c->rank = 16, c->alpha = 8;
+    c->lr = 1e-4, c->weight_decay = 1e-2, c->max_grad_norm = 1.0;
+    snprintf(c->lr_schedule, sizeof c->lr_schedule, "constant");
+    c->steps = 1000, c->batch = 1, c->accum = 1, c->resolution = 512;
+    c->save_every = 100;
+    snprintf(c->save_precision, sizeof c->save_precision, "f32");
+}
+
+typedef enum { K_STR, K_INT, K_DBL, K_BOOL } key_kind;
+typedef struct key_def {
+    const char *name;
+    key_kind kind;
+    size_t off, size;
+    double lo, hi;
+} key_def;
+
+#define KS(n, f) {n, K_STR, offsetof(it_train_config, f), sizeof(((it_train_config *)0)->f), 0, 0}
+#define KI(n, f, lo, hi) {n, K_INT, offsetof(it_train_config, f), 0, lo, hi}
+#define KD(n, f, lo, hi) {n, K_DBL, offsetof(it_train_config, f), 0, lo, hi}
+#define KB(n, f) {n, K_BOOL, offsetof(it_train_config, f), 0, 0, 1}
+static const key_def KEYS[] = {
+    KS("model", model), KS("data", data), KS("out", out),
+    KI("rank", rank, 1, 1024), KD("alpha", alpha, 0, 1e6),
+    KI("conv_rank", conv_rank, 0, 1024), KD("conv_alpha", conv_alpha, 0, 1e6),
+    KD("dropout", dropout, 0, 0.99), KB("train_text", train_text),
+    KD("lr", lr, 0, 1), KD("weight_decay", weight_decay, 0, 10), KD("max_grad_norm", max_grad_norm, 0, 1e9),
+    KS("lr_schedule", lr_schedule), KI("warmup_steps", warmup_steps, 0, 1e9),
+    KI("steps", steps, 1, 1e9), KI("batch", batch, 1, 1024), KI("accum", accum, 1, 1024),
+    KI("resolution", resolution, 8, 4096), KI("save_every", save_every, 0, 1e9),
+    {"seed", K_INT, offsetof(it_train_config, seed), 8, 0, 9.0e15},
+    KD("min_snr_gamma", min_snr_gamma, 0, 1e6), KD("noise_offset", noise_offset, 0, 10),
+    KB("flip", flip), KB("shuffle_captions", shuffle_captions), KI("keep_tokens", keep_tokens, 0, 255),
+    KD("caption_dropout", caption_dropout, 0, 1), KS("prediction", prediction),
+    KB("resume", resume), KS("save_precision", save_precision), KI("stop_after", stop_after, 0, 1e9),
+};
+
+static const key_def *find_key(const char *key)
+{
+    char k[64];
+    snprintf(k, sizeof k, "%s", key);
+    for (char *p = k; *p; p++)
+        if (*p == '-') *p = '_';
+    for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++)
+        if (!strcmp(KEYS[i].name, k)) return &KEYS[i];
+    return NULL;
+}
+
+it_status it_train_config_set(it_err *err, it_train_config *c, const char *key, const char *value)
+{
+    const key_def *d = find_key(key);
+    if (!d) return it_err_set(err, IT_ERR_ARG, "unknown key '%s'", key);
+    char *base = (char *)c + d->off, *end = NULL;
+    if (d->kind == K_STR) {
+        if (strlen(value) >= d->size) return it_err_set(err, IT_ERR_ARG, "%s: value too long", d->name);
+        snprintf(base, d->size, "%s", value);
+        return IT_OK;
+    }
+    if (d->kind == K_BOOL) {
+        int v = !strcmp(value, "1") || !strcmp(value, "true") ? 1 : !strcmp(value, "0") || !strcmp(value, "false") ? 0 : -1;
+        if (v < 0) return it_err_set(err, IT_ERR_ARG, "%s: expected true or false, got '%s'", d->name, value);
+        *(int *)base = v;
+        return IT_OK;
+    }
+    errno = 0;
+    double v = strtod(value, &end);
+    if (!*value || *end || errno || !isfinite(v))
+        return it_err_set(err, IT_ERR_ARG, "%s: '%s' is not a number", d->name, value);
+    if (v < d->lo || v > d->hi)
+        return it_err_set(err, IT_ERR_ARG, "%s: %s out of range %g..%g", d->name, value, d->lo, d->hi);
+    if (d->kind == K_INT) {
+        if (v != floor(v)) return it_err_set(err, IT_ERR_ARG, "%s: '%s' is not an integer", d->name, value);
+        if (d->size == 8) *(int64_t *)base = (int64_t)v;
+        else *(int *)base = (int)v;
+    } else {
+        *(double *)base = v;
+    }
+    return IT_OK;
+}
+
+it_status it_train_config_load(it_err *err, it_train_config *c, const char *path)
+{
+    json_error_t je;
+    json_t *root = json_load_file(path, 0, &je);
+    if (!root) return it_err_set(err, IT_ERR_FORMAT, "%s:%d: %s", path, je.line, je.text);
+    it_status s = IT_OK;
+    if (!json_is_object(root)) s = it_err_set(err, IT_ERR_FORMAT, "%s: expected a JSON object", path);
+    const char *k;
+    json_t *v;
+    json_object_foreach(root, k, v) {
+        if (s) break;
+        char buf[1100];
+        if (json_is_string(v)) snprintf(buf, sizeof buf, "%s", json_string_value(v));
+        else if (json_is_integer(v)) snprintf(buf, sizeof buf, "%lld", (long long)json_integer_value(v));
+        else if (json_is_real(v)) snprintf(buf, sizeof buf, "%.17g", json_real_value(v));
+        else if (json_is_boolean(v)) snprintf(buf, sizeof buf, "%s", json_is_true(v) ? "true" : "false");
+        else {
+            s = it_err_set(err, IT_ERR_FORMAT, "%s: %s: expected a number, string or boolean", path, k);
+            break;
+        }
+        it_err e2;
+        if ((s = it_train_config_set(&e2, c, k, buf))) it_err_set(err, s, "%s: %s", path, e2.msg);
+    }
+    json_decref(root);
+    return s;
+}
+
+it_status it_train_config_check(it_err *err, const it_train_config *c)
+{
+    if (!c->model[0]) return it_err_set(err, IT_ERR_ARG, "--model is required");
+    if (!c->data[0]) return it_err_set(err, IT_ERR_ARG, "--data is required");
+    if (!c->out[0]) return it_err_set(err, IT_ERR_ARG, "--out is required");
+    it_lr_kind k;
+    IT_TRY(it_lr_kind_parse(err, c->lr_schedule, &k));
+    if (c->prediction[0] && it_pred_type_parse(c->prediction) < 0)
+        return it_err_set(err, IT_ERR_ARG, "prediction: expected epsilon, v_prediction or sample, not '%s'", c->prediction);
+    if (strcmp(c->save_precision, "f32") && strcmp(c->save_precision, "f16") && strcmp(c->save_precision, "bf16"))
+        return it_err_set(err, IT_ERR_ARG, "save_precision: expected f32, f16 or bf16, not '%s'", c->save_precision);
+    return IT_OK;
+}
+
+/* ------------------------------------------------------------ run state */
+
+typedef struct run {
+    const it_train_config *c;
+    it_sd_model m;
+    it_schedule sched;
+    it_dataset ds;
+    it_lora lora;
+    it_optim opt;
+    it_optim_param *params;
+    it_lr_schedule lrs;
+    it_ctx ctx;
+    it_pred_type pred;
+    int64_t lc, lh, lw, t_len, t_dim;
+    float *lat_cache;     /* (2 n_items, item) latents, unflipped and flipped */
+    uint8_t *lat_have;    /* (2 n_items) */
+    float *lat, *text, *noise, *img;
+    int *ts;
+    char ckdir[1100];
+} run;
+
+static size_t lat_item(const run *r) { return (size_t)(r->lc * r->lh * r->lw); }
+
+static void run_free(run *r)
+{
+    it_lora_free(&r->lora);
+    it_optim_free(&r->opt);
+    it_free(r->params);
+    it_dataset_free(&r->ds);
+    it_schedule_free(&r->sched);
+    it_sd_free(&r->m);
+    it_ctx_free(&r->ctx);
+    it_free(r->lat_cache);
+    it_free(r->lat_have);
+    it_free(r->lat);
+    it_free(r->text);
+    it_free(r->noise);
+    it_free(r->img);
+    it_free(r->ts);
+}
+
+static it_status run_setup_model(it_err *err, run *r)
+{
+    const it_train_config *c = r->c;
+    it_sd_load_opts o;
+    it_sd_load_opts_init(&o);
+    IT_TRY(it_sd_load(err, &r->m, c->model, &o));
+    if (!r->m.tokenizer) return it_err_set(err, IT_ERR_NOT_FOUND, "%s: the model has no tokenizer folder", c->model);
+    if (r->m.inpainting) return it_err_set(err, IT_ERR_UNSUPPORTED, "%s: inpainting models are not supported for training", c->model);
+    it_schedule_config sc;
+    it_schedule_config_sd(&sc);
+    sc.num_train_timesteps = r->m.sched.num_train_timesteps;
+    sc.beta_start = r->m.sched.beta_start, sc.beta_end = r->m.sched.beta_end;
+    int bs = it_beta_schedule_parse(r->m.sched.beta_schedule);
+    if (bs >= 0) sc.beta_schedule = (it_beta_schedule)bs;
+    r->pred = c->prediction[0] ? (it_pred_type)it_pred_type_parse(c->prediction)
+                               : (it_pred_type)r->m.sched.prediction; /* same values */
+    sc.prediction = r->pred;
+    IT_TRY(it_schedule_init(err, &r->sched, &sc));
+    int f = 1 << (r->m.vae.cfg.n_levels - 1);
+    int down = 1 << (r->m.unet.cfg.n_levels - 1);
+    if (c->resolution % (f * down))
+        return it_err_set(err, IT_ERR_ARG, "resolution %d must be a multiple of %d for this model", c->resolution, f * down);
+    r->lc = r->m.unet.cfg.in_channels, r->lh = r->lw = c->resolution / f;
+    r->t_len = r->m.text.cfg.max_positions, r->t_dim = r->m.text.cfg.hidden;
+    return IT_OK;
+}
+
+static it_status run_setup_train(it_err *err, run *r)
+{
+    const it_train_config *c = r->c;
+    IT_TRY(it_dataset_open(err, &r->ds, c->data));
+    it_lora_opts lo;
+    it_lora_opts_init(&lo);
+    lo.rank = c->rank, lo.alpha = (float)c->alpha, lo.conv_rank = c->conv_rank;
+    lo.conv_alpha = (float)c->conv_alpha, lo.dropout = (float)c->dropout, lo.trainable = 1;
+    IT_TRY(it_lora_create(err, &r->lora, &r->m.unet.params, NULL, &lo, (uint64_t)c->seed));
+    it_lora_attach(&r->lora);
+    size_t np = 2 * r->lora.n;
+    r->params = it_calloc(np, sizeof *r->params);
+    if (!r->params) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
+    it_lora_params(&r->lora, r->params, np);
+    it_optim_config oc = it_optim_adamw_defaults(c->lr);
+    oc.weight_decay = c->weight_decay;
+    IT_TRY(it_optim_init(err, &r->opt, &oc, r->params, np));
+    it_lr_kind k;
+    IT_TRY(it_lr_kind_parse(err, c->lr_schedule, &k));
+    r->lrs = it_lr_schedule_make(k, c->warmup_steps, c->steps);
+    size_t B = (size_t)c->batch, li = lat_item(r);
+    r->lat_cache = it_calloc(2 * r->ds.n * li, sizeof(float));
+    r->lat_have = it_calloc(2 * r->ds.n, 1);
+    r->lat = it_malloc(B * li * sizeof(float));
+    r->noise = it_malloc(B * li * sizeof(float));
+    r->text = it_malloc(B * (size_t)(r->t_len * r->t_dim) * sizeof(float));
+    r->img = it_malloc((size_t)3 * c->resolution * c->resolution * sizeof(float));
+    r->ts = it_malloc(B * sizeof(int));
+    if (!r->lat_cache || !r->lat_have || !r->lat || !r->noise || !r->text || !r->img || !r->ts)
+        return it_err_set(err, IT_ERR_NOMEM, "out of memory (latent cache of %zu images)", r->ds.n);
+    return IT_OK;
+}
+
+/* Latents of item (flipped or not): the VAE posterior mean times the scaling
+ * factor, computed once per run and kept (deterministic, so resume sees the
+ * same values). */
+static it_status get_latent(it_err *err, run *r, size_t item, int flip, float *out)
+{
+    size_t slot = 2 * item + (size_t)flip, li = lat_item(r);
+    if (!r->lat_have[slot]) {
+        int res = r->c->resolution;
+        IT_TRY(it_dataset_image(err, &r->ds, item, res, flip, r->img));
+        it_mark mk = it_ctx_mark(&r->ctx);
+        int was = it_autograd_set_enabled(&r->ctx, 0);
+        it_tensor *x = it_tensor_from(&r->ctx, r->img, IT_SHAPE(1, 3, res, res));
+        it_tensor *z = it_vae_sample(&r->ctx, &r->m.vae, it_vae_encode(&r->ctx, &r->m.vae, x), 0, 1, 1);
+        it_autograd_set_enabled(&r->ctx, was);
+        if (!z) return it_ctx_status(&r->ctx, err);
+        memcpy(r->lat_cache + slot * li, z->data, li * sizeof(float));
+        it_ctx_release(&r->ctx, mk);
+        r->lat_have[slot] = 1;
+    }
+    memcpy(out, r->lat_cache + slot * li, li * sizeof(float));
+    return IT_OK;
+}
+
+/* Fills lat/text/noise/ts for micro-batch `micro` of `step`. */
+static it_status make_batch(it_err *err, run *r, int64_t step, int micro)
+{
+    const it_train_config *c = r->c;
+    int B = c->batch;
+    uint64_t seed = (uint64_t)c->seed;
+    size_t li = lat_item(r);
+    it_tensor *ids = it_tensor_new(&r->ctx, IT_DTYPE_I32, IT_SHAPE(B, r->t_len));
+    if (!ids) return it_ctx_status(&r->ctx, err);
+    char cap[2048];
+    for (int i = 0; i < B; i++) {
+        uint64_t g = ((uint64_t)step * (uint64_t)c->accum + (uint64_t)micro) * (uint64_t)B + (uint64_t)i;
+        size_t item = it_dataset_pick(&r->ds, seed, g);
+        int flip = c->flip && it_rng_uniform_at(seed ^ 0x666c6970ull, g) < 0.5f;
+        IT_TRY(get_latent(err, r, item, flip, r->lat + (size_t)i * li));
+        it_dataset_caption(&r->ds, item, seed, g, c->shuffle_captions, c->keep_tokens,
+                           (float)c->caption_dropout, cap, sizeof cap);
+        IT_TRY(it_clip_encode_padded(err, r->m.tokenizer, (int32_t *)ids->data + (size_t)i * r->t_len,
+                                     (int)r->t_len, NULL, cap, strlen(cap)));
+    }
+    int was = it_autograd_set_enabled(&r->ctx, 0);
+    it_clip_text_out to;
+    it_status s = it_clip_text_forward(err, &r->ctx, &r->m.text, ids, 0, 0, &to);
+    it_autograd_set_enabled(&r->ctx, was);
+    if (s) return s;
+    memcpy(r->text, to.hidden->data, (size_t)to.hidden->n * sizeof(float));
+    it_train_draw_noise(seed, step, micro, B, r->lc, r->lh, r->lw, (float)c->noise_offset, 0,
+                        r->sched.cfg.num_train_timesteps, r->noise, r->ts);
+    return IT_OK;
+}
+
+static it_status train_one_step(it_err *err, run *r, int64_t step, double *loss_out)
+{
+    const it_train_config *c = r->c;
+    double sum = 0;
+    for (int micro = 0; micro < c->accum; micro++) {
+        it_ctx_reset(&r->ctx);
+        IT_TRY(make_batch(err, r, step, micro));
+        it_train_batch b = {c->batch, r->lc, r->lh, r->lw, r->t_len, r->t_dim,
+                            r->lat, r->text, r->noise, r->ts, NULL};
+        it_train_loss_opts lo = {(float)c->min_snr_gamma, r->pred, 1.0f / (float)c->accum};
+        double loss = 0;
+        IT_TRY(it_train_step_loss(err, &r->ctx, &r->m.unet, &r->sched, &b, &lo, &loss));
+        sum += loss;
+    }
+    if (c->max_grad_norm > 0) {
+        double n = it_optim_clip_grad_norm(&r->opt, c->max_grad_norm);
+        if (!isfinite(n)) return it_err_set(err, IT_ERR_STATE, "step %lld: gradient norm is %g (diverged)", (long long)step, n);
+    }
+    it_optim_step(&r->opt, it_lr_schedule_lr(&r->lrs, c->lr, step));
+    it_optim_zero_grad(&r->opt);
+    *loss_out = sum / c->accum;
+    return IT_OK;
+}
+
+/* ------------------------------------------------------------ checkpoints */
+
+static it_status ckpt_paths(it_err *err, const run *r, int64_t step, char *dir, size_t n)
+{
+    if (snprintf(dir, n, "%s/step-%08lld", r->ckdir, (long long)step) >= (int)n)
+        return it_err_set(err, IT_ERR_RANGE, "%s: path too long", r->ckdir);
+    return IT_OK;
+}
+
+static void remove_ckpt(const run *r, int64_t step)
+{
+    char dir[1200], p[1300];
+    if (ckpt_paths(NULL, r, step, dir, sizeof dir)) return;
+    snprintf(p, sizeof p, "%s/lora.safetensors", dir);
+    remove(p);
+    snprintf(p, sizeof p, "%s/optim.safetensors", dir);
+    remove(p);
+    remove(dir);
+}
+
+/* The LoRA and optimiser files first, latest.json (atomic) last: a crash at
+ * any moment leaves either the previous checkpoint or the new one named. */
+static it_status save_ckpt(it_err *err, run *r, int64_t step, int64_t prev)
+{
+    char dir[1200], p[1300];
+    IT_TRY(ckpt_paths(err, r, step, dir, sizeof dir));
+    IT_TRY(it_mkdir_p(err, dir));
+    snprintf(p, sizeof p, "%s/lora.safetensors", dir);
+    IT_TRY(it_lora_save(err, &r->lora, p, IT_DTYPE_F32, NULL, 0));
+    snprintf(p, sizeof p, "%s/optim.safetensors", dir);
+    IT_TRY(it_optim_save(err, &r->opt, p));
+    json_t *j = json_pack("{s:I, s:s, s:I, s:i, s:i, s:i, s:f}", "step", (json_int_t)step, "dir",
+                          it_path_basename(dir), "seed", (json_int_t)r->c->seed, "rank", r->c->rank,
+                          "batch", r->c->batch, "accum", r->c->accum, "lr", r->c->lr);
+    char *text = j ? json_dumps(j, JSON_SORT_KEYS) : NULL;
+    json_decref(j);
+    if (!text) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
+    snprintf(p, sizeof p, "%s/latest.json", r->ckdir);
+    it_status s = it_file_write_atomic(err, p, text, strlen(text));
+    free(text);
+    if (!s && prev >= 0 && prev != step) remove_ckpt(r, prev);
+    return s;
+}
+
+/* Loads the checkpoint named by latest.json; *step = its step, or 0 when
+ * there is none. */
+static it_status load_ckpt(it_err *err, run *r, int64_t *step)
+{
+    char p[1300], dir[1200];
+    *step = 0;
+    snprintf(p, sizeof p, "%s/latest.json", r->ckdir);
+    if (!it_file_exists(p)) return IT_OK;
+    json_error_t je;
+    json_t *j = json_load_file(p, 0, &je);
+    if (!j) return it_err_set(err, IT_ERR_FORMAT, "%s: %s", p, je.text);
+    json_int_t st = json_integer_value(json_object_get(j, "step"));
+    json_int_t seed = json_integer_value(json_object_get(j, "seed"));
+    int rank = (int)json_integer_value(json_object_get(j, "rank"));
+    int batch = (int)json_integer_value(json_object_get(j, "batch"));
+    int accum = (int)json_integer_value(json_object_get(j, "accum"));
+    json_decref(j);
+    if (seed != r->c->seed || rank != r->c->rank || batch != r->c->batch || accum != r->c->accum)
+        return it_err_set(err, IT_ERR_ARG, "%s: checkpoint was made with seed %lld rank %d batch %d accum %d; "
+                          "resume needs the same values", p, (long long)seed, rank, batch, accum);
+    if (st <= 0) return it_err_set(err, IT_ERR_FORMAT, "%s: bad step", p);
+    IT_TRY(ckpt_paths(err, r, st, dir, sizeof dir));
+    snprintf(p, sizeof p, "%s/lora.safetensors", dir);
+    it_lora tmp;
+    IT_TRY(it_lora_load(err, &tmp, p, &r->m.unet.params, NULL, 0));
+    it_status s = it_lora_copy_values(err, &r->lora, &tmp);
+    it_lora_free(&tmp);
+    if (s) return s;
+    snprintf(p, sizeof p, "%s/optim.safetensors", dir);
+    IT_TRY(it_optim_load(err, &r->opt, p));
+    *step = st;
+    return IT_OK;
+}
+
+static it_status save_final(it_err *err, run *r, int64_t steps)
+{
+    const it_train_config *c = r->c;
+    char p[1100], res[64], st[32], hash[32], seed[32], lr[32], nimg[32], bs[32];
+    snprintf(p, sizeof p, "%s/lora.safetensors", c->out);
+    snprintf(res, sizeof res, "(%d, %d)", c->resolution, c->resolution);
+    snprintf(st, sizeof st, "%lld", (long long)steps);
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)r->ds.hash);
+    snprintf(seed, sizeof seed, "%lld", (long long)c->seed);
+    snprintf(lr, sizeof lr, "%g", c->lr);
+    snprintf(nimg, sizeof nimg, "%zu", r->ds.n_slots);
+    snprintf(bs, sizeof bs, "%d", c->batch);
+    it_lora_meta meta[] = {
+        {"ss_base_model_version", r->m.v2 ? "sd_v2" : "sd_v1"},
+        {"ss_sd_model_name", it_path_basename(c->model)},
+        {"ss_resolution", res}, {"ss_steps", st}, {"ss_max_train_steps", st},
+        {"ss_dataset_hash", hash}, {"ss_seed", seed}, {"ss_learning_rate", lr},
+        {"ss_num_train_images", nimg}, {"ss_batch_size_per_device", bs},
+        {"ss_v2", r->m.v2 ? "True" : "False"}, {"ss_training_comment", "intenttuner"},
+    };
+    it_dtype dt = !strcmp(c->save_precision, "f16") ? IT_DTYPE_F16
+                  : !strcmp(c->save_precision, "bf16") ? IT_DTYPE_BF16 : IT_DTYPE_F32;
+    return it_lora_save(err, &r->lora, p, dt, meta, sizeof meta / sizeof meta[0]);
+}
+
+/* ------------------------------------------------------------ loop */
+
+static void log_line(FILE *f, json_t *j)
+{
+    if (!f || !j) return;
+    char *t = json_dumps(j, JSON_COMPACT);
+    if (t) fprintf(f, "%s\n", t), fflush(f);
+    free(t);
+    json_decref(j);
+}
+
+static it_status run_loop(it_err *err, run *r, double *final_loss)
+{
+    const it_train_config *c = r->c;
+    int64_t start = 0, prev = -1;
+    if (c->resume) IT_TRY(load_ckpt(err, r, &start));
+    prev = start > 0 ? start : -1;
+    char p[1100];
+    snprintf(p, sizeof p, "%s/train.jsonl", c->out);
+    FILE *log = fopen(p, "a");
+    if (!log) return it_err_set(err, IT_ERR_IO, "%s: cannot open for appending", p);
+    if (start > 0) log_line(log, json_pack("{s:s, s:I}", "event", "resume", "step", (json_int_t)start));
+    it_progress pr;
+    if (!c->quiet) it_progress_start(&pr, "train", c->steps);
+    it_status s = IT_OK;
+    double loss = NAN, t0 = it_time_now();
+    int done_here = 0;
+    for (int64_t step = start; step < c->steps; step++) {
+        if ((s = train_one_step(err, r, step, &loss))) break;
+        double lr = it_lr_schedule_lr(&r->lrs, c->lr, step);
+        log_line(log, json_pack("{s:I, s:f, s:f, s:f, s:[]}", "step", (json_int_t)(step + 1), "loss", loss,
+                                "lr", lr, "time", it_time_now() - t0, "samples"));
+        if (!c->quiet) {
+            char extra[96];
+            snprintf(extra, sizeof extra, "loss %.4f lr %.2e", loss, lr);
+            it_progress_update(&pr, step + 1, extra);
+        }
+        if ((c->save_every > 0 && (step + 1) % c->save_every == 0) || step + 1 == c->steps) {
+            if ((s = save_ckpt(err, r, step + 1, prev))) break;
+            prev = step + 1;
+        }
+        if (c->stop_after && ++done_here >= c->stop_after) break;
+    }
+    if (!c->quiet) it_progress_finish(&pr);
+    fclose(log);
+    if (!s && !(c->stop_after && done_here >= c->stop_after)) s = save_final(err, r, c->steps);
+    if (final_loss) *final_loss = loss;
+    return s;
+}
+
+it_status it_train_run(it_err *err, const it_train_config *c, double *final_loss)
+{
+    IT_TRY(it_train_config_check(err, c));
+    if (c->train_text)
+        return it_err_set(err, IT_ERR_UNSUPPORTED, "train_text: text-encoder LoRA training is not implemented yet (UNet only)");
+    run r;
+    memset(&r, 0, sizeof r);
+    r.c = c;
+    it_ctx_init(&r.ctx, 0);
+    it_status s = it_mkdir_p(err, c->out);
+    if (!s && snprintf(r.ckdir, sizeof r.ckdir, "%s/checkpoints", c->out) >= (int)sizeof r.ckdir)
+        s = it_err_set(err, IT_ERR_RANGE, "--out path too long");
+    if (!s) s = it_mkdir_p(err, r.ckdir);
+    if (!s) s = run_setup_model(err, &r);
+    if (!s) s = run_setup_train(err, &r);
+    if (!s) s = run_loop(err, &r, final_loss);
+    run_free(&r);
+    return s;
+}

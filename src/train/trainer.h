@@ -1,0 +1,56 @@
+/* trainer.h: the LoRA training loop of `intenttuner train`.
+ *
+ * Owns: the run configuration (every key of the CLI and of the --config
+ * JSON file, with defaults and validation), the loop (data order, VAE
+ * latents and text states, noise and timesteps from (seed, step), gradient
+ * accumulation, clipping, AdamW with diffusers' lr schedules), crash-safe
+ * checkpoints (OUT/checkpoints/step-NNNNNNNN/{lora,optim}.safetensors, then
+ * OUT/checkpoints/latest.json written atomically last: a checkpoint exists
+ * once latest.json names it), --resume, the JSON-lines log OUT/train.jsonl
+ * (one line per step, flushed: a monitor can follow it) and the final
+ * OUT/lora.safetensors (kohya format, ss_* metadata).
+ * Does not own the step's math (train_step.h), LoRA files (lora_file.h) or
+ * data on disk (dataset.h). */
+#ifndef IT_TRAINER_H
+#define IT_TRAINER_H
+
+#include <stdint.h>
+
+#include "base/status.h"
+
+typedef struct it_train_config {
+    char model[1024], data[1024], out[1024];
+    int rank;
+    double alpha;
+    int conv_rank;
+    double conv_alpha, dropout;
+    int train_text;             /* also LoRA on the text encoder */
+    double lr, text_lr, weight_decay, max_grad_norm;
+    char lr_schedule[32];
+    int warmup_steps;
+    int steps, batch, accum, resolution;
+    int save_every;
+    int64_t seed;
+    double min_snr_gamma, noise_offset;
+    int flip, shuffle_captions, keep_tokens;
+    double caption_dropout;
+    char prediction[16];        /* "" = the model's */
+    int resume;
+    int quiet;
+    char save_precision[8];     /* "f32", "f16", "bf16" */
+    int stop_after;             /* tests: exit after this many steps of this process (0 = off) */
+} it_train_config;
+
+void it_train_config_init(it_train_config *c);
+/* Sets one key from its text value (the CLI's --name and the config file's
+ * keys are the same words, with '-' or '_'). Errors name the key. */
+it_status it_train_config_set(it_err *err, it_train_config *c, const char *key, const char *value);
+/* Reads a JSON object of keys (numbers, strings, booleans). Unknown keys
+ * and bad values are errors naming the file and the key. */
+it_status it_train_config_load(it_err *err, it_train_config *c, const char *path);
+it_status it_train_config_check(it_err *err, const it_train_config *c);
+
+/* Runs (or resumes) a training run; final loss in *final_loss (may be NULL). */
+it_status it_train_run(it_err *err, const it_train_config *c, double *final_loss);
+
+#endif
