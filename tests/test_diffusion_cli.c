@@ -74,6 +74,12 @@ IT_TEST(diffusion_cli_folder_and_single_file_identical) {
         IT_CHECK_CONTAINS(out, "wrote");
         if (!same_file(a, b)) it_test_fail(t, __FILE__, __LINE__, "%s: folder and single file differ", samplers[i]);
     }
+    /* f16 weights in memory: the fixtures are f16-exact, so the same PNG */
+    char d[600];
+    snprintf(d, sizeof d, "%s", it_test_tmp(t, "f16.png"));
+    snprintf(args, sizeof args, "--model sd/sd1 " PROMPT " --sampler ddim --seed 42 --f16-weights -o '%s'", d);
+    IT_CHECK_INT(gen_run(t, out, errb, sizeof out, args), 0);
+    IT_CHECK(same_file(d, it_test_tmp(t, "single.png")));
     /* a different seed gives a different picture */
     char c[600];
     snprintf(c, sizeof c, "%s", it_test_tmp(t, "seed7.png"));

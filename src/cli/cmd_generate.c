@@ -28,7 +28,7 @@ typedef struct gen_cli {
     const char *config, *save_latents;
     long steps, width, height, batch, seed, clip_skip;
     double cfg, strength, eta;
-    int vae_tiling, encode_mean, has_seed;
+    int vae_tiling, encode_mean, f16;
 } gen_cli;
 
 /* --latents: the noise array, checked against the expected size. */
@@ -140,6 +140,7 @@ static it_status run(it_err *err, const gen_cli *c, json_t *report)
     it_sd_load_opts lo;
     it_sd_load_opts_init(&lo);
     lo.config_dir = c->config;
+    if (c->f16) lo.flags_text = lo.flags_unet = lo.flags_vae = IT_MODEL_F16;
     it_sd_model m;
     IT_TRY(it_sd_load(err, &m, c->model, &lo));
     it_image img = {0}, mask = {0};
@@ -197,7 +198,7 @@ IT_COMMAND(generate, "text-to-image, img2img and inpainting with a Stable Diffus
     c.sampler = "dpm++2m";
     c.batch = 1;
     c.strength = -1;
-    static it_opt opts[22];
+    static it_opt opts[23];
     int k = 0;
     opts[k++] = (it_opt){"model", 'm', IT_OPT_STR, &c.model, "PATH", "diffusers folder or single-file .safetensors"};
     opts[k++] = (it_opt){"prompt", 'p', IT_OPT_STR, &c.prompt, "TEXT", "what to draw"};
@@ -226,6 +227,8 @@ IT_COMMAND(generate, "text-to-image, img2img and inpainting with a Stable Diffus
     opts[k++] = (it_opt){"vae-tiling", 0, IT_OPT_FLAG, &c.vae_tiling, NULL, "VAE in tiles (bounded memory)"};
     opts[k++] = (it_opt){"encode-mean", 0, IT_OPT_FLAG, &c.encode_mean, NULL,
                          "VAE-encode init images to the posterior mean (reproducible)"};
+    opts[k++] = (it_opt){"f16-weights", 0, IT_OPT_FLAG, &c.f16, NULL,
+                         "keep linear/conv weights as f16 in memory (half the memory)"};
     opts[k++] = (it_opt){NULL, 0, 0, NULL, NULL, NULL};
     static const it_cmd_spec spec = {
         .usage = "intenttuner generate --model PATH --prompt TEXT [options] -o OUT.png",
