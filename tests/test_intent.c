@@ -212,7 +212,7 @@ IT_TEST(intent_parser_odd_input_is_handled) {
         it_intent_free(&in);
     }
     it_buf_free(&b);
-    const char *odd[] = {"in_;;no n't k", "n't", "'s", "Zoë’s café – “keep” the naïve façade 🎨 and no señor’s hat.",
+    const char *odd[] = {"in_;;no n't k", "n't", "A man named Al. No hat between red and blue.", "'s", "Zoë’s café – “keep” the naïve façade 🎨 and no señor’s hat.",
                          "\xE2\x80\x99\xE2\x80\x99\xE2\x80\x9C", "''''s's's", "[1][2][3]", ",,,...;;;", ""};
     for (size_t i = 0; i < sizeof odd / sizeof odd[0]; i++) {
         s = it_intent_parse(&e, &in, odd[i], strlen(odd[i]), &o);

@@ -842,6 +842,15 @@ static it_intent_concept *new_concept(pctx *p, int subject, const char *head, co
 /* Variant phrase: "white mug" for a bare value, the words as written else. */
 static void add_variant(pctx *p, it_intent_concept *c, const chunk *v)
 {
+    if (c->op != IT_OP_MODIFY) {
+        /* "keep the hat, between red and blue": values only make sense for
+         * something that may change; the first operation said wins */
+        char q[220];
+        quote_sentence(q, sizeof q, p);
+        it_intent_warn(p->in, "values given for '%s', which is to %s, are ignored (in \"%s\")", c->head,
+                       it_intent_op_name(c->op), q);
+        return;
+    }
     if (c->n_variants >= IT_INTENT_MAX_VARIANTS) return;
     char words[200], buf[260];
     int a = v->poss_t >= 0 ? v->poss_t + 2 : v->t0;
@@ -987,7 +996,8 @@ static void sentence(pctx *p)
                 else head[0] = '\0';
                 if (t->has_head && strcmp(c->head, head)) continue;
                 if (!t->has_head && (!t->prop || !c->property || strcmp(c->property, t->prop))) continue;
-                if (v->value_only && !c->property && c->level == IT_LEVEL_INSTANCE && v->value_prop) {
+                if (v->value_only && !c->property && c->level == IT_LEVEL_INSTANCE && v->value_prop &&
+                    c->op == IT_OP_MODIFY) {
                     c->property = it_intent_strdup(p->in, v->value_prop);
                     c->level = IT_LEVEL_ATTRIBUTE;
                 }
