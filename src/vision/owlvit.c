@@ -29,6 +29,15 @@ static it_status build_heads(it_err *err, it_owlvit *m)
     return it_params_alloc(err, ps, 0);
 }
 
+it_status it_owlvit_init(it_err *err, it_owlvit *m, const it_clip_vision_config *vc,
+                         const it_clip_text_config *tc)
+{
+    m->query_dim = tc->hidden;
+    IT_TRY(it_clip_vision_init(err, &m->vision, vc, "owlvit.vision_model.", "pre_layernorm", NULL, 0));
+    IT_TRY(it_clip_text_init(err, &m->text, tc, "owlvit.text_model.", "owlvit.text_projection", 0));
+    return build_heads(err, m);
+}
+
 static it_status load_in(it_err *err, it_owlvit *m, const char *dir)
 {
     char path[4096];
@@ -47,10 +56,7 @@ static it_status load_in(it_err *err, it_owlvit *m, const char *dir)
         return it_err_set(err, IT_ERR_UNSUPPORTED,
                           "%s: projection_dim %d must equal the text hidden_size %d (class head width)", path,
                           tc.projection_dim, tc.hidden);
-    m->query_dim = tc.hidden;
-    IT_TRY(it_clip_vision_init(err, &m->vision, &vc, "owlvit.vision_model.", "pre_layernorm", NULL, 0));
-    IT_TRY(it_clip_text_init(err, &m->text, &tc, "owlvit.text_model.", "owlvit.text_projection", 0));
-    IT_TRY(build_heads(err, m));
+    IT_TRY(it_owlvit_init(err, m, &vc, &tc));
     it_preprocess_clip_default(&m->pre);
     m->pre.shortest_edge = 0;
     m->pre.resize_w = m->pre.resize_h = vc.image_size;

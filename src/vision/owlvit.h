@@ -38,6 +38,11 @@ typedef struct it_owlvit {
 } it_owlvit;
 
 it_status it_owlvit_load(it_err *err, it_owlvit *m, const char *dir);
+/* Registers and allocates (zeroed) the weights of both towers and the heads
+ * without loading anything (benchmarks, tests); m must be zeroed first.
+ * tc->projection_dim must equal tc->hidden. */
+it_status it_owlvit_init(it_err *err, it_owlvit *m, const it_clip_vision_config *vc,
+                         const it_clip_text_config *tc);
 void it_owlvit_free(it_owlvit *m);
 
 /* What the heads say about one image (it_malloc'd arrays). */
