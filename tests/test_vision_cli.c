@@ -11,6 +11,7 @@
 #include "test.h"
 #include "test_vision_util.h"
 #include "vision/clip.h"
+#include "vision/owlvit.h"
 #include "vision/preference.h"
 
 IT_TEST(vision_pref_parity)
@@ -156,5 +157,34 @@ IT_TEST(vision_cli_errors)
         if (rc != cases[i].rc) it_test_fail(t, __FILE__, __LINE__, "%s: exit %d, expected %d", cases[i].args, rc, cases[i].rc);
         IT_CHECK_CONTAINS(errb, cases[i].msg);
         IT_CHECK(strncmp(errb, "intenttuner: error: ", 20) == 0);
+    }
+}
+
+/* Out of memory at every allocation of a model load returns an error (no
+ * crash, no leak: the runner checks the counters), then a load succeeds. */
+IT_TEST(vision_load_out_of_memory)
+{
+    char p[1024];
+    static const char *dirs[3] = {"clip_hf", "clip_openclip", "owlvit"};
+    for (int d = 0; d < 3; d++) {
+        int ok = 0;
+        for (long k = 0; k < 4000 && !ok; k += 1 + k / 8) {
+            it_err err = {0};
+            it_mem_fail_after(k, 1);
+            it_status s;
+            if (d < 2) {
+                it_clip m;
+                s = it_clip_load(&err, &m, vfix(t, p, sizeof p, dirs[d]));
+                if (!s) it_clip_free(&m);
+            } else {
+                it_owlvit m;
+                s = it_owlvit_load(&err, &m, vfix(t, p, sizeof p, dirs[d]));
+                if (!s) it_owlvit_free(&m);
+            }
+            it_mem_fail_after(-1, 0);
+            if (s == IT_OK) ok = 1;
+            else IT_CHECK(s == IT_ERR_NOMEM || strstr(err.msg, "memory"));
+        }
+        IT_CHECK(ok);
     }
 }
