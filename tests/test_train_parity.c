@@ -186,3 +186,46 @@ done:
     env_free(&e);
     it_ctx_free(&ctx);
 }
+
+/* A LoRA written by `intenttuner train` (LoCon, f32, kohya format) loads in
+ * diffusers (load_lora_weights, tools/gen_lora_fixtures.py --ours) with all
+ * its modules and gives our UNet output. */
+IT_TEST(train_our_lora_loads_in_diffusers)
+{
+    it_err err;
+    it_sd_model m;
+    it_sd_load_opts so;
+    it_sd_load_opts_init(&so);
+    so.components = IT_SD_UNET;
+    IT_REQUIRE_OK(it_sd_load(&err, &m, it_test_fixture(t, "sd/sd1"), &so), &err);
+    it_safetensors *io = NULL;
+    IT_REQUIRE_OK(it_safetensors_open(&err, &io, it_test_fixture(t, "lora/ours_io.safetensors")), &err);
+    it_lora l;
+    IT_REQUIRE_OK(it_lora_load(&err, &l, it_test_fixture(t, "lora/ours_trained.safetensors"),
+                               &m.unet.params, NULL, 0), &err);
+    float *nm = io_load(io, "n_modules", NULL, 0);
+    IT_CHECK(nm && (size_t)nm[0] == l.n);
+    it_lora_attach(&l);
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    it_autograd_set_enabled(&ctx, 0);
+    float *s = io_load(io, "probe_sample", NULL, 0), *tt = io_load(io, "probe_t", NULL, 0);
+    float *c = io_load(io, "probe_ctx", NULL, 0);
+    size_t nref = 0;
+    float *ref = io_load(io, "unet_out", &nref, 0);
+    IT_REQUIRE(s && tt && c && ref);
+    it_tensor *y = it_unet_forward(&ctx, &m.unet, it_tensor_from(&ctx, s, IT_SHAPE(1, 4, 8, 8)),
+                                   it_tensor_from(&ctx, tt, IT_SHAPE(1)),
+                                   it_tensor_from(&ctx, c, IT_SHAPE(1, 77, 32)));
+    IT_REQUIRE(y && (size_t)y->n == nref);
+    double mx = 0;
+    for (size_t i = 0; i < nref; i++) mx = fmax(mx, fabs(ref[i]));
+    double r = it_test_max_abs_diff(it_f32(y), ref, nref) / mx;
+    printf("    %zu modules; UNet output, ours vs diffusers with our file: %.2e\n", l.n, r);
+    IT_CHECK(r < 1e-5);
+    it_free(s), it_free(tt), it_free(c), it_free(ref), it_free(nm);
+    it_lora_free(&l);
+    it_ctx_free(&ctx);
+    it_safetensors_close(io);
+    it_sd_free(&m);
+}

@@ -127,5 +127,34 @@ def main():
     save_file(io, os.path.join(OUT, "train_io.safetensors"), metadata={"diffusers": diffusers.__version__})
 
 
+def check_ours():
+    """ours_trained.safetensors (written by `intenttuner train`, LoCon rank 2,
+    see tools/README.md) through diffusers' load_lora_weights: UNet output on
+    a probe -> ours_io.safetensors. tests/test_train_parity.c loads the same
+    file with our loader and must give the same output."""
+    path = os.path.join(OUT, "ours_trained.safetensors")
+    if not os.path.exists(path):
+        print("no ours_trained.safetensors: skipped", file=sys.stderr)
+        return
+    pipe = StableDiffusionPipeline.from_pretrained(SD1, safety_checker=None, requires_safety_checker=False, torch_dtype=torch.float32)
+    pipe.load_lora_weights(path)
+    n_lora = sum(1 for _, m in pipe.unet.named_modules() if hasattr(m, "lora_A") and "default_0" in m.lora_A)
+    g = torch.Generator().manual_seed(23)
+    sample = torch.randn(1, 4, 8, 8, generator=g)
+    t = torch.tensor([613.0])
+    ctx = torch.randn(1, 77, 32, generator=g)
+    with torch.no_grad():
+        out = pipe.unet(sample, t, ctx).sample
+        pipe.unload_lora_weights()
+        base = pipe.unet(sample, t, ctx).sample
+    print("ours: %d modules in diffusers, lora effect %.4f" % (n_lora, (out - base).abs().max().item()), file=sys.stderr)
+    save_file({"probe_sample": sample, "probe_t": t, "probe_ctx": ctx, "unet_out": out.contiguous(),
+               "n_modules": torch.tensor([float(n_lora)])}, os.path.join(OUT, "ours_io.safetensors"))
+
+
 if __name__ == "__main__":
-    main()
+    if sys.argv[1:] == ["--ours"]:
+        check_ours()
+    else:
+        main()
+        check_ours()

@@ -22,6 +22,7 @@
 #include "diffusion/pipeline.h"
 #include "image/image.h"
 #include "tensor/safetensors.h"
+#include "train/lora_file.h"
 
 typedef struct gen_cli {
     const char *model, *prompt, *negative, *sampler, *init_image, *mask, *latents, *out;
@@ -29,6 +30,7 @@ typedef struct gen_cli {
     long steps, width, height, batch, seed, clip_skip;
     double cfg, strength, eta;
     int vae_tiling, encode_mean, f16;
+    it_strlist loras;             /* --lora FILE[:scale], repeatable */
 } gen_cli;
 
 /* --latents: the noise array, checked against the expected size. */
@@ -143,6 +145,8 @@ static it_status run(it_err *err, const gen_cli *c, json_t *report)
     if (c->f16) lo.flags_text = lo.flags_unet = lo.flags_vae = IT_MODEL_F16;
     it_sd_model m;
     IT_TRY(it_sd_load(err, &m, c->model, &lo));
+    it_lora loras[IT_STRLIST_MAX];
+    int n_loras = 0;
     it_image img = {0}, mask = {0};
     it_gen_opts o;
     it_gen_result r = {0};
@@ -150,6 +154,9 @@ static it_status run(it_err *err, const gen_cli *c, json_t *report)
     it_schedule_config sc;
     it_progress prog = {0};
     it_status st = build_opts(err, c, &o);
+    for (int i = 0; !st && i < c->loras.n; i++) /* several LoRAs stack as adapters */
+        if (!(st = it_lora_apply_spec(err, &loras[n_loras], c->loras.items[i], &m.unet.params, &m.text.params)))
+            n_loras++;
     if (!st) st = it_sd_schedule_config(err, &sc, &m, c->config);
     if (!st) st = load_images(err, c, &img, &mask);
     if (st) goto done;
@@ -185,6 +192,7 @@ done:
     it_gen_result_free(&r);
     it_image_free(&img);
     it_image_free(&mask);
+    for (int i = 0; i < n_loras; i++) it_lora_free(&loras[i]);
     it_sd_free(&m);
     return st;
 }
@@ -198,7 +206,7 @@ IT_COMMAND(generate, "text-to-image, img2img and inpainting with a Stable Diffus
     c.sampler = "dpm++2m";
     c.batch = 1;
     c.strength = -1;
-    static it_opt opts[23];
+    static it_opt opts[24];
     int k = 0;
     opts[k++] = (it_opt){"model", 'm', IT_OPT_STR, &c.model, "PATH", "diffusers folder or single-file .safetensors"};
     opts[k++] = (it_opt){"prompt", 'p', IT_OPT_STR, &c.prompt, "TEXT", "what to draw"};
@@ -229,6 +237,8 @@ IT_COMMAND(generate, "text-to-image, img2img and inpainting with a Stable Diffus
                          "VAE-encode init images to the posterior mean (reproducible)"};
     opts[k++] = (it_opt){"f16-weights", 0, IT_OPT_FLAG, &c.f16, NULL,
                          "keep linear/conv weights as f16 in memory (half the memory)"};
+    opts[k++] = (it_opt){"lora", 0, IT_OPT_LIST, &c.loras, "FILE[:S]",
+                         "apply a LoRA (kohya or diffusers/PEFT file) with scale S (1); repeatable"};
     opts[k++] = (it_opt){NULL, 0, 0, NULL, NULL, NULL};
     static const it_cmd_spec spec = {
         .usage = "intenttuner generate --model PATH --prompt TEXT [options] -o OUT.png",

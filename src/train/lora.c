@@ -242,7 +242,7 @@ it_status it_lora_merge(it_err *err, it_lora *l)
         it_lora_mod *m = &l->mods[i];
         if (!m->target) continue;
         float *w = it_f32(m->target->w);
-        if (!w) return it_err_set(err, IT_ERR_STATE, "lora merge: %s: model has no weights", m->name);
+        if (!w) return it_err_set(err, IT_ERR_STATE, "lora merge: %s: the model's weights are not f32 in memory (f16 or shapes only)", m->name);
         int64_t k = m->in * m->kh * m->kw;
         if (m->target->w->n != m->out * k)
             return it_err_set(err, IT_ERR_ARG, "lora merge: %s: shape does not match the module",

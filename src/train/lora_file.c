@@ -269,3 +269,26 @@ it_status it_lora_copy_values(it_err *err, it_lora *dst, const it_lora *src)
     memcpy(dst->data, src->data, dst->n_floats * sizeof(float));
     return IT_OK;
 }
+
+it_status it_lora_apply_spec(it_err *err, it_lora *l, const char *spec, const it_params *unet_ps,
+                             const it_params *text_ps)
+{
+    char path[4096];
+    double scale = 1.0;
+    snprintf(path, sizeof path, "%s", spec);
+    char *colon = strrchr(path, ':');
+    if (colon && colon[1]) {
+        char *end;
+        double v = strtod(colon + 1, &end);
+        if (!*end) {
+            if (!(v >= -100 && v <= 100))
+                return it_err_set(err, IT_ERR_ARG, "--lora %s: scale must be in -100..100", spec);
+            scale = v;
+            *colon = 0;
+        }
+    }
+    IT_TRY(it_lora_load(err, l, path, unet_ps, text_ps, 0));
+    l->multiplier = (float)scale;
+    it_lora_attach(l);
+    return IT_OK;
+}

@@ -38,4 +38,9 @@ it_status it_lora_load(it_err *err, it_lora *l, const char *path, const it_param
  * for resuming training from a checkpoint file. */
 it_status it_lora_copy_values(it_err *err, it_lora *dst, const it_lora *src);
 
+/* "FILE" or "FILE:SCALE" (generate --lora): loads FILE onto the model,
+ * sets the multiplier (default 1) and attaches it. Errors name the spec. */
+it_status it_lora_apply_spec(it_err *err, it_lora *l, const char *spec, const it_params *unet_ps,
+                             const it_params *text_ps);
+
 #endif
