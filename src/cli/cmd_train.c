@@ -39,6 +39,10 @@ static const struct {
     {"caption-dropout", "P", "probability of training on an empty caption (0)"},
     {"prediction", "TYPE", "epsilon, v_prediction or sample (default: the model's)"},
     {"save-precision", "T", "final file: f32, f16 or bf16 (f32)"},
+    {"sample-every", "N", "sample images every N steps and at the end; 0 = never (0)"},
+    {"sample-prompt", "TEXT", "prompt of the samples; several separated by '|'"},
+    {"sample-steps", "N", "sampler steps of the samples (20)"},
+    {"sample-cfg", "S", "guidance scale of the samples (7)"},
     {"stop-after", "N", "stop after N steps of this process without the final file (tests)"},
 };
 #define N_VALUE (sizeof VALUE_OPTS / sizeof VALUE_OPTS[0])

@@ -13,6 +13,8 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "base/rng.h"
+#include "diffusion/pipeline.h"
+#include "image/image.h"
 #include "models/sd_pipeline_load.h"
 #include "tensor/autograd.h"
 #include "tensor/optim.h"
@@ -31,6 +33,7 @@ void it_train_config_init(it_train_config *c)
     snprintf(c->lr_schedule, sizeof c->lr_schedule, "constant");
     c->steps = 1000, c->batch = 1, c->accum = 1, c->resolution = 512;
     c->save_every = 100;
+    c->sample_steps = 20, c->sample_cfg = 7;
     snprintf(c->save_precision, sizeof c->save_precision, "f32");
 }
 
@@ -59,7 +62,8 @@ static const key_def KEYS[] = {
     KD("min_snr_gamma", min_snr_gamma, 0, 1e6), KD("noise_offset", noise_offset, 0, 10),
     KB("flip", flip), KB("shuffle_captions", shuffle_captions), KI("keep_tokens", keep_tokens, 0, 255),
     KD("caption_dropout", caption_dropout, 0, 1), KS("prediction", prediction),
-    KB("resume", resume), KS("save_precision", save_precision), KI("stop_after", stop_after, 0, 1e9),
+    KB("resume", resume), KI("sample_every", sample_every, 0, 1e9), KS("sample_prompt", sample_prompts),
+    KI("sample_steps", sample_steps, 1, 1000), KD("sample_cfg", sample_cfg, 0, 100), KS("save_precision", save_precision), KI("stop_after", stop_after, 0, 1e9),
 };
 
 static const key_def *find_key(const char *key)
@@ -428,6 +432,39 @@ static it_status save_final(it_err *err, run *r, int64_t steps)
     return it_lora_save(err, &r->lora, p, dt, meta, sizeof meta / sizeof meta[0]);
 }
 
+/* ------------------------------------------------------------ samples */
+
+/* Fixed-seed images of every sample prompt with the LoRA as it stands:
+ * OUT/samples/step-NNNNNNNN-K.png; the paths go into the step's log line.
+ * The sampler uses its own context and no training RNG, so samples do not
+ * change the run (resume stays bit-identical). */
+static it_status make_samples(it_err *err, run *r, int64_t step, json_t *paths)
+{
+    const it_train_config *c = r->c;
+    char dir[1100], prompts[4096], p[1300];
+    snprintf(dir, sizeof dir, "%s/samples", c->out);
+    IT_TRY(it_mkdir_p(err, dir));
+    snprintf(prompts, sizeof prompts, "%s", c->sample_prompts);
+    int k = 0;
+    for (char *save = NULL, *pr = strtok_r(prompts, "|", &save); pr; pr = strtok_r(NULL, "|", &save), k++) {
+        it_gen_opts o;
+        it_gen_opts_init(&o);
+        o.prompt = pr;
+        o.steps = c->sample_steps;
+        o.cfg = (float)c->sample_cfg;
+        o.seed = (uint64_t)c->seed + (uint64_t)k;
+        o.width = o.height = c->resolution;
+        it_gen_result res = {0};
+        IT_TRY(it_sd_generate(err, &r->m, NULL, &o, &res));
+        snprintf(p, sizeof p, "%s/step-%08lld-%d.png", dir, (long long)step, k);
+        it_status s = it_image_save_png(err, &res.images[0], p);
+        it_gen_result_free(&res);
+        if (s) return s;
+        json_array_append_new(paths, json_string(p));
+    }
+    return IT_OK;
+}
+
 /* ------------------------------------------------------------ loop */
 
 static void log_line(FILE *f, json_t *j)
@@ -458,8 +495,14 @@ static it_status run_loop(it_err *err, run *r, double *final_loss)
     for (int64_t step = start; step < c->steps; step++) {
         if ((s = train_one_step(err, r, step, &loss))) break;
         double lr = it_lr_schedule_lr(&r->lrs, c->lr, step);
-        log_line(log, json_pack("{s:I, s:f, s:f, s:f, s:[]}", "step", (json_int_t)(step + 1), "loss", loss,
-                                "lr", lr, "time", it_time_now() - t0, "samples"));
+        json_t *samples = json_array();
+        if (c->sample_every > 0 && c->sample_prompts[0] && ((step + 1) % c->sample_every == 0 || step + 1 == c->steps) &&
+            (s = make_samples(err, r, step + 1, samples))) {
+            json_decref(samples);
+            break;
+        }
+        log_line(log, json_pack("{s:I, s:f, s:f, s:f, s:o}", "step", (json_int_t)(step + 1), "loss", loss,
+                                "lr", lr, "time", it_time_now() - t0, "samples", samples));
         if (!c->quiet) {
             char extra[96];
             snprintf(extra, sizeof extra, "loss %.4f lr %.2e", loss, lr);

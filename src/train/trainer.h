@@ -38,6 +38,10 @@ typedef struct it_train_config {
     int resume;
     int quiet;
     char save_precision[8];     /* "f32", "f16", "bf16" */
+    int sample_every;           /* 0 = no samples */
+    char sample_prompts[4096];  /* prompts separated by '|' */
+    int sample_steps;           /* sampler steps (20) */
+    double sample_cfg;          /* guidance scale (7) */
     int stop_after;             /* tests: exit after this many steps of this process (0 = off) */
 } it_train_config;
 
