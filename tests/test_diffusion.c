@@ -468,6 +468,21 @@ IT_TEST(diffusion_sampler_options_and_errors) {
     IT_CHECK_CONTAINS(e.msg, "0 steps not in 1..1000");
     IT_CHECK_INT(it_sampler_init(&e, &s, &c, &o, 1001, 4), IT_ERR_ARG);
 
+    /* betas so large that alphas_cumprod underflows (fuzz finding) */
+    it_schedule_config hot = c;
+    hot.beta_schedule = IT_BETAS_LINEAR;
+    hot.beta_end = 0.712;
+    IT_CHECK_INT(it_sampler_init(&e, &s, &hot, &o, 10, 4), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(e.msg, "alphas_cumprod reaches 0 at t=999");
+
+    /* an offset that pushes leading timesteps past the schedule */
+    it_schedule_config big = c;
+    big.steps_offset = 900;
+    o = (it_sampler_opts){IT_SAMPLER_DDIM, 0, 0};
+    IT_CHECK_INT(it_sampler_init(&e, &s, &big, &o, 4, 4), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(e.msg, "timestep 1650 of 4 steps outside 0..999 (steps_offset 900 too large)");
+    o = (it_sampler_opts){IT_SAMPLER_EULER, 0, 0};
+
     /* strength: too small leaves no step; out of range; after a step */
     IT_REQUIRE_OK(it_sampler_init(&e, &s, &c, &o, 4, 4), &e);
     IT_CHECK_INT(it_sampler_set_strength(&e, &s, 0.2), IT_ERR_ARG);

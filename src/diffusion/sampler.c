@@ -311,6 +311,16 @@ it_status it_sampler_init(it_err *err, it_sampler *s, const it_schedule_config *
     }
     it_free(train_sigmas);
     it_free(tmp);
+    /* A large steps_offset pushes "leading" timesteps past the schedule
+     * (diffusers then indexes out of range); refuse it. */
+    for (int i = 0; i < s->n_steps; i++)
+        if (!(s->timesteps[i] >= 0 && s->timesteps[i] <= N - 1)) {
+            double bad = s->timesteps[i];
+            it_sampler_free(s);
+            return it_err_set(err, IT_ERR_ARG,
+                              "sampler: timestep %g of %d steps outside 0..%d (steps_offset %d too large)",
+                              bad, n_steps, N - 1, cfg->steps_offset);
+        }
     /* DDIM's step size is num_train_timesteps // num_inference_steps as the
      * caller asked for it, whatever the spacing produced. */
     s->ddim_stride = N / n_steps;

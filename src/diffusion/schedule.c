@@ -229,6 +229,15 @@ it_status it_schedule_init(it_err *err, it_schedule *s, const it_schedule_config
         acc *= (double)alpha;
         s->alphas_cumprod[i] = (float)acc;
     }
+    /* Betas that drive alphas_cumprod to 0 (in float) make sigma infinite:
+     * nothing can sample such a schedule (found by fuzz/scheduler_config). */
+    float last = s->alphas_cumprod[n - 1];
+    if (!(last > 0) || !isfinite(sqrtf((1.0f - last) / last))) {
+        it_schedule_free(s);
+        return it_err_set(err, IT_ERR_ARG,
+                          "schedule: alphas_cumprod reaches %g at t=%d (betas %g..%g too large)",
+                          (double)last, n - 1, cfg->beta_start, cfg->beta_end);
+    }
     return IT_OK;
 }
 
