@@ -4,9 +4,9 @@
  * fine-tuning task (training images with ground truth, reference boxes, the
  * intent text, the evaluation spec), show the training set as one contact
  * sheet, and turn the intent into the concept hierarchy with the built-in
- * parser, saved as JSON that `intenttuner intent check` accepts. Stages not
- * built yet (augmentation, LoRA training, evaluation) are listed as such at
- * the end, never faked. */
+ * parser, saved as JSON that `intenttuner intent check` accepts. Stages that
+ * need the toy world's pretrained models (training, generation, evaluation)
+ * are listed as such at the end, never faked. */
 #include <dirent.h>
 #include <jansson.h>
 #include <stdio.h>
@@ -172,8 +172,11 @@ IT_COMMAND(demo, "run the main job on the embedded toy world: what exists today"
     if (save_hierarchy(&err, &in, dir) != IT_OK) goto fail;
     printf("   saved %s/hierarchy.json (edit it, check it with 'intenttuner intent check')\n", dir);
 
-    printf("\n3. not built yet: intent-guided augmentation, caption refinement, LoRA training\n"
-           "   with the intent monitor, evaluation and checkpoint ranking (see README.md).\n");
+    printf("\n3. next: the engine, Stable Diffusion inference ('generate'), CLIP and OWL-ViT\n"
+           "   ('clip', 'detect') and LoRA training ('train') exist and are proven against\n"
+           "   the reference libraries, but the toy world has no pretrained base models yet,\n"
+           "   so the demo stops here. Not built yet: intent-guided augmentation, caption\n"
+           "   refinement, the live monitor, evaluation and checkpoint ranking (README.md).\n");
     it_intent_free(&in);
     return 0;
 fail:
