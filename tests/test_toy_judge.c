@@ -6,6 +6,7 @@
 
 #include "base/fileio.h"
 #include "base/mem.h"
+#include "base/threads.h"
 #include "tensor/safetensors.h"
 #include "test.h"
 #include "toy/characters.h"
@@ -287,4 +288,74 @@ IT_TEST(toy_judge_cli_errors) {
         IT_CHECK_CONTAINS((const char *)msg, cases[i].msg);
         it_free(msg);
     }
+}
+
+/* The shipped judge on 400 renders of a seed it never saw (424242; training
+ * used seeds 1-3, evaluation during training 1000003). The issue's target is
+ * >= 98 % on every head; the weights shipped now do NOT reach it (see
+ * models/toy/README.md). The floors below are the shipped weights' measured
+ * accuracy minus 5 points, so that a regression (a broken preprocessing,
+ * renderer change or weights file) fails this test; raise them when better
+ * weights ship. */
+IT_TEST(toy_judge_shipped_accuracy_fresh_seed) {
+    static const struct {
+        const char *head;
+        double floor;
+    } floors[] = {
+        {"identity", 0.69},
+        {"body_shape", 0.69},
+        {"body_colour", 0.94},
+        {"eye_count", 0.44},
+        {"goggles", 0.71},
+        {"mouth", 0.42},
+        {"hair_style", 0.55},
+        {"hair_colour", 0.47},
+        {"hat", 0.52},
+        {"hat_colour", 0.65},
+        {"outfit", 0.80},
+        {"outfit_colour", 0.93},
+        {"outfit_pattern", 0.54},
+        {"accessory", 0.41},
+        {"accessory_colour", 0.37},
+        {"pose", 0.94},
+        {"background", 0.95},
+        {"marking", 0.68},
+    };
+    it_err e;
+    it_judge j;
+    IT_REQUIRE_OK(it_judge_load(&e, &j, SHIPPED, 0), &e);
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    double acc[IT_JUDGE_N_HEADS];
+    it_threads_set(1); /* a small network: OpenMP spinning on a busy machine costs 10x */
+    IT_CHECK_OK(it_judge_evaluate(&e, &j, &ctx, 424242, 400, 0.25f, acc), &e);
+    it_threads_set(0);
+    IT_CHECK_INT(sizeof floors / sizeof floors[0], IT_JUDGE_N_HEADS);
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
+        IT_CHECK_STR(floors[h].head, it_judge_head_name(h));
+        if (acc[h] < floors[h].floor)
+            it_test_fail(t, __FILE__, __LINE__, "head %s: accuracy %.2f%% < floor %.0f%%", it_judge_head_name(h),
+                         100 * acc[h], 100 * floors[h].floor);
+    }
+    it_ctx_free(&ctx);
+    it_judge_free(&j);
+}
+
+/* The shipped weights read the JSON of a rendered image through the CLI. */
+IT_TEST(toy_judge_cli_shipped) {
+    IT_REQUIRE(getenv("IT_BIN") != NULL);
+    const char *p = render_pip(t);
+    IT_REQUIRE(p != NULL);
+    char args[2048];
+    snprintf(args, sizeof args, "toy judge --json %s", p);
+    IT_CHECK_INT(run_cli(t, args, "out.json"), 0);
+    json_error_t je;
+    json_t *j = json_load_file(it_test_tmp(t, "out.json"), 0, &je);
+    IT_REQUIRE(j && json_array_size(j) == 1);
+    json_t *a = json_object_get(json_array_get(j, 0), "attributes");
+    IT_CHECK_INT(json_object_size(a), IT_JUDGE_N_HEADS);
+    json_t *bc = json_object_get(a, "body_colour");
+    IT_CHECK_STR(json_string_value(json_object_get(bc, "value")), "yellow"); /* pip is yellow */
+    IT_CHECK(json_real_value(json_object_get(bc, "confidence")) > 0.5);
+    json_decref(j);
 }

@@ -445,6 +445,7 @@ static int toy_train_judge(int argc, char **argv)
         {"size", 0, IT_OPT_INT, &size, "PX", "input side of the network (default 64)"},
         {"checkpoint", 'c', IT_OPT_STR, &o.checkpoint, "PREFIX", "write PREFIX.safetensors + PREFIX.optim.safetensors"},
         {"checkpoint-every", 0, IT_OPT_INT, &ck_every, "N", "checkpoint period in steps (default 100)"},
+        {"init", 0, IT_OPT_STR, &o.init, "FILE", "start from these judge weights instead of random ones (a second stage)"},
         {"resume", 0, IT_OPT_FLAG, &resume, NULL, "continue from --checkpoint PREFIX"},
         {"stop-after", 0, IT_OPT_INT, &stop_after, "N", "run N steps now, checkpoint and exit (resume later)"},
         {"log", 0, IT_OPT_STR, &o.log, "FILE", "JSONL log (train lines, eval lines, final line)"},

@@ -166,8 +166,11 @@ static it_status ckpt_paths_make(it_err *err, ckpt_paths *p, const char *prefix)
 /* The run's identity: a checkpoint only resumes the run that wrote it. */
 static void run_key(char *buf, size_t n, const it_judge_train_opts *o)
 {
-    snprintf(buf, n, "seed=%llu batch=%d steps=%lld lr=%g p_character=%g augment=%d",
-             (unsigned long long)o->seed, o->batch, (long long)o->steps, o->lr, (double)o->p_character, o->augment);
+    const char *init = o->init ? strrchr(o->init, '/') : NULL;
+    init = init ? init + 1 : o->init ? o->init : "random";
+    snprintf(buf, n, "seed=%llu batch=%d steps=%lld lr=%g p_character=%g augment=%d init=%s",
+             (unsigned long long)o->seed, o->batch, (long long)o->steps, o->lr, (double)o->p_character, o->augment,
+             init);
 }
 
 /* Optimiser state first, weights (with the step) last: a crash between the
@@ -182,6 +185,20 @@ static it_status ckpt_save(it_err *err, const ckpt_paths *p, const it_judge *j, 
     const char *meta[] = {"step", stepbuf, "run", key, NULL};
     IT_TRY(it_optim_save(err, opt, p->optim));
     return it_judge_save(err, j, p->weights, IT_DTYPE_F32, meta);
+}
+
+/* Loads the weights of a judge file into j, whose network must match. */
+static it_status copy_weights(it_err *err, it_judge *j, const char *path)
+{
+    it_judge loaded;
+    IT_TRY(it_judge_load(err, &loaded, path, 0));
+    if (loaded.n_weights != j->n_weights || memcmp(&loaded.cfg, &j->cfg, sizeof j->cfg)) {
+        it_judge_free(&loaded);
+        return it_err_set(err, IT_ERR_ARG, "%s: its network differs from the requested one", path);
+    }
+    memcpy(j->data, loaded.data, (size_t)j->n_weights * sizeof(float));
+    it_judge_free(&loaded);
+    return IT_OK;
 }
 
 static it_status ckpt_load(it_err *err, const ckpt_paths *p, it_judge *j, it_optim *opt,
@@ -199,14 +216,7 @@ static it_status ckpt_load(it_err *err, const ckpt_paths *p, it_judge *j, it_opt
     else *step = strtoll(s, NULL, 10);
     it_safetensors_close(f);
     IT_TRY(st);
-    it_judge loaded;
-    IT_TRY(it_judge_load(err, &loaded, p->weights, 0));
-    if (loaded.n_weights != j->n_weights || memcmp(&loaded.cfg, &j->cfg, sizeof j->cfg)) {
-        it_judge_free(&loaded);
-        return it_err_set(err, IT_ERR_ARG, "%s: the checkpoint's network differs from the requested one", p->weights);
-    }
-    memcpy(j->data, loaded.data, (size_t)j->n_weights * sizeof(float));
-    it_judge_free(&loaded);
+    IT_TRY(copy_weights(err, j, p->weights));
     IT_TRY(it_optim_load(err, opt, p->optim));
     if (opt->step != *step)
         return it_err_set(err, IT_ERR_FORMAT, "%s says step %lld but %s says %lld: the checkpoint is inconsistent",
@@ -291,6 +301,7 @@ static it_status state_init(it_err *err, train_state *s, const it_judge_train_op
     s->b.labels = it_malloc((size_t)B * IT_JUDGE_N_HEADS * sizeof(int32_t));
     if (!s->b.rgb || !s->b.attrs || !s->b.x || !s->b.labels) return it_err_set(err, IT_ERR_NOMEM, "train-judge: out of memory");
     IT_TRY(it_judge_init(err, &s->j, &o->model, o->seed, 1));
+    if (o->init) IT_TRY(copy_weights(err, &s->j, o->init));
     it_optim_param ps[IT_JUDGE_MAX_PARAMS];
     for (int i = 0; i < s->j.n_params; i++) {
         it_tensor *p = &s->j.params[i];

@@ -30,6 +30,7 @@ typedef struct it_judge_train_opts {
     int out_f32;
     const char *checkpoint; /* prefix: PREFIX.safetensors + PREFIX.optim.safetensors; NULL = none */
     int64_t checkpoint_every;
+    const char *init;       /* start from these weights (a judge file) instead of random ones; NULL = random */
     int resume;             /* continue from the checkpoint */
     int64_t stop_after;     /* > 0: run at most this many steps now, checkpoint and return (time slices) */
     const char *log;        /* JSONL log path or NULL */
