@@ -46,9 +46,10 @@ def main():
     ref = load_file(check)
 
     def timed(fn):
-        fn()
+        if reps > 0:
+            fn()  # warm-up
         wall, cpu = [], []
-        for _ in range(reps):
+        for _ in range(max(reps, 1)):
             t0, c0 = time.perf_counter(), time.process_time()
             fn()
             wall.append((time.perf_counter() - t0) * 1e3)
