@@ -292,6 +292,11 @@ static int multiword_noun(const tok_list *tl, int i, int s1)
     return m >= 2 && (e->kind == IT_LEX_THING || e->kind == IT_LEX_SCENE) ? m : 0;
 }
 
+static int is_linking_verb(const tok *t)
+{
+    return pt_is(t, "stay") || pt_is(t, "stays") || pt_is(t, "remain") || pt_is(t, "remains");
+}
+
 int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
 {
     int n = 0;
@@ -349,6 +354,15 @@ int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
                 break;
             }
         for (int k = c.t0; k < c.t1; k++) tl->t[k].used = 1;
+        /* "must stay adjustable", "remains changeable": the linking verb
+         * only carries the adjective right after it, whose operation wins. */
+        if (n > 0 && c.op == IT_OP_MODIFY && !c.negated && out[n - 1].t1 == c.t0 &&
+            out[n - 1].op == IT_OP_PRESERVE && !out[n - 1].negated && is_linking_verb(&tl->t[out[n - 1].t0])) {
+            c.t0 = out[n - 1].t0;
+            out[n - 1] = c;
+            i = c.t1 - 1;
+            continue;
+        }
         out[n++] = c;
         i = c.t1 - 1;
     }
