@@ -1,40 +1,8 @@
-/* webp_decode.c: libFuzzer harness for the WEBP decoder and probe.
- *
- * Feeds arbitrary bytes to it_webp_probe and it_webp_decode (codecs.h). Any
- * crash, sanitizer report, leak of it_malloc blocks (checked after every
- * input) or a success without a plausible image is a finding. Inputs whose
- * header declares more than FUZZ_MAX_PIXELS are only probed: a legal
- * image of tens of millions of pixels can come from a few hundred bytes
- * (libjpeg fills missing data) and takes seconds natively, and even a
- * 1.6M-pixel one took over 10 s under ASan on the loaded build machine:
- * such inputs only make the fuzzer time out. The size limits themselves
- * are unit-tested. */
-#include <stdint.h>
-#include <stdlib.h>
-
-#include "base/mem.h"
-#include "image/codecs.h"
-
-#define FUZZ_MAX_PIXELS (1L << 20)
+/* webp_decode.c: libFuzzer harness for the WEBP decoder and probe; the
+ * checks are in image_fuzz.h, shared with the other image formats. */
+#include "image_fuzz.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    size_t live = it_mem_live_blocks();
-    it_err err;
-    it_image_info info;
-    if (it_webp_probe(&err, &info, data, size) == IT_OK && (long)info.w * info.h > FUZZ_MAX_PIXELS)
-        return 0;
-    it_image img;
-    if (it_webp_decode(&err, &img, data, size) == IT_OK) {
-        if (!img.data || img.w <= 0 || img.h <= 0 || img.c < 1 || img.c > 4) abort();
-        /* First and last byte: ASan reports a buffer shorter than w*h*c. */
-        volatile uint8_t edge = img.data[0];
-        edge = img.data[(size_t)img.w * img.h * img.c - 1];
-        (void)edge;
-        it_image_free(&img);
-    } else if (img.data || err.msg[0] == 0) {
-        abort(); /* failures must leave no image and must say why */
-    }
-    if (it_mem_live_blocks() != live) abort();
-    return 0;
+    return fuzz_image_one(it_webp_probe, it_webp_decode, data, size);
 }
