@@ -194,17 +194,11 @@ it_status it_clip_embed_pixels(it_err *err, it_ctx *ctx, it_clip *m, it_tensor *
 
 it_status it_clip_embed_image(it_err *err, it_ctx *ctx, it_clip *m, const it_image *img, float *out)
 {
-    it_image rgb;
-    IT_TRY(it_preprocess_u8(err, &m->pre, img, &rgb));
     it_mark mk = it_ctx_mark(ctx);
-    it_tensor *px = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(1, 3, rgb.h, rgb.w));
-    it_status s = px ? IT_OK : it_ctx_status(ctx, err);
-    if (!s) {
-        it_preprocess_normalize(&m->pre, &rgb, it_f32(px));
-        s = it_clip_embed_pixels(err, ctx, m, px, out);
-    }
+    it_tensor *px;
+    it_status s = it_preprocess_tensor(err, ctx, &m->pre, img, &px);
+    if (!s) s = it_clip_embed_pixels(err, ctx, m, px, out);
     it_ctx_release(ctx, mk);
-    it_image_free(&rgb);
     return s;
 }
 

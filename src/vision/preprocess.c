@@ -225,3 +225,19 @@ void it_preprocess_normalize(const it_preprocess *p, const it_image *rgb, float 
         }
     }
 }
+
+it_status it_preprocess_tensor(it_err *err, it_ctx *ctx, const it_preprocess *p, const it_image *img,
+                               it_tensor **out)
+{
+    *out = NULL;
+    it_image rgb;
+    IT_TRY(it_preprocess_u8(err, p, img, &rgb));
+    it_tensor *px = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(1, 3, rgb.h, rgb.w));
+    it_status s = px ? IT_OK : it_ctx_status(ctx, err);
+    if (!s) {
+        it_preprocess_normalize(p, &rgb, it_f32(px));
+        *out = px;
+    }
+    it_image_free(&rgb);
+    return s;
+}

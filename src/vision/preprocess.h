@@ -15,6 +15,7 @@
 
 #include "image/image.h"
 #include "image/resize.h"
+#include "tensor/tensor.h"
 
 typedef struct it_preprocess {
     int do_resize;
@@ -42,5 +43,10 @@ void it_preprocess_resized_size(const it_preprocess *p, int w, int h, int *ow, i
 it_status it_preprocess_u8(it_err *err, const it_preprocess *p, const it_image *in, it_image *out);
 /* Rescale and normalise an RGB image into pixels (3, h, w) (caller holds 3*w*h floats). */
 void it_preprocess_normalize(const it_preprocess *p, const it_image *rgb, float *pixels);
+
+/* Both steps for one image: *out is a (1, 3, h, w) tensor in ctx, ready for
+ * a vision tower; the temporary 8-bit image is freed here. */
+it_status it_preprocess_tensor(it_err *err, it_ctx *ctx, const it_preprocess *p, const it_image *img,
+                               it_tensor **out);
 
 #endif
