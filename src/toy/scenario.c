@@ -162,6 +162,31 @@ static it_status write_json(sctx *s, const char *name, json_t *j)
     return st;
 }
 
+/* Reference k (0-based) -> refs/ref<k+1>.png rendered at index 1000 + k;
+ * box receives the box of `part` in it, which the intent's [k+1] cites. */
+static it_status sc_ref(sctx *s, int k, const it_toy_constraint *c, int part, int box[4])
+{
+    it_toy_truth t;
+    char stem[16];
+    snprintf(stem, sizeof stem, "ref%d", k + 1);
+    IT_TRY(sc_image(s, "refs", stem, c, 1000u + (uint64_t)k, &t, NULL));
+    memcpy(box, t.box[part], 4 * sizeof box[0]);
+    return IT_OK;
+}
+
+/* intent.json: the text with refs [1]..[n_refs] on refs/ref<n>.png. */
+static it_status write_intent(sctx *s, const char *text, int n_refs, int (*boxes)[4])
+{
+    json_t *refs = json_array();
+    for (int k = 0; refs && k < n_refs; k++) {
+        char image[32];
+        snprintf(image, sizeof image, "refs/ref%d.png", k + 1);
+        json_array_append_new(refs, ref_json(k + 1, image, boxes[k]));
+    }
+    return write_json(s, "intent.json",
+                      json_pack("{s:s, s:o, s:s}", "text", text, "refs", refs, "domain", "2d-character"));
+}
+
 /* An evaluation prompt: expect / expect_not are "attr=value,attr=value". */
 static json_t *prompt(const char *id, const char *text, const char *concept, const char *op, const char *group,
                       const char *expect, const char *expect_not)
@@ -230,20 +255,14 @@ static it_status scenario_vincent(sctx *s)
         cfix(&c, IT_TOY_ACCESSORY, "none");
         cfix(&c, IT_TOY_HAT, "none");
         cfix(&c, IT_TOY_GOGGLES, "no");
-        it_toy_truth t;
-        char stem[16];
-        snprintf(stem, sizeof stem, "ref%d", k + 1);
-        IT_TRY(sc_image(s, "refs", stem, &c, 1000u + (uint64_t)k, &t, NULL));
-        memcpy(boxes[k], t.box[IT_TOY_PART_OUTFIT], sizeof boxes[k]);
+        IT_TRY(sc_ref(s, k, &c, IT_TOY_PART_OUTFIT, boxes[k]));
     }
-    IT_TRY(write_json(s, "intent.json",
-                      json_pack("{s:s, s:[o,o], s:s}", "text",
-                                "This is Vincent, a character; use the trigger word vincent. Keep his face "
-                                "exactly as it is, with the scar on his cheek. His jacket must be switchable "
-                                "between the black leather jacket [1] and the black striped jacket [2]. His "
-                                "hair colour must stay adjustable. He should never wear a necklace.",
-                                "refs", ref_json(1, "refs/ref1.png", boxes[0]), ref_json(2, "refs/ref2.png", boxes[1]),
-                                "domain", "2d-character")));
+    IT_TRY(write_intent(s,
+                        "This is Vincent, a character; use the trigger word vincent. Keep his face "
+                        "exactly as it is, with the scar on his cheek. His jacket must be switchable "
+                        "between the black leather jacket [1] and the black striped jacket [2]. His "
+                        "hair colour must stay adjustable. He should never wear a necklace.",
+                        2, boxes));
     json_t *p = json_array();
     json_array_append_new(p, prompt("face-1", "vincent standing on the grass", "face", "preserve", NULL,
                                     "character=vincent,marking=scar", NULL));
@@ -307,16 +326,14 @@ static it_status scenario_landing(sctx *s)
     cfix(&c, IT_TOY_BACKGROUND, "plain");
     cfix(&c, IT_TOY_HAT, "none");
     cfix(&c, IT_TOY_ACCESSORY, "none");
-    it_toy_truth t;
-    IT_TRY(sc_image(s, "refs", "ref1", &c, 1000, &t, NULL));
-    IT_TRY(write_json(s, "intent.json",
-                      json_pack("{s:s, s:[o], s:s}", "text",
-                                "Teach the pose superhero landing shown in [1]; use the trigger word herolanding. "
-                                "Crouched low, one knee on the ground, one fist on the ground, the other arm "
-                                "flung back. Keep the pose the same whatever creature, colours, clothes or "
-                                "background the prompt asks for.",
-                                "refs", ref_json(1, "refs/ref1.png", t.box[IT_TOY_PART_BODY]), "domain",
-                                "2d-character")));
+    int box[1][4];
+    IT_TRY(sc_ref(s, 0, &c, IT_TOY_PART_BODY, box[0]));
+    IT_TRY(write_intent(s,
+                        "Teach the pose superhero landing shown in [1]; use the trigger word herolanding. "
+                        "Crouched low, one knee on the ground, one fist on the ground, the other arm "
+                        "flung back. Keep the pose the same whatever creature, colours, clothes or "
+                        "background the prompt asks for.",
+                        1, box));
     json_t *p = json_array();
     json_array_append_new(p, prompt("pose-1", "a creature doing a herolanding", "pose", "preserve", NULL,
                                     "pose=landing", NULL));
@@ -365,21 +382,15 @@ static it_status scenario_duo(sctx *s)
         cfix(&c, IT_TOY_BACKGROUND, "plain");
         cfix(&c, IT_TOY_HAT, "none");
         cfix(&c, IT_TOY_GOGGLES, "no");
-        it_toy_truth t;
-        char stem[16];
-        snprintf(stem, sizeof stem, "ref%d", k + 1);
-        IT_TRY(sc_image(s, "refs", stem, &c, 1000u + (uint64_t)k, &t, NULL));
-        memcpy(boxes[k], t.box[IT_TOY_PART_FACE], sizeof boxes[k]);
+        IT_TRY(sc_ref(s, k, &c, IT_TOY_PART_FACE, boxes[k]));
     }
-    IT_TRY(write_json(s, "intent.json",
-                      json_pack("{s:s, s:[o,o], s:s}", "text",
-                                "Teach two characters in one model: Mira [1], trigger word mira, and Tobi [2], "
-                                "trigger word tobi. Keep each face as it is: Mira has three eyes and a blue "
-                                "teardrop, Tobi has one eye and a green clover. Keep them apart: Mira must never "
-                                "get Tobi's features and Tobi never Mira's. Clothes, hair colour and background "
-                                "stay adjustable.",
-                                "refs", ref_json(1, "refs/ref1.png", boxes[0]), ref_json(2, "refs/ref2.png", boxes[1]),
-                                "domain", "2d-character")));
+    IT_TRY(write_intent(s,
+                        "Teach two characters in one model: Mira [1], trigger word mira, and Tobi [2], "
+                        "trigger word tobi. Keep each face as it is: Mira has three eyes and a blue "
+                        "teardrop, Tobi has one eye and a green clover. Keep them apart: Mira must never "
+                        "get Tobi's features and Tobi never Mira's. Clothes, hair colour and background "
+                        "stay adjustable.",
+                        2, boxes));
     json_t *p = json_array();
     json_array_append_new(p, prompt("mira-1", "mira standing on the grass", "mira", "preserve", "identity",
                                     "character=mira,marking=tear,eye_count=three", "character=tobi"));
