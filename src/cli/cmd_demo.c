@@ -8,7 +8,6 @@
  * need the toy world's pretrained models (training, generation, evaluation)
  * are listed as such at the end, never faked. */
 #include <dirent.h>
-#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -25,7 +24,6 @@
 #include "toy/scenario.h"
 
 #define DEMO_MAX_IMAGES 64
-#define DEMO_INTENT_MAX (1u << 20)
 
 /* Contact sheet of every PNG in dir whose name has no second dot (skips the
  * .mask.png files), in name order, cols per row. */
@@ -65,50 +63,21 @@ static it_status write_sheet(it_err *err, const char *dir, const char *out_path,
     return s;
 }
 
-/* Reads a scenario's intent.json ({"text", "refs", "domain"}) and parses it;
- * reference image paths are relative to the scenario folder. */
+/* Parses a scenario's intent.json; reference image paths are relative to
+ * the scenario folder. */
 static it_status parse_scenario_intent(it_err *err, it_intent *out, const char *dir)
 {
-    char path[4096];
+    char path[4096], *text = NULL;
     IT_TRY(it_path_join(err, path, sizeof path, dir, "intent.json"));
-    uint8_t *data;
-    size_t n;
-    IT_TRY(it_file_read(err, &data, &n, path, DEMO_INTENT_MAX));
-    json_error_t je;
-    json_t *root = json_loadb((const char *)data, n, JSON_REJECT_DUPLICATES, &je);
-    it_free(data);
-    if (!root) return it_err_set(err, IT_ERR_FORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-    it_intent_ref refs[IT_INTENT_MAX_REFS];
-    char ref_paths[IT_INTENT_MAX_REFS][1024];
-    int n_refs = 0;
-    it_status s = IT_OK;
-    const char *text = json_string_value(json_object_get(root, "text"));
-    json_t *jrefs = json_object_get(root, "refs");
-    if (!text) s = it_err_set(err, IT_ERR_FORMAT, "%s: no \"text\" string", path);
-    size_t i;
-    json_t *r;
-    json_array_foreach(jrefs, i, r) {
-        if (s != IT_OK || n_refs == IT_INTENT_MAX_REFS) break;
-        const char *img = json_string_value(json_object_get(r, "image"));
-        json_t *box = json_object_get(r, "box");
-        if (!img || json_array_size(box) != 4) {
-            s = it_err_set(err, IT_ERR_FORMAT, "%s: refs[%zu]: expected image and box", path, i);
-            break;
-        }
-        it_intent_ref *ref = &refs[n_refs];
-        memset(ref, 0, sizeof *ref);
-        ref->n = (int)json_integer_value(json_object_get(r, "n"));
-        s = it_path_join(err, ref_paths[n_refs], sizeof ref_paths[0], dir, img);
-        ref->image = ref_paths[n_refs];
-        for (int k = 0; k < 4; k++) ref->box[k] = json_number_value(json_array_get(box, k));
-        n_refs++;
-    }
+    it_intent scratch;
+    IT_TRY(it_intent_init(err, &scratch));
+    it_status s = it_intent_read_input(err, &scratch, &text, path, dir);
     if (s == IT_OK) {
-        it_intent_parse_opts po = {.domain = -1, .refs = refs, .n_refs = n_refs,
+        it_intent_parse_opts po = {.domain = -1, .refs = scratch.refs, .n_refs = scratch.n_refs,
                                    .image_size = it_intent_image_size};
         s = it_intent_parse(err, out, text, strlen(text), &po);
     }
-    json_decref(root);
+    it_intent_free(&scratch);
     return s;
 }
 

@@ -16,50 +16,7 @@
 #include "intent/parser.h"
 #include "intent/refs.h"
 
-#define INTENT_FILE_MAX (4u << 20)
-
-/* Reads the "text", "refs" and "domain" of an intent input file (JSON) into
- * a scratch intent used only to carry them. */
-static it_status read_input_file(it_err *err, it_intent *scratch, char **text, const char *path)
-{
-    uint8_t *data;
-    size_t n;
-    IT_TRY(it_file_read(err, &data, &n, path, INTENT_FILE_MAX));
-    json_error_t je;
-    json_t *root = json_loadb((const char *)data, n, JSON_REJECT_DUPLICATES, &je);
-    it_free(data);
-    if (!root) return it_err_set(err, IT_ERR_FORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
-    it_status s = IT_OK;
-    json_t *t = json_object_get(root, "text");
-    if (!json_is_object(root) || !json_is_string(t)) {
-        s = it_err_set(err, IT_ERR_FORMAT, "%s: expected an object with a \"text\" string", path);
-        goto out;
-    }
-    *text = it_intent_strdup(scratch, json_string_value(t));
-    json_t *refs = json_object_get(root, "refs");
-    if (refs && !json_is_array(refs)) {
-        s = it_err_set(err, IT_ERR_FORMAT, "%s: refs: expected an array", path);
-        goto out;
-    }
-    size_t i;
-    json_t *r;
-    json_array_foreach(refs, i, r) {
-        json_t *nn = json_object_get(r, "n"), *img = json_object_get(r, "image"), *box = json_object_get(r, "box");
-        if (!json_is_integer(nn) || !json_is_string(img) || !json_is_array(box) || json_array_size(box) != 4) {
-            s = it_err_set(err, IT_ERR_FORMAT, "%s: refs[%zu]: expected {\"n\", \"image\", \"box\": [x0,y0,x1,y1]}", path, i);
-            goto out;
-        }
-        it_intent_ref *ref;
-        if ((s = it_intent_add_ref(err, scratch, &ref)) != IT_OK) goto out;
-        json_int_t v = json_integer_value(nn);
-        ref->n = v < 0 || v > IT_INTENT_MAX_REF_N ? -1 : (int)v;
-        ref->image = it_intent_strdup(scratch, json_string_value(img));
-        for (int k = 0; k < 4; k++) ref->box[k] = json_number_value(json_array_get(box, k));
-    }
-out:
-    json_decref(root);
-    return s;
-}
+#define INTENT_FILE_MAX IT_INTENT_INPUT_MAX
 
 static int print_result(it_intent *in, int json)
 {
@@ -146,7 +103,7 @@ static int cmd_parse(int argc, char **argv)
         it_err_set(&err, IT_ERR_ARG, "give the intent with --text TEXT or --from FILE (one of them)");
         goto fail;
     }
-    if (from && read_input_file(&err, &scratch, &from_text, from) != IT_OK) goto fail;
+    if (from && it_intent_read_input(&err, &scratch, &from_text, from, NULL) != IT_OK) goto fail;
     if (from) text = from_text;
     for (int i = 0; i < refs.n; i++)
         if (it_refs_add_spec(&err, &scratch, refs.items[i]) != IT_OK) goto fail;

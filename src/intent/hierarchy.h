@@ -194,6 +194,14 @@ it_status it_intent_from_json(it_err *err, it_intent *out, const char *json, siz
 it_status it_intent_validate(it_err *err, it_intent *in, const it_intent_check_opts *opts,
                              it_buf *problems);
 
+/* An intent input file: {"text": ..., "refs": [{"n", "image", "box"}]}, at
+ * most IT_INTENT_INPUT_MAX bytes. The text is copied into scratch (*text
+ * points there) and the refs are added to it; relative image paths are
+ * joined to base_dir when it is not NULL, else kept as written. */
+#define IT_INTENT_INPUT_MAX (4u << 20)
+it_status it_intent_read_input(it_err *err, it_intent *scratch, char **text, const char *path,
+                               const char *base_dir);
+
 /* A readable tree for people (the default output of `intent parse`). */
 it_status it_intent_format_tree(it_err *err, it_buf *out, const it_intent *in);
 

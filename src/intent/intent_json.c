@@ -9,6 +9,8 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "base/fileio.h"
+#include "base/mem.h"
 #include "intent/hierarchy.h"
 #include "intent/intent_priv.h"
 
@@ -499,5 +501,55 @@ it_status it_intent_from_json(it_err *err, it_intent *out, const char *json, siz
     }
     it_status s = it_intent_validate_ex(err, out, opts, problems, 1, r.n, r.first);
     if (s != IT_OK) it_intent_free(out);
+    return s;
+}
+
+/* ---- intent input files ------------------------------------------------ */
+
+it_status it_intent_read_input(it_err *err, it_intent *scratch, char **text, const char *path,
+                               const char *base_dir)
+{
+    uint8_t *data;
+    size_t n;
+    IT_TRY(it_file_read(err, &data, &n, path, IT_INTENT_INPUT_MAX));
+    json_error_t je;
+    json_t *root = json_loadb((const char *)data, n, JSON_REJECT_DUPLICATES, &je);
+    it_free(data);
+    if (!root) return it_err_set(err, IT_ERR_FORMAT, "%s:%d:%d: %s", path, je.line, je.column, je.text);
+    it_status s = IT_OK;
+    json_t *t = json_object_get(root, "text");
+    if (!json_is_object(root) || !json_is_string(t)) {
+        s = it_err_set(err, IT_ERR_FORMAT, "%s: expected an object with a \"text\" string", path);
+        goto out;
+    }
+    *text = it_intent_strdup(scratch, json_string_value(t));
+    json_t *refs = json_object_get(root, "refs");
+    if (refs && !json_is_array(refs)) {
+        s = it_err_set(err, IT_ERR_FORMAT, "%s: refs: expected an array", path);
+        goto out;
+    }
+    size_t i;
+    json_t *r;
+    json_array_foreach(refs, i, r) {
+        json_t *nn = json_object_get(r, "n"), *img = json_object_get(r, "image"), *box = json_object_get(r, "box");
+        if (!json_is_integer(nn) || !json_is_string(img) || !json_is_array(box) || json_array_size(box) != 4) {
+            s = it_err_set(err, IT_ERR_FORMAT, "%s: refs[%zu]: expected {\"n\", \"image\", \"box\": [x0,y0,x1,y1]}", path, i);
+            goto out;
+        }
+        it_intent_ref *ref;
+        if ((s = it_intent_add_ref(err, scratch, &ref)) != IT_OK) goto out;
+        json_int_t v = json_integer_value(nn);
+        ref->n = v < 0 || v > IT_INTENT_MAX_REF_N ? -1 : (int)v;
+        const char *image = json_string_value(img);
+        char joined[4096];
+        if (base_dir && image[0] != '/') {
+            if ((s = it_path_join(err, joined, sizeof joined, base_dir, image)) != IT_OK) goto out;
+            image = joined;
+        }
+        ref->image = it_intent_strdup(scratch, image);
+        for (int k = 0; k < 4; k++) ref->box[k] = json_number_value(json_array_get(box, k));
+    }
+out:
+    json_decref(root);
     return s;
 }
