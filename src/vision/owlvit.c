@@ -14,7 +14,7 @@
 
 /* ---------------------------------------------------------------- load */
 
-static it_status build_heads(it_err *err, it_owlvit *m)
+static it_status build_heads(it_err *err, it_owlvit *m, int flags)
 {
     it_params *ps = &m->head;
     int64_t h = m->vision.cfg.hidden;
@@ -26,16 +26,22 @@ static it_status build_heads(it_err *err, it_owlvit *m)
     m->box0 = it_lin_linear(ps, h, h, 1, "box_head.dense0");
     m->box1 = it_lin_linear(ps, h, h, 1, "box_head.dense1");
     m->box2 = it_lin_linear(ps, h, 4, 1, "box_head.dense2");
-    return it_params_alloc(err, ps, 0);
+    return it_params_alloc(err, ps, flags);
+}
+
+it_status it_owlvit_init_ex(it_err *err, it_owlvit *m, const it_clip_vision_config *vc,
+                            const it_clip_text_config *tc, int vision_flags, int text_flags, int head_flags)
+{
+    m->query_dim = tc->hidden;
+    IT_TRY(it_clip_vision_init(err, &m->vision, vc, "owlvit.vision_model.", "pre_layernorm", NULL, vision_flags));
+    IT_TRY(it_clip_text_init(err, &m->text, tc, "owlvit.text_model.", "owlvit.text_projection", text_flags));
+    return build_heads(err, m, head_flags);
 }
 
 it_status it_owlvit_init(it_err *err, it_owlvit *m, const it_clip_vision_config *vc,
                          const it_clip_text_config *tc)
 {
-    m->query_dim = tc->hidden;
-    IT_TRY(it_clip_vision_init(err, &m->vision, vc, "owlvit.vision_model.", "pre_layernorm", NULL, 0));
-    IT_TRY(it_clip_text_init(err, &m->text, tc, "owlvit.text_model.", "owlvit.text_projection", 0));
-    return build_heads(err, m);
+    return it_owlvit_init_ex(err, m, vc, tc, 0, 0, 0);
 }
 
 static it_status load_in(it_err *err, it_owlvit *m, const char *dir)
@@ -135,7 +141,7 @@ static float *copy_out(const it_tensor *t)
 }
 
 /* image_embedder: post_ln over all tokens, patches x class token, layer_norm.
- * hidden (1, 1+N, D) -> (1, N, D). */
+ * hidden (B, 1+N, D) -> (B, N, D). */
 static it_tensor *merge_class(it_ctx *ctx, const it_owlvit *m, it_tensor *hidden, int64_t n)
 {
     it_tensor *h = it_norm_forward(ctx, &m->vision.post_ln, hidden, 0);
@@ -144,20 +150,29 @@ static it_tensor *merge_class(it_ctx *ctx, const it_owlvit *m, it_tensor *hidden
     return it_norm_forward(ctx, &m->ln, it_op_mul(ctx, patches, cls), 0);
 }
 
-static it_status heads(it_err *err, it_ctx *ctx, it_owlvit *m, it_tensor *feats, it_owlvit_image *r)
+void it_owlvit_heads_forward(it_ctx *ctx, const it_owlvit *m, it_tensor *hidden, int64_t n,
+                             it_owlvit_heads *o)
 {
-    it_tensor *ce = it_lin_forward(ctx, m->cls0, feats);
-    it_tensor *sh = it_lin_forward(ctx, m->cls_shift, feats);
-    it_tensor *sc = it_lin_forward(ctx, m->cls_scale, feats);
+    it_tensor *feats = merge_class(ctx, m, hidden, n);
+    o->feats = feats;
+    o->class_emb = it_lin_forward(ctx, m->cls0, feats);
+    o->shift = it_lin_forward(ctx, m->cls_shift, feats);
+    o->scale_raw = it_lin_forward(ctx, m->cls_scale, feats);
     it_tensor *b = it_op_gelu(ctx, it_lin_forward(ctx, m->box0, feats));
     b = it_op_gelu(ctx, it_lin_forward(ctx, m->box1, b));
-    b = it_lin_forward(ctx, m->box2, b); /* (1, N, 4) */
+    o->box_raw = it_lin_forward(ctx, m->box2, b);
+}
+
+static it_status heads(it_err *err, it_ctx *ctx, it_owlvit *m, it_tensor *hidden, it_owlvit_image *r)
+{
+    it_owlvit_heads o;
+    it_owlvit_heads_forward(ctx, m, hidden, r->n, &o);
     IT_TRY(it_ctx_status(ctx, err));
-    r->feats = copy_out(feats);
-    r->class_emb = copy_out(ce);
-    r->shift = copy_out(sh);
-    r->scale = copy_out(sc);
-    r->boxes = copy_out(b);
+    r->feats = copy_out(o.feats);
+    r->class_emb = copy_out(o.class_emb);
+    r->shift = copy_out(o.shift);
+    r->scale = copy_out(o.scale_raw);
+    r->boxes = copy_out(o.box_raw);
     if (!r->feats || !r->class_emb || !r->shift || !r->scale || !r->boxes)
         return it_err_set(err, IT_ERR_NOMEM, "owlvit: out of memory");
     for (int i = 0; i < r->n; i++) {
@@ -186,7 +201,7 @@ it_status it_owlvit_embed_pixels(it_err *err, it_ctx *ctx, it_owlvit *m, it_tens
         out->grid_w = vo.grid_w;
         out->n = vo.grid_h * vo.grid_w;
         out->dq = m->query_dim;
-        s = heads(err, ctx, m, merge_class(ctx, m, vo.hidden, out->n), out);
+        s = heads(err, ctx, m, vo.hidden, out);
     }
     it_ctx_release(ctx, mk);
     if (s) it_owlvit_image_free(out);

@@ -43,7 +43,23 @@ it_status it_owlvit_load(it_err *err, it_owlvit *m, const char *dir);
  * tc->projection_dim must equal tc->hidden. */
 it_status it_owlvit_init(it_err *err, it_owlvit *m, const it_clip_vision_config *vc,
                          const it_clip_text_config *tc);
+/* The same with build flags per part (IT_MODEL_TRAINABLE: gradient
+ * buffers), for training (src/toy/pretrain_detector.c). */
+it_status it_owlvit_init_ex(it_err *err, it_owlvit *m, const it_clip_vision_config *vc,
+                            const it_clip_text_config *tc, int vision_flags, int text_flags, int head_flags);
 void it_owlvit_free(it_owlvit *m);
+
+/* The heads as tensors of the graph (differentiable; training and
+ * it_owlvit_embed_pixels share it). hidden: the tower's (B, 1+N, D) last
+ * hidden state; n = N patches. */
+typedef struct it_owlvit_heads {
+    it_tensor *feats;             /* (B, N, hidden) merged, normed patch features */
+    it_tensor *class_emb;         /* (B, N, query_dim) */
+    it_tensor *shift, *scale_raw; /* (B, N, 1) logit_shift, logit_scale before elu + 1 */
+    it_tensor *box_raw;           /* (B, N, 4) before the grid bias and the sigmoid */
+} it_owlvit_heads;
+void it_owlvit_heads_forward(it_ctx *ctx, const it_owlvit *m, it_tensor *hidden, int64_t n,
+                             it_owlvit_heads *out);
 
 /* What the heads say about one image (it_malloc'd arrays). */
 typedef struct it_owlvit_image {
