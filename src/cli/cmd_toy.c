@@ -513,9 +513,13 @@ static void toy_usage(FILE *f)
                "  sheet      render a contact sheet PNG to look at\n"
                "  list       list attributes, characters and scenarios\n"
                "  judge      read attributes and identity back from images (measurement only)\n"
-               "  train-judge  train the judge's weights (models/toy/judge.safetensors)\n\n"
+               "  train-judge  train the judge's weights (models/toy/judge.safetensors)\n"
+               "  pretrain   pretrain a toy model (clip, vae, unet, ...) into models/toy\n"
+               "  quality    measure the pretrained toy models on fresh renders\n\n"
                "Run 'intenttuner toy <subcommand> --help' for its options.\n");
 }
+
+int it_cli_toy_pretrain(int argc, char **argv); /* cmd_toy_pretrain.c */
 
 IT_COMMAND(toy, "toy world: render creatures with ground truth, write scenarios")
 {
@@ -534,6 +538,7 @@ IT_COMMAND(toy, "toy world: render creatures with ground truth, write scenarios"
     if (!strcmp(sub, "list")) return toy_list(argc - 1, argv + 1);
     if (!strcmp(sub, "judge")) return toy_judge(argc - 1, argv + 1);
     if (!strcmp(sub, "train-judge")) return toy_train_judge(argc - 1, argv + 1);
+    if (!strcmp(sub, "pretrain") || !strcmp(sub, "quality")) return it_cli_toy_pretrain(argc - 1, argv + 1);
     fprintf(stderr, "intenttuner: error: unknown toy subcommand '%s'\n(run 'intenttuner toy --help')\n", sub);
     return 2;
 }

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "base/rng.h"
+#include "tensor/autograd.h"
 #include "tensor/ops_attn.h"
 #include "tensor/ops_eltwise.h"
 #include "tensor/ops_shape.h"
@@ -159,6 +160,26 @@ it_tensor *it_vae_decode(it_ctx *ctx, const it_vae *m, it_tensor *z)
     return it_nn_keep(ctx, m0, x);
 }
 
+/* dz -> dmean = s dz; dlogvar = s dz * 0.5 std noise where the clamp is
+ * inactive (torch.clamp passes no gradient outside its range). */
+static void sample_backward(it_ctx *ctx, it_node *n)
+{
+    it_tensor *mo = n->in[0];
+    float *g = it_autograd_grad(ctx, mo);
+    if (!g || ctx->failed) return;
+    const float *noise = n->saved, *dz = n->out->grad, *M = mo->data;
+    int64_t N = n->iarg[0], per = n->iarg[1];
+    float s = n->farg[0];
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t i = 0; i < per; i++) {
+            float d = s * dz[b * per + i];
+            g[b * 2 * per + i] += d;
+            float lv = M[b * 2 * per + per + i];
+            if (noise && lv >= -30.0f && lv <= 20.0f)
+                g[b * 2 * per + per + i] += d * 0.5f * expf(0.5f * lv) * noise[b * per + i];
+        }
+}
+
 it_tensor *it_vae_sample(it_ctx *ctx, const it_vae *m, it_tensor *moments, uint64_t seed,
                          int deterministic, int scale)
 {
@@ -188,7 +209,54 @@ it_tensor *it_vae_sample(it_ctx *ctx, const it_vae *m, it_tensor *moments, uint6
             float v = deterministic ? mean : mean + expf(0.5f * lv) * noise[n * per + i];
             zo[n * per + i] = (v - sh) * s;
         }
+    /* Differentiable (VAE training: the reparameterisation trick). */
+    it_node *nd = it_autograd_record(ctx, z, "vae_sample", sample_backward, 1, &moments);
+    if (nd) {
+        nd->saved = noise;
+        nd->iarg[0] = N, nd->iarg[1] = per;
+        nd->farg[0] = s;
+    }
     return z;
+}
+
+/* KL(q || N(0, 1)) per element, 0.5 (mean^2 + var - 1 - logvar), averaged. */
+static void kl_backward(it_ctx *ctx, it_node *n)
+{
+    it_tensor *mo = n->in[0];
+    float *g = it_autograd_grad(ctx, mo);
+    if (!g || ctx->failed) return;
+    const float *M = mo->data;
+    int64_t N = n->iarg[0], per = n->iarg[1];
+    float k = n->out->grad[0] / (float)(N * per);
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t i = 0; i < per; i++) {
+            g[b * 2 * per + i] += k * M[b * 2 * per + i];
+            float lv = M[b * 2 * per + per + i];
+            if (lv >= -30.0f && lv <= 20.0f) g[b * 2 * per + per + i] += k * 0.5f * (expf(lv) - 1.0f);
+        }
+}
+
+it_tensor *it_vae_kl(it_ctx *ctx, const it_vae *m, it_tensor *moments)
+{
+    if (!moments || ctx->failed) return NULL;
+    int64_t L = m->cfg.latent_channels;
+    if (moments->ndim != 4 || moments->shape[1] != 2 * L)
+        return it_ctx_fail(ctx, IT_ERR_ARG, "vae kl: moments must be (N, %lld, h, w)", (long long)(2 * L));
+    int64_t N = moments->shape[0], per = L * moments->shape[2] * moments->shape[3];
+    it_tensor *y = it_tensor_new(ctx, IT_DTYPE_F32, 0, NULL);
+    if (!y) return NULL;
+    const float *M = moments->data;
+    double acc = 0;
+    for (int64_t b = 0; b < N; b++)
+        for (int64_t i = 0; i < per; i++) {
+            double mean = M[b * 2 * per + i], lv = M[b * 2 * per + per + i];
+            lv = lv < -30.0 ? -30.0 : (lv > 20.0 ? 20.0 : lv);
+            acc += 0.5 * (mean * mean + exp(lv) - 1.0 - lv);
+        }
+    it_f32(y)[0] = (float)(acc / (double)(N * per));
+    it_node *nd = it_autograd_record(ctx, y, "vae_kl", kl_backward, 1, &moments);
+    if (nd) nd->iarg[0] = N, nd->iarg[1] = per;
+    return y;
 }
 
 /* ---------------------------------------------------------------- tiling */

@@ -64,9 +64,14 @@ it_tensor *it_vae_decode(it_ctx *ctx, const it_vae *m, it_tensor *z);
 /* DiagonalGaussianDistribution.sample: mean + exp(0.5 clamp(logvar, -30,
  * 20)) * noise, noise from it_rng_normal (seed, offset) so it is
  * reproducible; then (z - shift) * scaling_factor when scale != 0.
- * moments (N, 2L, h, w) -> (N, L, h, w). deterministic: use the mean. */
+ * moments (N, 2L, h, w) -> (N, L, h, w). deterministic: use the mean.
+ * Differentiable (reparameterisation; no gradient where the clamp bites). */
 it_tensor *it_vae_sample(it_ctx *ctx, const it_vae *m, it_tensor *moments, uint64_t seed,
                          int deterministic, int scale);
+/* Scalar mean over the N*L*h*w latent elements of KL(posterior || N(0, 1)):
+ * 0.5 (mean^2 + exp(logvar) - 1 - logvar), logvar clamped as in sample.
+ * Differentiable (VAE training). */
+it_tensor *it_vae_kl(it_ctx *ctx, const it_vae *m, it_tensor *moments);
 
 /* Tiled versions (no-grad only; they return constants). The tile is the
  * config's sample_size in image pixels (tile_latent = sample_size / f),
