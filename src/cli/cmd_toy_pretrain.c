@@ -12,6 +12,7 @@
 #include "base/mem.h"
 #include "cli/args.h"
 #include "toy/pretrain.h"
+#include "toy/pretrain_unet.h"
 #include "toy/pretrain_vae.h"
 
 typedef it_status (*pretrain_fn)(it_err *err, const it_pretrain_opts *o);
@@ -27,6 +28,7 @@ typedef struct component {
 /* `all` runs the rows in this order (dependencies first). */
 static const component COMPONENTS[] = {
     {"vae", it_pretrain_vae, it_quality_vae, ""},
+    {"unet", it_pretrain_unet, it_quality_unet, "clip,vae"},
 };
 #define N_COMPONENTS (int)(sizeof COMPONENTS / sizeof COMPONENTS[0])
 

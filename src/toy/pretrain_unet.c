@@ -591,8 +591,9 @@ it_status it_pretrain_unet(it_err *err, const it_pretrain_opts *o)
         it_status s2 = save_cache(s ? &e2 : err, &r);
         if (!s) s = s2;
     }
-    if (!s && res.step > 0) s = export_unet(err, &r, &res);
-    if (!s && res.step > 0) s = it_pretrain_record(err, o, &res, NULL);
+    int export = res.step > 0 && (res.finished || o->export_partial || o->export_only);
+    if (!s && export) s = export_unet(err, &r, &res);
+    if (!s && export) s = it_pretrain_record(err, o, &res, NULL);
     free(key);
     run_free(&r);
     return s;

@@ -53,8 +53,9 @@ it_status it_toy_pipeline_files_write(it_err *err, const char *dir);
 
 /* `toy pretrain unet`: trains (or resumes) the UNet on OUT's frozen
  * text_encoder/, tokenizer/ and vae/, and exports OUT/unet (EMA weights,
- * f16) when the run finishes or stops (then interim), with
- * OUT/pretrain/unet.json. o->config: a JSON object of UNet config keys
+ * f16; metadata intenttuner_status "final" or "interim") with
+ * OUT/pretrain/unet.json when the run finishes, or when it stops early
+ * with o->export_partial / o->export_only. o->config: a JSON object of UNet config keys
  * plus the training keys "pool" (distinct training images, default 24000),
  * "ema_decay" (0.999; 0 = none), "caption_dropout" (0.1), "warmup" (200). */
 it_status it_pretrain_unet(it_err *err, const it_pretrain_opts *o);
