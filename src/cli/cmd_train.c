@@ -44,10 +44,27 @@ static const struct {
     {"sample-steps", "N", "sampler steps of the samples (20)"},
     {"sample-cfg", "S", "guidance scale of the samples (7)"},
     {"stop-after", "N", "stop after N steps of this process without the final file (tests)"},
+    {"min-bucket-reso", "PX", "with --buckets: smallest bucket side (resolution / 2)"},
+    {"max-bucket-reso", "PX", "with --buckets: largest bucket side (resolution * 2)"},
+    {"mask-dir", "DIR", "loss masks DIR/NAME.png (implies --masked-loss)"},
+    {"reg-data", "DIR", "regularisation images (prior preservation), kohya N_class/ layout"},
+    {"class-prompt", "TEXT", "caption of reg images without .txt or N_class folder"},
+    {"prior-loss-weight", "W", "loss weight of regularisation samples (1)"},
+    {"cache-latents", "DIR", "latent cache folder (OUT/latent_cache); 'none' = memory only"},
 };
 #define N_VALUE (sizeof VALUE_OPTS / sizeof VALUE_OPTS[0])
-static const char *FLAG_OPTS[] = {"resume", "flip", "shuffle-captions"};
-#define N_FLAG 3
+static const struct {
+    const char *name, *help;
+} FLAG_OPTS[] = {
+    {"resume", "continue from OUT/checkpoints/latest.json"},
+    {"flip", "random horizontal flips"},
+    {"shuffle-captions", "shuffle comma-separated tags"},
+    {"buckets", "aspect-ratio buckets (no distortion; batches never mix buckets)"},
+    {"random-crop", "random crop offset per draw instead of the centre"},
+    {"masked-loss", "weight the loss by NAME.mask.png beside each image (white = 1)"},
+    {"mask-normalize", "divide each mask by its mean (loss per unit of masked area)"},
+};
+#define N_FLAG (sizeof FLAG_OPTS / sizeof FLAG_OPTS[0])
 
 IT_COMMAND(train, "LoRA fine-tuning of Stable Diffusion on captioned images")
 {
@@ -58,9 +75,8 @@ IT_COMMAND(train, "LoRA fine-tuning of Stable Diffusion on captioned images")
     size_t k = 0;
     for (size_t i = 0; i < N_VALUE; i++)
         opts[k++] = (it_opt){VALUE_OPTS[i].name, 0, IT_OPT_STR, &values[i], VALUE_OPTS[i].metavar, VALUE_OPTS[i].help};
-    opts[k++] = (it_opt){"resume", 0, IT_OPT_FLAG, &flags[0], NULL, "continue from OUT/checkpoints/latest.json"};
-    opts[k++] = (it_opt){"flip", 0, IT_OPT_FLAG, &flags[1], NULL, "random horizontal flips"};
-    opts[k++] = (it_opt){"shuffle-captions", 0, IT_OPT_FLAG, &flags[2], NULL, "shuffle comma-separated tags"};
+    for (size_t i = 0; i < N_FLAG; i++)
+        opts[k++] = (it_opt){FLAG_OPTS[i].name, 0, IT_OPT_FLAG, &flags[i], NULL, FLAG_OPTS[i].help};
     opts[k++] = (it_opt){"config", 0, IT_OPT_STR, &config, "FILE", "JSON object with the same keys"};
     opts[k] = (it_opt){0};
     it_cmd_spec spec = {
@@ -83,8 +99,8 @@ IT_COMMAND(train, "LoRA fine-tuning of Stable Diffusion on captioned images")
             err.code = IT_ERR_ARG;
             return it_cli_fail(&err);
         }
-    for (int i = 0; i < N_FLAG; i++)
-        if (flags[i]) it_train_config_set(&err, &c, FLAG_OPTS[i], "true");
+    for (size_t i = 0; i < N_FLAG; i++)
+        if (flags[i]) it_train_config_set(&err, &c, FLAG_OPTS[i].name, "true");
     c.quiet = it_common.quiet;
     if (it_train_config_check(&err, &c)) return it_cli_fail(&err);
     double loss = 0;

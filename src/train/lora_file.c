@@ -37,8 +37,9 @@ static it_status save_meta(it_err *err, it_safetensors_writer *w, const it_lora 
     return IT_OK;
 }
 
-it_status it_lora_save(it_err *err, const it_lora *l, const char *path, it_dtype dtype,
-                       const it_lora_meta *meta, size_t n_meta)
+/* A writer holding l's tensors and metadata (freed by the caller). */
+static it_status fill_writer(it_err *err, it_safetensors_writer **out, const it_lora *l, it_dtype dtype,
+                             const it_lora_meta *meta, size_t n_meta)
 {
     if (dtype != IT_DTYPE_F32 && dtype != IT_DTYPE_F16 && dtype != IT_DTYPE_BF16)
         return it_err_set(err, IT_ERR_ARG, "lora save: dtype must be f32, f16 or bf16");
@@ -56,7 +57,27 @@ it_status it_lora_save(it_err *err, const it_lora *l, const char *path, it_dtype
         if (!s) s = it_safetensors_writer_add_f32_as(err, w, key, dtype, 0, NULL, &m->alpha);
     }
     if (!s) s = save_meta(err, w, l, meta, n_meta);
-    if (!s) s = it_safetensors_writer_save(err, w, path);
+    if (s) it_safetensors_writer_free(w);
+    else *out = w;
+    return s;
+}
+
+it_status it_lora_save(it_err *err, const it_lora *l, const char *path, it_dtype dtype,
+                       const it_lora_meta *meta, size_t n_meta)
+{
+    it_safetensors_writer *w = NULL;
+    IT_TRY(fill_writer(err, &w, l, dtype, meta, n_meta));
+    it_status s = it_safetensors_writer_save(err, w, path);
+    it_safetensors_writer_free(w);
+    return s;
+}
+
+it_status it_lora_save_buf(it_err *err, const it_lora *l, it_buf *out, it_dtype dtype,
+                           const it_lora_meta *meta, size_t n_meta)
+{
+    it_safetensors_writer *w = NULL;
+    IT_TRY(fill_writer(err, &w, l, dtype, meta, n_meta));
+    it_status s = it_safetensors_writer_to_buf(err, w, out);
     it_safetensors_writer_free(w);
     return s;
 }
@@ -227,17 +248,27 @@ static it_status check_keys(it_err *err, const it_safetensors *f, size_t *n_down
     return IT_OK;
 }
 
-it_status it_lora_load(it_err *err, it_lora *l, const char *path, const it_params *unet_ps,
-                       const it_params *text_ps, int trainable)
+/* Two keys naming one module (a kohya and a PEFT spelling of it, or a
+ * text-encoder module written both ways) would hook the target twice.
+ * keys are sorted: equal names are neighbours. */
+static it_status check_unique(it_err *err, const it_safetensors *f, const lora_key *keys, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (keys[i].unet == keys[i - 1].unet && !strcmp(keys[i].name, keys[i - 1].name))
+            return it_err_set(err, IT_ERR_FORMAT, "%s: module %s appears twice (%s and %s)",
+                              it_safetensors_label(f), keys[i].name, keys[i - 1].prefix, keys[i].prefix);
+    return IT_OK;
+}
+
+it_status it_lora_load_st(it_err *err, it_lora *l, const it_safetensors *f, const it_params *unet_ps,
+                          const it_params *text_ps, int trainable)
 {
     memset(l, 0, sizeof *l);
-    it_safetensors *f = NULL;
-    IT_TRY(it_safetensors_open(err, &f, path));
     size_t n = 0;
     lora_key *keys = NULL;
     it_status s = check_keys(err, f, &n);
     if (!s && !(keys = it_calloc(n, sizeof *keys)))
-        s = it_err_set(err, IT_ERR_NOMEM, "%s: out of memory", path);
+        s = it_err_set(err, IT_ERR_NOMEM, "%s: out of memory", it_safetensors_label(f));
     if (!s) {
         size_t j = 0;
         lora_key k;
@@ -247,11 +278,22 @@ it_status it_lora_load(it_err *err, it_lora *l, const char *path, const it_param
                 keys[j++] = k;
             }
         qsort(keys, n, sizeof *keys, key_cmp);
-        s = it_lora_alloc(err, l, n, trainable);
+        s = check_unique(err, f, keys, n);
     }
+    if (!s) s = it_lora_alloc(err, l, n, trainable);
     if (!s) s = load_bound(err, l, f, keys, unet_ps, text_ps, trainable);
     if (s) it_lora_free(l);
     it_free(keys);
+    return s;
+}
+
+it_status it_lora_load(it_err *err, it_lora *l, const char *path, const it_params *unet_ps,
+                       const it_params *text_ps, int trainable)
+{
+    memset(l, 0, sizeof *l);
+    it_safetensors *f = NULL;
+    IT_TRY(it_safetensors_open(err, &f, path));
+    it_status s = it_lora_load_st(err, l, f, unet_ps, text_ps, trainable);
     it_safetensors_close(f);
     return s;
 }

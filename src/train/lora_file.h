@@ -11,7 +11,9 @@
 #ifndef IT_LORA_FILE_H
 #define IT_LORA_FILE_H
 
+#include "base/mem.h"
 #include "tensor/dtype.h"
+#include "tensor/safetensors.h"
 #include "train/lora.h"
 
 /* Extra metadata pairs ("ss_base_model_version", "sd_v1", ...). */
@@ -26,6 +28,10 @@ typedef struct it_lora_meta {
 it_status it_lora_save(it_err *err, const it_lora *l, const char *path, it_dtype dtype,
                        const it_lora_meta *meta, size_t n_meta);
 
+/* The same file in memory (tests, fuzzing). */
+it_status it_lora_save_buf(it_err *err, const it_lora *l, it_buf *out, it_dtype dtype,
+                           const it_lora_meta *meta, size_t n_meta);
+
 /* Loads a kohya or PEFT LoRA file and binds its modules to unet_ps and
  * text_ps (either may be NULL: modules of that component then stay
  * unbound, for inspection; with both NULL nothing is bound). A module the
@@ -33,6 +39,10 @@ it_status it_lora_save(it_err *err, const it_lora *l, const char *path, it_dtype
  * Not attached; multiplier 1. trainable: allocate gradients (resume). */
 it_status it_lora_load(it_err *err, it_lora *l, const char *path, const it_params *unet_ps,
                        const it_params *text_ps, int trainable);
+
+/* it_lora_load from an open (or in-memory, it_safetensors_parse) file. */
+it_status it_lora_load_st(it_err *err, it_lora *l, const it_safetensors *f, const it_params *unet_ps,
+                          const it_params *text_ps, int trainable);
 
 /* Copies the values of src into dst (same modules in the same order):
  * for resuming training from a checkpoint file. */

@@ -18,7 +18,7 @@
 #include "models/sd_pipeline_load.h"
 #include "tensor/autograd.h"
 #include "tensor/optim.h"
-#include "train/dataset.h"
+#include "train/train_data.h"
 #include "train/lora.h"
 #include "train/lora_file.h"
 #include "train/train_step.h"
@@ -34,6 +34,7 @@ void it_train_config_init(it_train_config *c)
     c->steps = 1000, c->batch = 1, c->accum = 1, c->resolution = 512;
     c->save_every = 100;
     c->sample_steps = 20, c->sample_cfg = 7;
+    c->prior_loss_weight = 1;
     snprintf(c->save_precision, sizeof c->save_precision, "f32");
 }
 
@@ -64,6 +65,11 @@ static const key_def KEYS[] = {
     KD("caption_dropout", caption_dropout, 0, 1), KS("prediction", prediction),
     KB("resume", resume), KI("sample_every", sample_every, 0, 1e9), KS("sample_prompt", sample_prompts),
     KI("sample_steps", sample_steps, 1, 1000), KD("sample_cfg", sample_cfg, 0, 100), KS("save_precision", save_precision), KI("stop_after", stop_after, 0, 1e9),
+    KB("buckets", buckets), KI("min_bucket_reso", min_bucket_reso, 0, 16384),
+    KI("max_bucket_reso", max_bucket_reso, 0, 16384), KB("random_crop", random_crop),
+    KB("masked_loss", masked_loss), KS("mask_dir", mask_dir), KB("mask_normalize", mask_normalize),
+    KS("reg_data", reg_data), KS("class_prompt", class_prompt), KD("prior_loss_weight", prior_loss_weight, 0, 1e3),
+    KS("cache_latents", cache_latents),
 };
 
 static const key_def *find_key(const char *key)
@@ -156,7 +162,8 @@ typedef struct run {
     const it_train_config *c;
     it_sd_model m;
     it_schedule sched;
-    it_dataset ds;
+    it_train_data data;
+    int bucket_step;      /* pixels: VAE factor x UNet downsampling */
     it_lora lora;
     it_optim opt;
     it_optim_param *params;
@@ -164,9 +171,7 @@ typedef struct run {
     it_ctx ctx;
     it_pred_type pred;
     int64_t lc, lh, lw, t_len, t_dim;
-    float *lat_cache;     /* (2 n_items, item) latents, unflipped and flipped */
-    uint8_t *lat_have;    /* (2 n_items) */
-    float *lat, *text, *noise, *img;
+    float *lat, *text, *noise;
     int *ts;
     char ckdir[1100];
 } run;
@@ -178,16 +183,13 @@ static void run_free(run *r)
     it_lora_free(&r->lora);
     it_optim_free(&r->opt);
     it_free(r->params);
-    it_dataset_free(&r->ds);
+    it_train_data_free(&r->data);
     it_schedule_free(&r->sched);
     it_sd_free(&r->m);
     it_ctx_free(&r->ctx);
-    it_free(r->lat_cache);
-    it_free(r->lat_have);
     it_free(r->lat);
     it_free(r->text);
     it_free(r->noise);
-    it_free(r->img);
     it_free(r->ts);
 }
 
@@ -214,14 +216,43 @@ static it_status run_setup_model(it_err *err, run *r)
     if (c->resolution % (f * down))
         return it_err_set(err, IT_ERR_ARG, "resolution %d must be a multiple of %d for this model", c->resolution, f * down);
     r->lc = r->m.unet.cfg.in_channels, r->lh = r->lw = c->resolution / f;
+    r->bucket_step = f * down;
     r->t_len = r->m.text.cfg.max_positions, r->t_dim = r->m.text.cfg.hidden;
     return IT_OK;
+}
+
+/* The data side (train_data.h) from the config: buckets in steps of the
+ * model's pixel granularity, latent files under OUT/latent_cache unless
+ * cache_latents names a folder or "none". */
+static it_status open_data(it_err *err, run *r)
+{
+    const it_train_config *c = r->c;
+    it_train_data_opts o;
+    it_train_data_opts_init(&o);
+    o.ds.dir = c->data;
+    o.ds.reg_dir = c->reg_data[0] ? c->reg_data : NULL;
+    o.ds.class_prompt = c->class_prompt;
+    o.ds.masked_loss = c->masked_loss || c->mask_dir[0];
+    o.ds.mask_dir = c->mask_dir[0] ? c->mask_dir : NULL;
+    o.ds.resolution = c->resolution, o.ds.buckets = c->buckets;
+    o.ds.min_side = c->min_bucket_reso, o.ds.max_side = c->max_bucket_reso;
+    o.ds.step = r->bucket_step, o.ds.batch = c->batch, o.ds.random_crop = c->random_crop;
+    o.seed = (uint64_t)c->seed, o.flip = c->flip;
+    o.shuffle_captions = c->shuffle_captions, o.keep_tokens = c->keep_tokens;
+    o.caption_dropout = (float)c->caption_dropout;
+    o.prior_loss_weight = (float)c->prior_loss_weight, o.mask_normalize = c->mask_normalize;
+    char dir[1100];
+    if (!strcmp(c->cache_latents, "none")) dir[0] = 0;
+    else if (c->cache_latents[0]) snprintf(dir, sizeof dir, "%s", c->cache_latents);
+    else snprintf(dir, sizeof dir, "%s/latent_cache", c->out);
+    o.cache_dir = dir;
+    return it_train_data_open(err, &r->data, &o, &r->m.vae);
 }
 
 static it_status run_setup_train(it_err *err, run *r)
 {
     const it_train_config *c = r->c;
-    IT_TRY(it_dataset_open(err, &r->ds, c->data));
+    IT_TRY(open_data(err, r));
     it_lora_opts lo;
     it_lora_opts_init(&lo);
     lo.rank = c->rank, lo.alpha = (float)c->alpha, lo.conv_rank = c->conv_rank;
@@ -239,58 +270,27 @@ static it_status run_setup_train(it_err *err, run *r)
     IT_TRY(it_lr_kind_parse(err, c->lr_schedule, &k));
     r->lrs = it_lr_schedule_make(k, c->warmup_steps, c->steps);
     size_t B = (size_t)c->batch, li = lat_item(r);
-    r->lat_cache = it_calloc(2 * r->ds.n * li, sizeof(float));
-    r->lat_have = it_calloc(2 * r->ds.n, 1);
     r->lat = it_malloc(B * li * sizeof(float));
     r->noise = it_malloc(B * li * sizeof(float));
     r->text = it_malloc(B * (size_t)(r->t_len * r->t_dim) * sizeof(float));
-    r->img = it_malloc((size_t)3 * c->resolution * c->resolution * sizeof(float));
     r->ts = it_malloc(B * sizeof(int));
-    if (!r->lat_cache || !r->lat_have || !r->lat || !r->noise || !r->text || !r->img || !r->ts)
-        return it_err_set(err, IT_ERR_NOMEM, "out of memory (latent cache of %zu images)", r->ds.n);
+    if (!r->lat || !r->noise || !r->text || !r->ts) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
     return IT_OK;
 }
 
-/* Latents of item (flipped or not): the VAE posterior mean times the scaling
- * factor, computed once per run and kept (deterministic, so resume sees the
- * same values). */
-static it_status get_latent(it_err *err, run *r, size_t item, int flip, float *out)
-{
-    size_t slot = 2 * item + (size_t)flip, li = lat_item(r);
-    if (!r->lat_have[slot]) {
-        int res = r->c->resolution;
-        IT_TRY(it_dataset_image(err, &r->ds, item, res, flip, r->img));
-        it_mark mk = it_ctx_mark(&r->ctx);
-        int was = it_autograd_set_enabled(&r->ctx, 0);
-        it_tensor *x = it_tensor_from(&r->ctx, r->img, IT_SHAPE(1, 3, res, res));
-        it_tensor *z = it_vae_sample(&r->ctx, &r->m.vae, it_vae_encode(&r->ctx, &r->m.vae, x), 0, 1, 1);
-        it_autograd_set_enabled(&r->ctx, was);
-        if (!z) return it_ctx_status(&r->ctx, err);
-        memcpy(r->lat_cache + slot * li, z->data, li * sizeof(float));
-        it_ctx_release(&r->ctx, mk);
-        r->lat_have[slot] = 1;
-    }
-    memcpy(out, r->lat_cache + slot * li, li * sizeof(float));
-    return IT_OK;
-}
-
-/* Fills lat/text/noise/ts for micro-batch `micro` of `step`. */
-static it_status make_batch(it_err *err, run *r, int64_t step, int micro)
+/* Fills lat/text/noise/ts for micro-batch `micro` of `step`; *db: its
+ * size, latent shape and loss weights (train_data.h). */
+static it_status make_batch(it_err *err, run *r, int64_t step, int micro, it_data_batch *db)
 {
     const it_train_config *c = r->c;
-    int B = c->batch;
     uint64_t seed = (uint64_t)c->seed;
-    size_t li = lat_item(r);
+    IT_TRY(it_train_data_batch(err, &r->data, &r->ctx, (uint64_t)step * (uint64_t)c->accum + (uint64_t)micro,
+                               r->lat, db));
+    int B = db->n;
     it_tensor *ids = it_tensor_new(&r->ctx, IT_DTYPE_I32, IT_SHAPE(B, r->t_len));
     if (!ids) return it_ctx_status(&r->ctx, err);
-    char cap[2048];
     for (int i = 0; i < B; i++) {
-        uint64_t g = ((uint64_t)step * (uint64_t)c->accum + (uint64_t)micro) * (uint64_t)B + (uint64_t)i;
-        size_t item = it_dataset_pick(&r->ds, seed, g);
-        int flip = c->flip && it_rng_uniform_at(seed ^ 0x666c6970ull, g) < 0.5f;
-        IT_TRY(get_latent(err, r, item, flip, r->lat + (size_t)i * li));
-        it_dataset_caption(&r->ds, item, seed, g, c->shuffle_captions, c->keep_tokens,
-                           (float)c->caption_dropout, cap, sizeof cap);
+        const char *cap = it_train_data_caption(&r->data, i);
         IT_TRY(it_clip_encode_padded(err, r->m.tokenizer, (int32_t *)ids->data + (size_t)i * r->t_len,
                                      (int)r->t_len, NULL, cap, strlen(cap)));
     }
@@ -300,7 +300,7 @@ static it_status make_batch(it_err *err, run *r, int64_t step, int micro)
     it_autograd_set_enabled(&r->ctx, was);
     if (s) return s;
     memcpy(r->text, to.hidden->data, (size_t)to.hidden->n * sizeof(float));
-    it_train_draw_noise(seed, step, micro, B, r->lc, r->lh, r->lw, (float)c->noise_offset, 0,
+    it_train_draw_noise(seed, step, micro, B, r->lc, db->lh, db->lw, (float)c->noise_offset, 0,
                         r->sched.cfg.num_train_timesteps, r->noise, r->ts);
     return IT_OK;
 }
@@ -311,9 +311,10 @@ static it_status train_one_step(it_err *err, run *r, int64_t step, double *loss_
     double sum = 0;
     for (int micro = 0; micro < c->accum; micro++) {
         it_ctx_reset(&r->ctx);
-        IT_TRY(make_batch(err, r, step, micro));
-        it_train_batch b = {c->batch, r->lc, r->lh, r->lw, r->t_len, r->t_dim,
-                            r->lat, r->text, r->noise, r->ts, NULL};
+        it_data_batch db;
+        IT_TRY(make_batch(err, r, step, micro, &db));
+        it_train_batch b = {db.n, r->lc, db.lh, db.lw, r->t_len, r->t_dim,
+                            r->lat, r->text, r->noise, r->ts, db.mask};
         it_train_loss_opts lo = {(float)c->min_snr_gamma, r->pred, 1.0f / (float)c->accum};
         double loss = 0;
         IT_TRY(it_train_step_loss(err, &r->ctx, &r->m.unet, &r->sched, &b, &lo, &loss));
@@ -414,10 +415,10 @@ static it_status save_final(it_err *err, run *r, int64_t steps)
     snprintf(p, sizeof p, "%s/lora.safetensors", c->out);
     snprintf(res, sizeof res, "(%d, %d)", c->resolution, c->resolution);
     snprintf(st, sizeof st, "%lld", (long long)steps);
-    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)r->ds.hash);
+    snprintf(hash, sizeof hash, "%016llx", (unsigned long long)r->data.ds.hash);
     snprintf(seed, sizeof seed, "%lld", (long long)c->seed);
     snprintf(lr, sizeof lr, "%g", c->lr);
-    snprintf(nimg, sizeof nimg, "%zu", r->ds.n_slots);
+    snprintf(nimg, sizeof nimg, "%zu", r->data.ds.n_slots);
     snprintf(bs, sizeof bs, "%d", c->batch);
     it_lora_meta meta[] = {
         {"ss_base_model_version", r->m.v2 ? "sd_v2" : "sd_v1"},

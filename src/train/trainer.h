@@ -43,6 +43,17 @@ typedef struct it_train_config {
     int sample_steps;           /* sampler steps (20) */
     double sample_cfg;          /* guidance scale (7) */
     int stop_after;             /* tests: exit after this many steps of this process (0 = off) */
+    /* data (train_data.h, dataset.h) */
+    int buckets;                /* aspect-ratio buckets */
+    int min_bucket_reso, max_bucket_reso; /* bucket side limits (0: resolution / 2, * 2) */
+    int random_crop;
+    int masked_loss;            /* NAME.mask.png beside images (or mask_dir) weight the loss */
+    char mask_dir[1024];
+    int mask_normalize;         /* divide each mask by its mean */
+    char reg_data[1024];        /* regularisation images (prior preservation) */
+    char class_prompt[256];     /* caption of reg images without .txt or N_name folder */
+    double prior_loss_weight;   /* 1 */
+    char cache_latents[1024];   /* latent cache folder; "" = OUT/latent_cache, "none" = memory only */
 } it_train_config;
 
 void it_train_config_init(it_train_config *c);
