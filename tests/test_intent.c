@@ -6,6 +6,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include <jansson.h>
+#include <unistd.h>
+
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "intent/hierarchy.h"
@@ -501,10 +504,14 @@ IT_TEST(intent_cli_errors) {
     IT_CHECK_CONTAINS(out, "bad.json: concepts[0].level: missing");
     it_free(out);
     /* --contrast overrides a pair; --from reads text and refs from a file */
-    const char *in = it_test_write_tmp(t, "in.json",
-                                       "{\"text\": \"A man named Al. His hair colour can vary. Keep the hat [1].\","
-                                       " \"refs\": [{\"n\": 1, \"image\": \"tests/fixtures/intent/ref_a.png\", \"box\": [0,0,10,10]}]}",
-                                       155);
+    /* (an absolute image path: relative ones are relative to the file) */
+    char cwd[2048], doc[3000];
+    IT_REQUIRE(getcwd(cwd, sizeof cwd) != NULL);
+    int dn = snprintf(doc, sizeof doc,
+                      "{\"text\": \"A man named Al. His hair colour can vary. Keep the hat [1].\","
+                      " \"refs\": [{\"n\": 1, \"image\": \"%s/tests/fixtures/intent/ref_a.png\", \"box\": [0,0,10,10]}]}",
+                      cwd);
+    const char *in = it_test_write_tmp(t, "in.json", doc, (size_t)dn);
     snprintf(args, sizeof args, "intent parse --json --from '%s' --contrast 'hair colour=black hair/white hair'", in);
     IT_CHECK_INT(run_cmd(t, args, "c.json", &out), 0);
     IT_CHECK_CONTAINS(out, "\"black hair\"");
@@ -551,4 +558,119 @@ IT_TEST(intent_variants_known_only_by_reference) {
     IT_CHECK_INT(warned, 1);
     IT_CHECK(find(&in, "hair colour") != NULL); /* not swallowed as a third value */
     it_intent_free(&in);
+}
+
+/* Copies a fixture file to a path under the test's tmpdir (creating folders). */
+static const char *copy_fixture(it_test_ctx *t, const char *fixture, const char *dst_dir, const char *dst_name)
+{
+    it_err e;
+    uint8_t *data;
+    size_t n;
+    if (it_file_read(&e, &data, &n, fixture, 1 << 22) != IT_OK) return NULL;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s", it_test_tmp(t, dst_dir));
+    if (it_mkdir_p(&e, dir) != IT_OK) {
+        it_free(data);
+        return NULL;
+    }
+    char rel[512];
+    snprintf(rel, sizeof rel, "%s/%s", dst_dir, dst_name);
+    const char *p = it_test_write_tmp(t, rel, data, n);
+    it_free(data);
+    return p;
+}
+
+/* `parse --from FILE`: image paths relative to the file's folder (as the toy
+ * scenarios write them), whatever the current directory; a "domain" in the
+ * file is the override; unknown keys are errors. */
+IT_TEST(intent_cli_from_file_resolves_images_next_to_it) {
+    IT_REQUIRE(copy_fixture(t, "tests/fixtures/intent/ref_a.png", "scen/refs", "ref1.png") != NULL);
+    const char *doc = "{\"text\": \"A creature named Pip. Keep the hat [1].\", \"domain\": \"product\","
+                      " \"refs\": [{\"n\": 1, \"image\": \"refs/ref1.png\", \"box\": [1, 1, 20, 20]}]}";
+    const char *path = it_test_write_tmp(t, "scen/intent.json", doc, strlen(doc));
+    char args[1200], want[1200];
+    char *out = NULL;
+    snprintf(args, sizeof args, "intent parse --json --from '%s'", path);
+    IT_CHECK_INT(run_cmd(t, args, "from.json", &out), 0);
+    snprintf(want, sizeof want, "\"image\": \"%s\"", it_test_tmp(t, "scen/refs/ref1.png"));
+    IT_CHECK_CONTAINS(out, want);
+    IT_CHECK_CONTAINS(out, "\"domain\": \"product\"");
+    IT_CHECK_CONTAINS(out, "\"domain_source\": \"override\"");
+    it_free(out);
+    /* --domain beats the file */
+    snprintf(args, sizeof args, "intent parse --json --domain painting --from '%s'", path);
+    IT_CHECK_INT(run_cmd(t, args, "from2.json", &out), 0);
+    IT_CHECK_CONTAINS(out, "\"domain\": \"painting\"");
+    it_free(out);
+    /* the same file, with the image path relative to the current directory, fails and says which */
+    const char *bad = "{\"text\": \"Keep the hat [1].\", \"refs\": [{\"n\": 1, \"image\": \"nope/x.png\", \"box\": [1, 1, 2, 2]}]}";
+    path = it_test_write_tmp(t, "scen/bad.json", bad, strlen(bad));
+    snprintf(args, sizeof args, "intent parse --from '%s'", path);
+    IT_CHECK_INT(run_cmd(t, args, "bad.txt", &out), 1);
+    snprintf(want, sizeof want, "%s", it_test_tmp(t, "scen/nope/x.png"));
+    IT_CHECK_CONTAINS(out, want);
+    it_free(out);
+    const char *typo = "{\"txt\": \"Keep the hat.\", \"text\": \"x\"}";
+    path = it_test_write_tmp(t, "scen/typo.json", typo, strlen(typo));
+    snprintf(args, sizeof args, "intent parse --from '%s'", path);
+    IT_CHECK_INT(run_cmd(t, args, "typo.txt", &out), 1);
+    IT_CHECK_CONTAINS(out, "unknown key 'txt'");
+    it_free(out);
+    const char *dom = "{\"text\": \"Keep the hat.\", \"domain\": \"anime\"}";
+    path = it_test_write_tmp(t, "scen/dom.json", dom, strlen(dom));
+    snprintf(args, sizeof args, "intent parse --from '%s'", path);
+    IT_CHECK_INT(run_cmd(t, args, "dom.txt", &out), 1);
+    IT_CHECK_CONTAINS(out, "domain: expected 2d-character, portrait, product or painting");
+    it_free(out);
+}
+
+/* `check --json`: a JSON report whether the file is valid or not. */
+IT_TEST(intent_cli_check_json_report) {
+    char *out = NULL;
+    char args[1200];
+    snprintf(args, sizeof args, "intent parse --json --text \"%s\" --ref 1=tests/fixtures/intent/ref_a.png:10,10,60,50 "
+             "--ref 2=tests/fixtures/intent/ref_b.jpg:20,5,90,40", VINCENT);
+    IT_REQUIRE(run_cmd(t, args, "v.json", &out) == 0);
+    it_free(out);
+    snprintf(args, sizeof args, "intent check --json '%s'", it_test_tmp(t, "v.json"));
+    IT_CHECK_INT(run_cmd(t, args, "ok.json", &out), 0);
+    json_error_t je;
+    json_t *r = json_loads(out ? out : "", 0, &je);
+    IT_REQUIRE(r != NULL);
+    IT_CHECK(json_is_true(json_object_get(r, "ok")));
+    IT_CHECK_INT((int)json_integer_value(json_object_get(r, "concepts")), 4);
+    IT_CHECK_INT((int)json_array_size(json_object_get(r, "problems")), 0);
+    json_decref(r);
+    it_free(out);
+    const char *bad = "{\"domain\": \"portrait\", \"subjects\": [], \"concepts\": [{\"head\": \"x\", \"level\": \"huge\"}], \"oops\": 1}";
+    const char *path = it_test_write_tmp(t, "bad.json", bad, strlen(bad));
+    snprintf(args, sizeof args, "intent check --json '%s'", path);
+    IT_CHECK_INT(run_cmd(t, args, "bad.out", &out), 1);
+    r = json_loads(out ? out : "", 0, &je);
+    IT_REQUIRE(r != NULL);
+    IT_CHECK(json_is_false(json_object_get(r, "ok")));
+    json_t *pr = json_object_get(r, "problems");
+    IT_CHECK_INT((int)json_array_size(pr), 3);
+    static const char *const want[][2] = {
+        {"oops", "unknown key"},
+        {"concepts[0].level", "'huge' is not one of attribute, instance, image"},
+        {"concepts[0].operation", "missing (one of preserve, modify, remove)"},
+    };
+    for (size_t k = 0; k < 3 && k < json_array_size(pr); k++) {
+        IT_CHECK_STR(json_string_value(json_object_get(json_array_get(pr, k), "location")), want[k][0]);
+        IT_CHECK_STR(json_string_value(json_object_get(json_array_get(pr, k), "message")), want[k][1]);
+    }
+    json_decref(r);
+    it_free(out);
+    /* a syntax error has a line/column location; a missing file none */
+    path = it_test_write_tmp(t, "trunc.json", "{\"domain\": ", 11);
+    snprintf(args, sizeof args, "intent check --json '%s'", path);
+    IT_CHECK_INT(run_cmd(t, args, "trunc.out", &out), 1);
+    IT_CHECK_CONTAINS(out, "\"location\": \"line 1, column 11\"");
+    it_free(out);
+    snprintf(args, sizeof args, "intent check --json '%s'", it_test_tmp(t, "missing.json"));
+    IT_CHECK_INT(run_cmd(t, args, "missing.out", &out), 1);
+    IT_CHECK_CONTAINS(out, "\"location\": \"\"");
+    IT_CHECK_CONTAINS(out, "No such file");
+    it_free(out);
 }

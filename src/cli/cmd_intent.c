@@ -103,10 +103,25 @@ static int cmd_parse(int argc, char **argv)
         it_err_set(&err, IT_ERR_ARG, "give the intent with --text TEXT or --from FILE (one of them)");
         goto fail;
     }
-    if (from && it_intent_read_input(&err, &scratch, &from_text, from, NULL) != IT_OK) goto fail;
-    if (from) text = from_text;
+    if (from) {
+        /* Image paths in an intent file are relative to the file, as in the
+         * toy scenarios' intent.json, not to the current directory. */
+        char dir[4096];
+        const char *slash = strrchr(from, '/');
+        size_t dl = slash ? (size_t)(slash - from) : 0;
+        if (dl >= sizeof dir) {
+            it_err_set(&err, IT_ERR_ARG, "--from '%.100s...': path too long", from);
+            goto fail;
+        }
+        memcpy(dir, from, dl);
+        dir[dl] = '\0';
+        if (slash && dl == 0) snprintf(dir, sizeof dir, "/");
+        if (it_intent_read_input(&err, &scratch, &from_text, from, slash ? dir : NULL) != IT_OK) goto fail;
+        text = from_text;
+    }
     for (int i = 0; i < refs.n; i++)
         if (it_refs_add_spec(&err, &scratch, refs.items[i]) != IT_OK) goto fail;
+    if (!domain && scratch.domain_source == IT_DOMSRC_OVERRIDE) po.domain = (int)scratch.domain; /* from the file */
     if (domain && (po.domain = it_intent_domain_parse(domain)) < 0) {
         it_err_set(&err, IT_ERR_ARG, "--domain '%s': expected 2d-character, portrait, product or painting", domain);
         goto fail;
@@ -137,6 +152,74 @@ fail:
     return it_cli_fail(&err);
 }
 
+/* Splits a problem line "LOCATION: message" (LOCATION a JSON path such as
+ * concepts[2].operation, or "line L, column C") into its two parts; a line
+ * with no location (a whole-document problem) gets "". */
+static void split_problem(const char *line, size_t n, char *loc, size_t nloc, const char **msg)
+{
+    loc[0] = '\0';
+    *msg = line;
+    const char *colon = NULL;
+    for (size_t i = 0; i + 1 < n; i++)
+        if (line[i] == ':' && line[i + 1] == ' ') {
+            colon = line + i;
+            break;
+        }
+    if (!colon || (size_t)(colon - line) >= nloc) return;
+    int is_loc = 1, line_col = !strncmp(line, "line ", 5);
+    for (const char *c = line; c < colon && !line_col; c++)
+        is_loc &= (*c >= 'a' && *c <= 'z') || (*c >= '0' && *c <= '9') || *c == '_' || *c == '.' || *c == '[' || *c == ']';
+    if (!is_loc) return;
+    memcpy(loc, line, (size_t)(colon - line));
+    loc[colon - line] = '\0';
+    *msg = colon + 2;
+}
+
+/* `check --json`: one JSON object on stdout, valid or not:
+ * {"file", "ok", "problems": [{"location", "message"}], "warnings": [...],
+ *  "subjects", "concepts", "refs"} (the counts only when ok). */
+static int check_report_json(const char *file, const it_intent *in, const char *problems, const char *err_msg)
+{
+    json_t *o = json_object(), *pr = json_array(), *wa = json_array();
+    json_object_set_new(o, "file", json_string(file));
+    json_object_set_new(o, "ok", json_boolean(in != NULL));
+    for (const char *line = problems; line && *line;) {
+        const char *nl = strchr(line, '\n');
+        size_t n = nl ? (size_t)(nl - line) : strlen(line);
+        char loc[256];
+        const char *msg;
+        split_problem(line, n, loc, sizeof loc, &msg);
+        json_t *p = json_object();
+        json_object_set_new(p, "location", json_string(loc));
+        json_object_set_new(p, "message", json_stringn(msg, n - (size_t)(msg - line)));
+        json_array_append_new(pr, p);
+        line = nl ? nl + 1 : NULL;
+    }
+    if (!in && json_array_size(pr) == 0 && err_msg) { /* unreadable file, out of memory */
+        json_t *p = json_object();
+        json_object_set_new(p, "location", json_string(""));
+        json_object_set_new(p, "message", json_string(err_msg));
+        json_array_append_new(pr, p);
+    }
+    json_object_set_new(o, "problems", pr);
+    for (int i = 0; in && i < in->n_warnings; i++) json_array_append_new(wa, json_string(in->warnings[i]));
+    json_object_set_new(o, "warnings", wa);
+    if (in) {
+        json_object_set_new(o, "subjects", json_integer(in->n_subjects));
+        json_object_set_new(o, "concepts", json_integer(in->n_concepts));
+        json_object_set_new(o, "refs", json_integer(in->n_refs));
+    }
+    char *s = json_dumps(o, JSON_INDENT(1) | JSON_PRESERVE_ORDER);
+    json_decref(o);
+    if (!s) {
+        fprintf(stderr, "intenttuner: error: out of memory writing the report\n");
+        return 1;
+    }
+    printf("%s\n", s);
+    free(s);
+    return in ? 0 : 1;
+}
+
 static int cmd_check(int argc, char **argv)
 {
     int no_images = 0;
@@ -147,7 +230,8 @@ static int cmd_check(int argc, char **argv)
     const it_cmd_spec spec = {
         "intenttuner intent check [options] FILE",
         "Validates an intent hierarchy file (the JSON of 'intent parse --json', possibly edited by "
-        "hand) and reports every problem with its location. Exit status 0 when valid.",
+        "hand) and reports every problem with its location. Exit status 0 when valid. With --json "
+        "the report is one JSON object: ok, problems [{location, message}], warnings, counts.",
         opts, 1, 1, NULL};
     const char *pos[4];
     int n_pos = 0;
@@ -157,13 +241,20 @@ static int cmd_check(int argc, char **argv)
     it_err_clear(&err);
     uint8_t *data;
     size_t n;
-    if (it_file_read(&err, &data, &n, pos[0], INTENT_FILE_MAX) != IT_OK) return it_cli_fail(&err);
+    if (it_file_read(&err, &data, &n, pos[0], INTENT_FILE_MAX) != IT_OK)
+        return it_common.json ? check_report_json(pos[0], NULL, NULL, err.msg) : it_cli_fail(&err);
     it_buf problems;
     it_buf_init(&problems);
     it_intent in;
     it_intent_check_opts co = {.image_size = no_images ? NULL : it_intent_image_size};
     it_status s = it_intent_from_json(&err, &in, (const char *)data, n, &co, &problems);
     it_free(data);
+    if (it_common.json) {
+        int code = check_report_json(pos[0], s == IT_OK ? &in : NULL, problems.data, err.msg);
+        it_buf_free(&problems);
+        if (s == IT_OK) it_intent_free(&in);
+        return code;
+    }
     if (s != IT_OK) {
         if (problems.len) {
             /* every problem, each prefixed with the file, like a compiler */
@@ -179,15 +270,10 @@ static int cmd_check(int argc, char **argv)
         return 1;
     }
     it_buf_free(&problems);
-    if (it_common.json) {
-        printf("{\"ok\": true, \"subjects\": %d, \"concepts\": %d, \"refs\": %d, \"warnings\": %d}\n",
-               in.n_subjects, in.n_concepts, in.n_refs, in.n_warnings);
-    } else {
-        printf("%s: ok (%d subject%s, %d concept%s, %d reference%s)\n", pos[0], in.n_subjects,
-               in.n_subjects == 1 ? "" : "s", in.n_concepts, in.n_concepts == 1 ? "" : "s", in.n_refs,
-               in.n_refs == 1 ? "" : "s");
-        for (int i = 0; i < in.n_warnings; i++) printf("warning: %s\n", in.warnings[i]);
-    }
+    printf("%s: ok (%d subject%s, %d concept%s, %d reference%s)\n", pos[0], in.n_subjects,
+           in.n_subjects == 1 ? "" : "s", in.n_concepts, in.n_concepts == 1 ? "" : "s", in.n_refs,
+           in.n_refs == 1 ? "" : "s");
+    for (int i = 0; i < in.n_warnings; i++) printf("warning: %s\n", in.warnings[i]);
     it_intent_free(&in);
     return 0;
 }

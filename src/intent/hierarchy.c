@@ -76,9 +76,12 @@ it_status it_intent_init(it_err *err, it_intent *in)
     it_arena_init(&in->arena, 8192);
     in->domain = IT_DOMAIN_CHARACTER_2D;
     in->domain_source = IT_DOMSRC_DEFAULT;
-    in->subjects = it_arena_calloc(&in->arena, IT_INTENT_MAX_SUBJECTS, sizeof *in->subjects);
-    in->concepts = it_arena_calloc(&in->arena, IT_INTENT_MAX_CONCEPTS, sizeof *in->concepts);
-    in->refs = it_arena_calloc(&in->arena, IT_INTENT_MAX_REFS, sizeof *in->refs);
+    /* Not zeroed: the add_* builders clear each element they hand out, so
+     * only the pages of elements in use are ever touched (the concept table
+     * alone is ~50 KB, and most intents use a handful). */
+    in->subjects = it_arena_alloc(&in->arena, IT_INTENT_MAX_SUBJECTS * sizeof *in->subjects);
+    in->concepts = it_arena_alloc(&in->arena, IT_INTENT_MAX_CONCEPTS * sizeof *in->concepts);
+    in->refs = it_arena_alloc(&in->arena, IT_INTENT_MAX_REFS * sizeof *in->refs);
     if (!in->subjects || !in->concepts || !in->refs) {
         it_intent_free(in);
         return it_err_set(err, IT_ERR_NOMEM, "out of memory for an intent hierarchy");

@@ -194,10 +194,12 @@ it_status it_intent_from_json(it_err *err, it_intent *out, const char *json, siz
 it_status it_intent_validate(it_err *err, it_intent *in, const it_intent_check_opts *opts,
                              it_buf *problems);
 
-/* An intent input file: {"text": ..., "refs": [{"n", "image", "box"}]}, at
- * most IT_INTENT_INPUT_MAX bytes. The text is copied into scratch (*text
- * points there) and the refs are added to it; relative image paths are
- * joined to base_dir when it is not NULL, else kept as written. */
+/* An intent input file: {"text": ..., "refs": [{"n", "image", "box"}],
+ * "domain"?}, at most IT_INTENT_INPUT_MAX bytes; other keys are errors. The
+ * text is copied into scratch (*text points there) and the refs are added to
+ * it; relative image paths are joined to base_dir when it is not NULL, else
+ * kept as written. A domain given in the file sets scratch->domain with
+ * domain_source IT_DOMSRC_OVERRIDE (callers pass it on as the override). */
 #define IT_INTENT_INPUT_MAX (4u << 20)
 it_status it_intent_read_input(it_err *err, it_intent *scratch, char **text, const char *path,
                                const char *base_dir);

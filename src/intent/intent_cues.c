@@ -140,26 +140,55 @@ static int cmp_cues(const void *pa, const void *pb)
     return c ? c : (a < b ? -1 : a > b);
 }
 
+/* First word -> its run [start, start + count) in g_cue_sorted: cues are
+ * looked up for every token, so one hash probe replaces a binary search. */
+#define CUE_SLOTS 1024
+typedef struct cue_slot {
+    const char *word; /* the first cue's words; NULL = empty */
+    unsigned hash;
+    unsigned short len, start, count;
+} cue_slot;
+static cue_slot g_cue_hash[CUE_SLOTS];
+_Static_assert(N_CUES < CUE_SLOTS / 2, "grow CUE_SLOTS");
+
+static unsigned hash_n(const char *w, size_t n)
+{
+    unsigned h = 2166136261u;
+    for (size_t i = 0; i < n; i++) h = (h ^ (unsigned char)w[i]) * 16777619u;
+    return h;
+}
+
 static void build_cue_index(void)
 {
     for (size_t i = 0; i < N_CUES; i++) g_cue_sorted[i] = &g_cues[i];
     qsort(g_cue_sorted, N_CUES, sizeof g_cue_sorted[0], cmp_cues);
+    for (size_t i = 0; i < N_CUES;) {
+        const char *w = g_cue_sorted[i]->words;
+        size_t l = first_word_len(w), j = i + 1;
+        while (j < N_CUES && !cmp_first_word(g_cue_sorted[j]->words, first_word_len(g_cue_sorted[j]->words), w, l)) j++;
+        unsigned h = hash_n(w, l);
+        size_t k = h & (CUE_SLOTS - 1);
+        while (g_cue_hash[k].word) k = (k + 1) & (CUE_SLOTS - 1);
+        g_cue_hash[k] = (cue_slot){w, h, (unsigned short)l, (unsigned short)i, (unsigned short)(j - i)};
+        i = j;
+    }
 }
 
-/* Range [*lo, *hi) of cues whose first word is w. */
+/* Range [*lo, *hi) of cues whose first word is w (empty if none). */
 static void cue_range(const char *w, size_t *lo, size_t *hi)
 {
     pthread_once(&g_cue_once, build_cue_index);
-    size_t wl = strlen(w), a = 0, b = N_CUES;
-    while (a < b) {
-        size_t m = (a + b) / 2;
-        const char *cw = g_cue_sorted[m]->words;
-        if (cmp_first_word(cw, first_word_len(cw), w, wl) < 0) a = m + 1;
-        else b = m;
+    size_t wl;
+    unsigned h = it_lex_hash(w, &wl);
+    *lo = *hi = 0;
+    for (size_t k = h & (CUE_SLOTS - 1); g_cue_hash[k].word; k = (k + 1) & (CUE_SLOTS - 1)) {
+        const cue_slot *c = &g_cue_hash[k];
+        if (c->hash == h && c->len == wl && !memcmp(c->word, w, wl)) {
+            *lo = c->start;
+            *hi = (size_t)c->start + c->count;
+            return;
+        }
     }
-    *lo = a;
-    while (b < N_CUES && !cmp_first_word(g_cue_sorted[b]->words, first_word_len(g_cue_sorted[b]->words), w, wl)) b++;
-    *hi = b < a ? a : b;
 }
 
 /* Does the pattern match tokens at i? Returns the number of tokens. */

@@ -522,6 +522,24 @@ it_status it_intent_read_input(it_err *err, it_intent *scratch, char **text, con
         s = it_err_set(err, IT_ERR_FORMAT, "%s: expected an object with a \"text\" string", path);
         goto out;
     }
+    const char *key;
+    json_t *val;
+    json_object_foreach(root, key, val) {
+        if (strcmp(key, "text") && strcmp(key, "refs") && strcmp(key, "domain")) {
+            s = it_err_set(err, IT_ERR_FORMAT, "%s: unknown key '%.60s' (expected text, refs, domain)", path, key);
+            goto out;
+        }
+    }
+    json_t *dom = json_object_get(root, "domain");
+    if (dom) {
+        int d = json_is_string(dom) ? it_intent_domain_parse(json_string_value(dom)) : -1;
+        if (d < 0) {
+            s = it_err_set(err, IT_ERR_FORMAT, "%s: domain: expected 2d-character, portrait, product or painting", path);
+            goto out;
+        }
+        scratch->domain = (it_intent_domain)d;
+        scratch->domain_source = IT_DOMSRC_OVERRIDE;
+    }
     *text = it_intent_strdup(scratch, json_string_value(t));
     json_t *refs = json_object_get(root, "refs");
     if (refs && !json_is_array(refs)) {

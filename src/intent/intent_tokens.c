@@ -121,7 +121,8 @@ it_status pt_tokenize(it_err *err, tok_list *tl, const char *text, size_t len)
         i += (size_t)l;
     }
     size_t cap_tokens = len + 8 < PT_MAX_TOKENS ? len + 8 : PT_MAX_TOKENS;
-    tl->t = it_calloc(cap_tokens, sizeof *tl->t);
+    /* push() clears each token it fills: no need to zero the whole table */
+    tl->t = it_malloc(cap_tokens * sizeof *tl->t);
     if (!tl->t) return it_err_set(err, IT_ERR_NOMEM, "out of memory tokenizing the intent");
     char word[256];
     size_t i = 0;

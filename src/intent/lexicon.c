@@ -334,7 +334,9 @@ static const opposite g_opposites[] = {
 #define N_HINTS (sizeof g_dom_hints / sizeof g_dom_hints[0])
 static const it_lex_entry *g_sorted[N_ENTRIES];
 static unsigned char g_flen[N_ENTRIES]; /* length of the first word of g_sorted[i] */
-static const dom_hint *g_hints[N_HINTS];
+#define HINT_SLOTS 512
+static const dom_hint *g_hint_hash[HINT_SLOTS]; /* open addressing by word */
+_Static_assert(N_HINTS < HINT_SLOTS / 2, "grow HINT_SLOTS");
 static pthread_once_t g_once = PTHREAD_ONCE_INIT;
 
 /* Hash of first words -> the run of g_sorted entries starting with it:
@@ -379,18 +381,17 @@ static int cmp_entries(const void *pa, const void *pb)
     return c ? c : (a < b ? -1 : a > b);
 }
 
-static int cmp_hints(const void *pa, const void *pb)
-{
-    return strcmp((*(const dom_hint *const *)pa)->word, (*(const dom_hint *const *)pb)->word);
-}
-
 static void build_index(void)
 {
     for (size_t i = 0; i < N_ENTRIES; i++) g_sorted[i] = &g_entries[i];
     qsort(g_sorted, N_ENTRIES, sizeof g_sorted[0], cmp_entries);
     for (size_t i = 0; i < N_ENTRIES; i++) g_flen[i] = (unsigned char)first_len(g_sorted[i]->words);
-    for (size_t i = 0; i < N_HINTS; i++) g_hints[i] = &g_dom_hints[i];
-    qsort(g_hints, N_HINTS, sizeof g_hints[0], cmp_hints);
+    for (size_t i = 0; i < N_HINTS; i++) {
+        size_t len;
+        unsigned h = it_lex_hash(g_dom_hints[i].word, &len) & (HINT_SLOTS - 1);
+        while (g_hint_hash[h]) h = (h + 1) & (HINT_SLOTS - 1);
+        g_hint_hash[h] = &g_dom_hints[i];
+    }
     for (size_t i = 0; i < N_ENTRIES;) {
         size_t j = i + 1;
         while (j < N_ENTRIES && !cmp_first(g_sorted[j]->words, g_flen[j], g_sorted[i]->words, g_flen[i])) j++;
@@ -449,8 +450,8 @@ static int match_exact(const it_lex_entry **out, const char *const *words, int n
     *out = NULL;
     if (n_words <= 0 || !words[0]) return 0;
     pthread_once(&g_once, build_index);
-    size_t wl = strlen(words[0]);
-    unsigned h = hash_word(words[0], wl) & (HASH_SLOTS - 1);
+    size_t wl;
+    unsigned h = it_lex_hash(words[0], &wl) & (HASH_SLOTS - 1);
     while (g_hash[h].word && (g_hash[h].len != wl || memcmp(g_hash[h].word, words[0], wl)))
         h = (h + 1) & (HASH_SLOTS - 1);
     if (!g_hash[h].word) return 0;
@@ -472,10 +473,13 @@ void it_lex_domain_score(double score[IT_DOMAIN_COUNT], const char *const *words
     pthread_once(&g_once, build_index);
     for (int i = 0; i < n_words; i++) {
         if (!words[i]) continue;
-        dom_hint key = {words[i], 0, 0};
-        const dom_hint *kp = &key;
-        const dom_hint *const *h = bsearch(&kp, g_hints, N_HINTS, sizeof g_hints[0], cmp_hints);
-        if (h) score[(*h)->domain] += (*h)->w;
+        size_t len;
+        unsigned h = it_lex_hash(words[i], &len) & (HINT_SLOTS - 1);
+        for (; g_hint_hash[h]; h = (h + 1) & (HINT_SLOTS - 1))
+            if (!strcmp(g_hint_hash[h]->word, words[i])) {
+                score[g_hint_hash[h]->domain] += g_hint_hash[h]->w;
+                break;
+            }
         const it_lex_entry *e;
         int m = it_lex_match(&e, words + i, n_words - i, 0);
         /* Only count a matched entry that carries a domain and is not also
@@ -501,9 +505,15 @@ int it_lex_opposites(const char **a, const char **b, int *whole, const char *hea
 
 /* ---- closed classes ---------------------------------------------------------- */
 
-static int cmp_str(const void *a, const void *b)
+static void wordset_build(it_wordset *ws)
 {
-    return strcmp(*(const char *const *)a, *(const char *const *)b);
+    for (size_t i = 0; i < ws->n; i++) {
+        size_t len;
+        unsigned h = it_lex_hash(ws->words[i], &len);
+        size_t k = h % ws->n_slots;
+        while (ws->slots[k].w) k = (k + 1) % ws->n_slots;
+        ws->slots[k] = (it_wordset_slot){ws->words[i], h, (unsigned)len};
+    }
 }
 
 int it_wordset_has(it_wordset *ws, const char *w)
@@ -512,14 +522,17 @@ int it_wordset_has(it_wordset *ws, const char *w)
     if (st != 2) {
         int expect = 0;
         if (atomic_compare_exchange_strong(&ws->state, &expect, 1)) {
-            for (size_t i = 0; i < ws->n; i++) ws->sorted[i] = ws->words[i];
-            qsort(ws->sorted, ws->n, sizeof ws->sorted[0], cmp_str);
+            wordset_build(ws);
             atomic_store_explicit(&ws->state, 2, memory_order_release);
         } else {
             while (atomic_load_explicit(&ws->state, memory_order_acquire) != 2) sched_yield();
         }
     }
-    return bsearch(&w, ws->sorted, ws->n, sizeof ws->sorted[0], cmp_str) != NULL;
+    size_t len;
+    unsigned h = it_lex_hash(w, &len);
+    for (size_t k = h % ws->n_slots; ws->slots[k].w; k = (k + 1) % ws->n_slots)
+        if (ws->slots[k].hash == h && ws->slots[k].len == len && !memcmp(ws->slots[k].w, w, len)) return 1;
+    return 0;
 }
 
 int it_lex_is_determiner(const char *w)

@@ -77,19 +77,38 @@ int it_lex_is_pronoun(const char *w);     /* he she it they him them */
 int it_lex_is_function(const char *w);    /* determiners, prepositions, be, modals, conjunctions */
 int it_lex_is_number(const char *w, int *value); /* one..ten, single, pair */
 
-/* A set of words with fast membership (sorted on first use, then binary
- * search): the closed word classes are asked about for every token. */
+/* A set of words with fast membership: the closed word classes are asked
+ * about many times per token, so the set is hashed on first use (open
+ * addressing, twice as many slots as words) and a lookup is one hash of the
+ * word and, on a hit, one memcmp -- no binary search of strcmp calls. */
+typedef struct it_wordset_slot {
+    const char *w; /* NULL: empty */
+    unsigned hash, len;
+} it_wordset_slot;
+
 typedef struct it_wordset {
     const char *const *words;
-    const char **sorted;
-    size_t n;
-    _Atomic int state; /* 0 unsorted, 1 sorting, 2 ready */
+    it_wordset_slot *slots;
+    size_t n, n_slots;
+    _Atomic int state; /* 0 empty, 1 building, 2 ready */
 } it_wordset;
 
 #define IT_WORDSET_DEFINE(name, ...)                                                              \
     static const char *const name##_words[] = {__VA_ARGS__};                                     \
-    static const char *name##_sorted[sizeof name##_words / sizeof name##_words[0]];              \
-    static it_wordset name = {name##_words, name##_sorted, sizeof name##_words / sizeof name##_words[0], 0}
+    static it_wordset_slot name##_slots[2 * (sizeof name##_words / sizeof name##_words[0]) + 1]; \
+    static it_wordset name = {name##_words, name##_slots, sizeof name##_words / sizeof name##_words[0], \
+                              sizeof name##_slots / sizeof name##_slots[0], 0}
+
+/* FNV-1a of a word; *len receives its length. Shared by every word table of
+ * the parser (lexicon, cues, word sets). */
+static inline unsigned it_lex_hash(const char *w, size_t *len)
+{
+    unsigned h = 2166136261u;
+    size_t n = 0;
+    for (; w[n]; n++) h = (h ^ (unsigned char)w[n]) * 16777619u;
+    *len = n;
+    return h;
+}
 
 int it_wordset_has(it_wordset *ws, const char *w);
 

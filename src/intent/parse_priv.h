@@ -45,7 +45,12 @@ typedef struct tok_list {
 it_status pt_tokenize(it_err *err, tok_list *tl, const char *text, size_t len);
 void pt_tokens_free(tok_list *tl);
 
-static inline int pt_is(const tok *t, const char *w) { return t->kind == TK_WORD && !__builtin_strcmp(t->w, w); }
+/* The first-byte test avoids most strcmp calls: the grammar asks pt_is many
+ * times per token, and under sanitizers each strcmp is an intercepted call. */
+static inline int pt_is(const tok *t, const char *w)
+{
+    return t->kind == TK_WORD && t->w[0] == w[0] && !__builtin_strcmp(t->w, w);
+}
 static inline int pt_punct(const tok *t, char c) { return t->kind == TK_PUNCT && t->w[0] == c; }
 
 /* ---- chunks (noun phrases) and cues ---- */

@@ -30,6 +30,8 @@ typedef struct pctx {
     chunk *ch;          /* [max_items] */
     cue *cu;            /* [max_items] */
     int max_items;      /* one per token: a sentence cannot have more */
+    double word_score[IT_DOMAIN_COUNT]; /* domain votes of the words */
+    int word_score_done;
     it_status st;       /* first hard failure (out of memory, limits) */
     it_err *err;
 } pctx;
@@ -1177,12 +1179,18 @@ static void unnamed_subject(pctx *p)
 
 static void infer_domain(pctx *p, const it_intent_parse_opts *opts)
 {
-    double score[IT_DOMAIN_COUNT] = {0};
-    const char *words[PT_MAX_TOKENS];
-    int n = 0;
-    for (int i = 0; i < p->tl.n; i++)
-        if (p->tl.t[i].kind == TK_WORD) words[n++] = p->tl.t[i].w;
-    it_lex_domain_score(score, words, n);
+    /* The vocabulary's votes do not change between the two calls (before
+     * and after the declarations): count them once. */
+    if (!p->word_score_done) {
+        const char *words[PT_MAX_TOKENS];
+        int n = 0;
+        for (int i = 0; i < p->tl.n; i++)
+            if (p->tl.t[i].kind == TK_WORD) words[n++] = p->tl.t[i].w;
+        it_lex_domain_score(p->word_score, words, n);
+        p->word_score_done = 1;
+    }
+    double score[IT_DOMAIN_COUNT];
+    memcpy(score, p->word_score, sizeof score);
     /* what is taught says most about the domain */
     for (int s = 0; s < p->in->n_subjects; s++) {
         switch (p->subj_cat[s]) {
