@@ -260,6 +260,21 @@ static void pretrain_unet_learns_and_exports_body(it_test_ctx *t)
     IT_CHECK(json_is_true(json_object_get(j, "finished")));
     json_decref(j);
 
+    /* Staged training: a new run started from the exported weights sees
+     * step 0's batch with a lower loss than the random start did. */
+    char init[900], cfg[1200], run2[760];
+    snprintf(init, sizeof init, "%s/unet/diffusion_pytorch_model.safetensors", out);
+    snprintf(cfg, sizeof cfg, "{%.*s, \"init\": \"%s\"}", (int)strlen(TINY) - 2, TINY + 1, init);
+    snprintf(run2, sizeof run2, "%s/staged", t->tmpdir);
+    it_pretrain_opts o2;
+    tiny_opts(&o2, out, run2, 40);
+    o2.config = cfg;
+    o2.stop_after = 1;
+    IT_CHECK_OK(it_pretrain_unet(&err, &o2), &err);
+    double staged[1];
+    IT_CHECK(read_losses(t, run2, staged, 1) == 1);
+    if (!(staged[0] < loss[0])) it_test_fail(t, __FILE__, __LINE__, "init: loss %.4f, random start %.4f", staged[0], loss[0]);
+
     /* Quality on 3 captions: the report's shape (the figures of a model
      * trained 40 steps mean nothing). */
     snprintf(rec, sizeof rec, "%s/judge.safetensors", out);
@@ -332,8 +347,18 @@ static void pretrain_unet_resume_bit_identical_body(it_test_ctx *t)
         snprintf(pb, sizeof pb, "%s/unet/ckpt/step-00000006/%s", runb, files[i]);
         if (!same_file(t, pa, pb)) it_test_fail(t, __FILE__, __LINE__, "%s differs after resume", files[i]);
     }
-    /* A different run's settings are refused on resume. */
+    /* A different run's settings are refused on resume, and so are other
+     * frozen weights (a changed text encoder file). */
     tiny_opts(&o, out, runb, 7);
+    o.resume = 1;
+    IT_CHECK(it_pretrain_unet(&err, &o) != IT_OK);
+    IT_CHECK_CONTAINS(err.msg, "another run");
+    snprintf(pa, sizeof pa, "%s/text_encoder/config.json", out);
+    json_t *cfg = json_load_file(pa, 0, NULL);
+    json_object_set_new(cfg, "layer_norm_eps", json_real(1.5e-5));
+    IT_CHECK(json_dump_file(cfg, pa, 0) == 0);
+    json_decref(cfg);
+    tiny_opts(&o, out, runb, 6);
     o.resume = 1;
     IT_CHECK(it_pretrain_unet(&err, &o) != IT_OK);
     IT_CHECK_CONTAINS(err.msg, "another run");

@@ -115,7 +115,7 @@ it_status it_toy_unet_config_from(it_err *err, it_unet_config *c, const json_t *
 static it_status write_json(it_err *err, const char *path, json_t *j)
 {
     if (!j) return it_err_set(err, IT_ERR_NOMEM, "%s: out of memory", path);
-    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+    char *text = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9));
     json_decref(j);
     if (!text) return it_err_set(err, IT_ERR_NOMEM, "%s: out of memory", path);
     size_t n = strlen(text);
@@ -182,6 +182,7 @@ typedef struct unet_opts {
     double ema_decay;           /* 0: none */
     double caption_dropout;
     int warmup;
+    char init[1024];            /* UNet weights to start from ("" = random) */
 } unet_opts;
 
 typedef struct unet_run {
@@ -203,6 +204,7 @@ typedef struct unet_run {
     int img;                    /* image side in pixels */
     int64_t lc, lh, lw;         /* latent shape */
     int t_len, t_dim;           /* text states */
+    char vae_fp[17], text_fp[17], init_fp[17]; /* fingerprints of the frozen parts' files */
     size_t li;                  /* floats per latent */
     uint16_t *cache;            /* (pool, li) f16 latents */
     uint8_t *have;              /* (pool) */
@@ -251,14 +253,19 @@ static void run_free(unet_run *r)
 static it_status read_options(it_err *err, unet_run *r, json_t **arch)
 {
     const it_pretrain_opts *o = r->o;
-    r->u = (unet_opts){24000, 0.999, 0.1, 200};
     r->steps = o->steps ? o->steps : UNET_DEFAULT_STEPS;
+    r->u = (unet_opts){24000, 0.999, 0.1, r->steps / 20 < 200 ? (int)(r->steps / 20) : 200, ""};
     r->batch = o->batch ? o->batch : UNET_DEFAULT_BATCH;
     r->lr = o->lr > 0 ? o->lr : UNET_DEFAULT_LR;
     json_t *j;
     IT_TRY(it_pretrain_config_json(err, o, &j));
     *arch = j;
     if (!j) return IT_OK;
+    json_t *init = json_object_get(j, "init");
+    if (init && !json_is_string(init)) return it_err_set(err, IT_ERR_ARG, "unet config: init must be a file path");
+    if (init && snprintf(r->u.init, sizeof r->u.init, "%s", json_string_value(init)) >= (int)sizeof r->u.init)
+        return it_err_set(err, IT_ERR_ARG, "unet config: init path too long");
+    json_object_del(j, "init");
     static const char *const keys[] = {"pool", "ema_decay", "caption_dropout", "warmup"};
     for (int i = 0; i < 4; i++) {
         json_t *v = json_object_get(j, keys[i]);
@@ -279,6 +286,32 @@ static it_status read_options(it_err *err, unet_run *r, json_t **arch)
     return IT_OK;
 }
 
+/* FNV-1a 64 over the files of a component folder that exist (configs,
+ * weights, vocabulary): a run, its resume and its latent cache belong to
+ * one exact set of frozen weights. */
+static it_status fnv_file(it_err *err, const char *path, uint64_t *h)
+{
+    uint8_t *d = NULL;
+    size_t n = 0;
+    IT_TRY(it_file_read(err, &d, &n, path, (size_t)1 << 30));
+    for (size_t k = 0; k < n; k++) *h = (*h ^ d[k]) * 0x100000001b3ull;
+    it_free(d);
+    *h = (*h ^ 0xff) * 0x100000001b3ull;
+    return IT_OK;
+}
+
+static it_status fingerprint(it_err *err, const char *dir, const char *sub, const char *const *names, char hex[17])
+{
+    uint64_t h = 0xcbf29ce484222325ull;
+    char p[1200];
+    for (int i = 0; names[i]; i++) {
+        snprintf(p, sizeof p, "%s/%s/%s", dir, sub, names[i]);
+        if (it_file_exists(p)) IT_TRY(fnv_file(err, p, &h));
+    }
+    snprintf(hex, 17, "%016llx", (unsigned long long)h);
+    return IT_OK;
+}
+
 /* The frozen parts and the sizes they imply. */
 static it_status setup_frozen(it_err *err, unet_run *r)
 {
@@ -287,6 +320,13 @@ static it_status setup_frozen(it_err *err, unet_run *r)
     it_sd_load_opts_init(&lo);
     lo.components = IT_SD_TEXT | IT_SD_VAE | IT_SD_TOKENIZER;
     IT_TRY(it_sd_load(err, &r->m, dir, &lo));
+    static const char *const vae_files[] = {"config.json", "diffusion_pytorch_model.safetensors",
+                                            "diffusion_pytorch_model.fp16.safetensors", NULL};
+    static const char *const text_files[] = {"config.json", "model.safetensors", "model.fp16.safetensors",
+                                             "diffusion_pytorch_model.safetensors", "../tokenizer/vocab.json",
+                                             "../tokenizer/merges.txt", "../tokenizer/tokenizer_config.json", NULL};
+    IT_TRY(fingerprint(err, dir, "vae", vae_files, r->vae_fp));
+    IT_TRY(fingerprint(err, dir, "text_encoder", text_files, r->text_fp));
     if (!r->m.tokenizer) return it_err_set(err, IT_ERR_NOT_FOUND, "%s: no tokenizer/ folder", dir);
     it_clip_info info;
     it_clip_tokenizer_info(r->m.tokenizer, &info);
@@ -316,6 +356,14 @@ static it_status setup_unet(it_err *err, unet_run *r, const json_t *arch)
     IT_TRY(it_unet_init(err, &r->unet, &c, IT_MODEL_TRAINABLE));
     it_pretrain_init_params(&r->unet.params, r->o->seed);
     it_params *ps = &r->unet.params;
+    if (r->u.init[0]) {
+        /* Staged training (e.g. after the VAE or text encoder changed):
+         * start from earlier weights, with a fresh optimiser. */
+        IT_TRY(it_sd_load_params_file(err, ps, r->u.init, NULL));
+        uint64_t h = 0xcbf29ce484222325ull;
+        IT_TRY(fnv_file(err, r->u.init, &h));
+        snprintf(r->init_fp, sizeof r->init_fp, "%016llx", (unsigned long long)h);
+    }
     r->n_unet = ps->n;
     r->n_params = r->u.ema_decay > 0 ? 2 * ps->n : ps->n;
     r->params = it_calloc(r->n_params, sizeof *r->params);
@@ -465,6 +513,7 @@ static it_status save_cache(it_err *err, unet_run *r)
     int64_t P = r->u.pool;
     it_status s = it_safetensors_writer_add(err, w, "latents", IT_DTYPE_F16, 2, (int64_t[]){P, (int64_t)r->li}, r->cache);
     if (!s) s = it_safetensors_writer_add_raw(err, w, "have", "U8", 1, &P, r->have);
+    if (!s) s = it_safetensors_writer_set_metadata(err, w, "vae", r->vae_fp);
     if (!s) s = it_safetensors_writer_save(err, w, path);
     it_safetensors_writer_free(w);
     if (!s) r->n_unsaved = 0, r->t_cache_saved = it_time_now();
@@ -481,7 +530,11 @@ static it_status load_cache(it_err *err, unet_run *r)
     const it_safetensors_tensor *l = it_safetensors_find(f, "latents"), *h = it_safetensors_find(f, "have");
     it_status s = IT_OK;
     size_t P = (size_t)r->u.pool;
-    if (!l || !h || strcmp(l->dtype_name, "F16") || strcmp(h->dtype_name, "U8") || l->numel != P * r->li ||
+    const char *fp = it_safetensors_metadata_get(f, "vae");
+    if (!fp || strcmp(fp, r->vae_fp)) {
+        /* Latents of another VAE: recomputed (the next save replaces the file). */
+        IT_LOG_W("%s: latents of another VAE (%s, now %s); encoding again", path, fp ? fp : "unknown", r->vae_fp);
+    } else if (!l || !h || strcmp(l->dtype_name, "F16") || strcmp(h->dtype_name, "U8") || l->numel != P * r->li ||
         h->numel != P) {
         s = it_err_set(err, IT_ERR_FORMAT, "%s: not a latent cache of %zu x %zu f16 values (remove it)", path, P,
                        r->li);
@@ -555,6 +608,11 @@ static it_status run_key(it_err *err, unet_run *r, char **key)
                           "steps", (json_int_t)r->steps, "batch", r->batch, "lr", r->lr, "pool", r->u.pool, "ema_decay",
                           r->u.ema_decay, "caption_dropout", r->u.caption_dropout, "warmup", r->u.warmup, "text_len",
                           r->t_len);
+    if (k) {
+        json_object_set_new(k, "vae", json_string(r->vae_fp));
+        json_object_set_new(k, "text_encoder", json_string(r->text_fp));
+        if (r->u.init[0]) json_object_set_new(k, "init", json_string(r->init_fp));
+    }
     *key = k ? json_dumps(k, JSON_COMPACT | JSON_SORT_KEYS) : NULL;
     json_decref(k);
     return *key ? IT_OK : it_err_set(err, IT_ERR_NOMEM, "out of memory");

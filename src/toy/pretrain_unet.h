@@ -57,7 +57,13 @@ it_status it_toy_pipeline_files_write(it_err *err, const char *dir);
  * OUT/pretrain/unet.json when the run finishes, or when it stops early
  * with o->export_partial / o->export_only. o->config: a JSON object of UNet config keys
  * plus the training keys "pool" (distinct training images, default 24000),
- * "ema_decay" (0.999; 0 = none), "caption_dropout" (0.1), "warmup" (200). */
+ * "ema_decay" (0.999; 0 = none), "caption_dropout" (0.1), "warmup" (lr
+ * warm-up steps: 5 % of the steps, at most 200) and "init" (a UNet
+ * weights file to start from instead of random weights: staged training
+ * after the VAE or text encoder changed). The run's identity includes
+ * fingerprints of the frozen parts' files: resuming with other VAE or text
+ * encoder weights is refused, and a latent cache of another VAE is
+ * recomputed. */
 it_status it_pretrain_unet(it_err *err, const it_pretrain_opts *o);
 
 /* `toy quality unet`: generates one image per held-out caption (o->eval_n,
