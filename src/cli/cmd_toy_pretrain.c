@@ -13,6 +13,8 @@
 #include "cli/args.h"
 #include "toy/pretrain.h"
 #include "toy/pretrain_unet.h"
+#include "toy/pretrain_detector.h"
+#include "toy/pretrain_preference.h"
 #include "toy/pretrain_vae.h"
 
 typedef it_status (*pretrain_fn)(it_err *err, const it_pretrain_opts *o);
@@ -29,6 +31,8 @@ typedef struct component {
 static const component COMPONENTS[] = {
     {"vae", it_pretrain_vae, it_quality_vae, ""},
     {"unet", it_pretrain_unet, it_quality_unet, "clip,vae"},
+    {"detector", it_pretrain_detector, it_quality_detector, "clip"},
+    {"preference", it_pretrain_preference, it_quality_preference, "clip"},
 };
 #define N_COMPONENTS (int)(sizeof COMPONENTS / sizeof COMPONENTS[0])
 

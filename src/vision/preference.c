@@ -38,6 +38,11 @@ static it_status parse_layers(it_err *err, it_pref *p, json_t *layers, const cha
 
 it_status it_pref_parse(it_err *err, it_pref *p, const char *json, const char *label)
 {
+    return it_pref_parse_ex(err, p, json, label, 0);
+}
+
+it_status it_pref_parse_ex(it_err *err, it_pref *p, const char *json, const char *label, int flags)
+{
     memset(p, 0, sizeof *p);
     it_params_init(&p->params, "preference_head");
     json_error_t je;
@@ -56,7 +61,7 @@ it_status it_pref_parse(it_err *err, it_pref *p, const char *json, const char *l
         }
     }
     json_decref(root);
-    if (!s) s = it_params_alloc(err, &p->params, 0);
+    if (!s) s = it_params_alloc(err, &p->params, flags);
     if (s) it_pref_free(p);
     return s;
 }
@@ -90,24 +95,33 @@ static void relu_inplace(it_tensor *x)
     for (int64_t i = 0; i < x->n; i++) v[i] = v[i] > 0 ? v[i] : 0.0f;
 }
 
-it_status it_pref_score(it_err *err, it_ctx *ctx, const it_pref *p, const float *emb, int n, float *scores)
+/* Rows of x divided by their norm (left as they are when 0). */
+static void l2_rows(float *v, int n, int d)
 {
-    it_mark mk = it_ctx_mark(ctx);
-    it_tensor *x = it_tensor_from(ctx, emb, IT_SHAPE(n, p->input_dim));
-    if (x && p->normalize) {
-        float *v = it_f32(x);
-        for (int i = 0; i < n; i++) {
-            double ss = 0;
-            for (int k = 0; k < p->input_dim; k++) ss += (double)v[i * p->input_dim + k] * v[i * p->input_dim + k];
-            float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
-            for (int k = 0; k < p->input_dim; k++) v[i * p->input_dim + k] *= inv;
-        }
+    for (int i = 0; i < n; i++) {
+        double ss = 0;
+        for (int k = 0; k < d; k++) ss += (double)v[(size_t)i * d + k] * v[(size_t)i * d + k];
+        float inv = ss > 0 ? (float)(1.0 / sqrt(ss)) : 0.0f;
+        for (int k = 0; k < d; k++) v[(size_t)i * d + k] *= inv;
     }
+}
+
+it_tensor *it_pref_forward(it_ctx *ctx, const it_pref *p, const float *emb, int n)
+{
+    it_tensor *x = it_tensor_from(ctx, emb, IT_SHAPE(n, p->input_dim));
+    if (x && p->normalize) l2_rows(it_f32(x), n, p->input_dim);
     for (int l = 0; l < p->n_layers; l++) {
         x = it_lin_forward(ctx, p->lin[l], x);
         if (p->act[l] == 1 && x) relu_inplace(x); /* inference only: the engine has no ReLU op */
         if (p->act[l] == 2) x = it_op_gelu(ctx, x);
     }
+    return x;
+}
+
+it_status it_pref_score(it_err *err, it_ctx *ctx, const it_pref *p, const float *emb, int n, float *scores)
+{
+    it_mark mk = it_ctx_mark(ctx);
+    it_tensor *x = it_pref_forward(ctx, p, emb, n);
     it_status s = it_ctx_status(ctx, err);
     if (!s) memcpy(scores, it_f32(x), (size_t)n * sizeof(float));
     it_ctx_release(ctx, mk);

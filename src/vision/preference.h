@@ -26,10 +26,16 @@ typedef struct it_pref {
 } it_pref;
 
 it_status it_pref_parse(it_err *err, it_pref *p, const char *json, const char *label);
+/* The same with it_params_alloc flags (IT_MODEL_TRAINABLE for training). */
+it_status it_pref_parse_ex(it_err *err, it_pref *p, const char *json, const char *label, int flags);
 /* Config JSON and weights; errors name the file and key. */
 it_status it_pref_load(it_err *err, it_pref *p, const char *config_path, const char *weights_path);
 void it_pref_free(it_pref *p);
 
+/* The head as a graph: emb (n, input_dim) unnormalised -> (n, 1) scores;
+ * differentiable with "none" and "gelu" activations (relu is applied in
+ * place, without a gradient). */
+it_tensor *it_pref_forward(it_ctx *ctx, const it_pref *p, const float *emb, int n);
 /* emb (n, input_dim), unnormalised CLIP image embeddings -> scores (n). */
 it_status it_pref_score(it_err *err, it_ctx *ctx, const it_pref *p, const float *emb, int n, float *scores);
 
