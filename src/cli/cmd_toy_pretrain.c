@@ -12,9 +12,9 @@
 #include "base/mem.h"
 #include "cli/args.h"
 #include "toy/pretrain.h"
-#include "toy/pretrain_unet.h"
 #include "toy/pretrain_detector.h"
 #include "toy/pretrain_preference.h"
+#include "toy/pretrain_unet.h"
 #include "toy/pretrain_vae.h"
 
 typedef it_status (*pretrain_fn)(it_err *err, const it_pretrain_opts *o);
