@@ -99,7 +99,8 @@ static int bench(const char *shape, int reps)
     double loss = 0;
     for (int i = 0; i <= reps; i++) {
         it_train_draw_noise(3, i, 0, B, 4, hw, hw, 0, 0, 1000, noise, ts);
-        it_train_batch b = {B, 4, hw, hw, 77, uc.cross_dim, lat, text, noise, ts, NULL};
+        it_train_batch b = {.batch = B, .c = 4, .h = hw, .w = hw, .t_len = 77, .t_dim = uc.cross_dim,
+                            .latents = lat, .text = text, .noise = noise, .timesteps = ts};
         it_train_loss_opts o = {0, IT_PREDICT_EPSILON, 1.0f};
         double t0 = it_time_now();
         it_ctx_reset(&ctx);

@@ -78,7 +78,8 @@ static double eval_loss(it_test_ctx *t, it_sd_model *m, const char *data, const 
         for (int d = 0; d < 8; d++) {
             it_ctx_reset(&ctx);
             it_train_draw_noise(777, d, (int)i, 1, 4, 8, 8, 0, 0, 1000, noise, &ts);
-            it_train_batch b = {1, 4, 8, 8, 77, 32, lat, text, noise, &ts, NULL};
+            it_train_batch b = {.batch = 1, .c = 4, .h = 8, .w = 8, .t_len = 77, .t_dim = 32, .latents = lat,
+                                .text = text, .noise = noise, .timesteps = &ts};
             it_train_loss_opts lo = {0, IT_PREDICT_EPSILON, 1.0f};
             double loss;
             IT_CHECK_OK(it_train_step_loss(&err, &ctx, &m->unet, &sc, &b, &lo, &loss), &err);

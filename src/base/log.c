@@ -64,10 +64,17 @@ void it_progress_start(it_progress *p, const char *label, int64_t total)
     p->active = !g_machine && g_level >= IT_LOG_INFO && isatty(STDERR_FILENO);
 }
 
+void it_progress_start_at(it_progress *p, const char *label, int64_t done, int64_t total)
+{
+    it_progress_start(p, label, total);
+    p->done = p->first = done;
+}
+
 static void draw(it_progress *p, double now)
 {
     double el = now - p->t_start;
-    double rate = el > 0 ? (double)p->done / el : 0;
+    double rate = el > 0 ? (double)(p->done - p->first) / el : 0;
+    const char *unit = p->unit ? p->unit : "it";
     char eta[32], ela[32];
     it_format_duration(ela, sizeof ela, el);
     if (p->total > 0 && rate > 0)
@@ -81,11 +88,11 @@ static void draw(it_progress *p, double now)
     for (int i = 0; i < width; i++) bar[i] = i < fill ? '=' : (i == fill ? '>' : ' ');
     bar[width] = '\0';
     if (p->total > 0)
-        fprintf(stderr, "\r%s [%s] %lld/%lld %.2f it/s %s ETA %s %s\033[K", p->label, bar,
-                (long long)p->done, (long long)p->total, rate, ela, eta, p->extra);
+        fprintf(stderr, "\r%s [%s] %lld/%lld %.2f %s/s %s ETA %s %s\033[K", p->label, bar,
+                (long long)p->done, (long long)p->total, rate, unit, ela, eta, p->extra);
     else
-        fprintf(stderr, "\r%s %lld %.2f it/s %s %s\033[K", p->label, (long long)p->done, rate,
-                ela, p->extra);
+        fprintf(stderr, "\r%s %lld %.2f %s/s %s %s\033[K", p->label, (long long)p->done, rate,
+                unit, ela, p->extra);
     fflush(stderr);
 }
 

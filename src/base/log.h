@@ -39,13 +39,18 @@ typedef struct it_progress {
     const char *label;
     int64_t total;     /* 0 if unknown */
     int64_t done;
+    int64_t first;     /* done at start (a resumed run): the rate counts from here */
     double t_start;    /* seconds, monotonic */
     double t_last_draw;
     int active;        /* drawing enabled */
     char extra[96];    /* caller-provided suffix, e.g. "loss 0.123" */
+    const char *unit;  /* rate unit, "it" when NULL ("steps" -> "steps/s") */
 } it_progress;
 
 void it_progress_start(it_progress *p, const char *label, int64_t total);
+/* For work resumed at `done` of `total`: the bar starts there and the rate
+ * and ETA count only what this process does. */
+void it_progress_start_at(it_progress *p, const char *label, int64_t done, int64_t total);
 void it_progress_update(it_progress *p, int64_t done, const char *extra_or_null);
 void it_progress_finish(it_progress *p);
 

@@ -22,7 +22,8 @@ static const struct {
     {"conv-rank", "N", "LoCon: rank of the ResNet 3x3 convs; 0 = off (0)"},
     {"conv-alpha", "A", "LoCon alpha (0 = conv rank)"},
     {"dropout", "P", "dropout on the LoRA down projection (0)"},
-    {"lr", "LR", "learning rate (1e-4)"},
+    {"lr", "LR", "learning rate (of the UNet's LoRA; 1e-4)"},
+    {"text-lr", "LR", "learning rate of the text encoder's LoRA (kohya's text_encoder_lr; default: --lr)"},
     {"lr-schedule", "NAME", "constant, constant_with_warmup, linear, cosine, cosine_with_restarts, polynomial"},
     {"warmup-steps", "N", "learning-rate warm-up steps (0)"},
     {"weight-decay", "W", "AdamW weight decay (0.01)"},
@@ -63,6 +64,9 @@ static const struct {
     {"random-crop", "random crop offset per draw instead of the centre"},
     {"masked-loss", "weight the loss by NAME.mask.png beside each image (white = 1)"},
     {"mask-normalize", "divide each mask by its mean (loss per unit of masked area)"},
+    {"train-text", "also train a LoRA on the text encoder (lora_te_* modules)"},
+    {"train-text-only", "train the text encoder's LoRA only (kohya's network_train_text_encoder_only)"},
+    {"gradient-checkpointing", "recompute UNet blocks / text layers in backward: less memory, ~1/3 more time"},
 };
 #define N_FLAG (sizeof FLAG_OPTS / sizeof FLAG_OPTS[0])
 
@@ -81,7 +85,8 @@ IT_COMMAND(train, "LoRA fine-tuning of Stable Diffusion on captioned images")
     opts[k] = (it_opt){0};
     it_cmd_spec spec = {
         "intenttuner train --model PATH --data DIR --out DIR [options]",
-        "Trains a LoRA (kohya format) on the UNet of a Stable Diffusion model. Checkpoints are "
+        "Trains a LoRA (kohya format) on the UNet (and with --train-text the text encoder) of a "
+        "Stable Diffusion model. Checkpoints are "
         "crash-safe; --resume continues bit-identically (same seed and thread count).",
         opts, 0, 0,
         "example: intenttuner train --model sd15/ --data photos/ --out run1 --rank 16 --steps 1500",

@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tensor/autograd.h"
 #include "tensor/ops_attn.h"
 #include "tensor/ops_eltwise.h"
 #include "tensor/ops_shape.h"
@@ -72,6 +73,27 @@ static it_tensor *layer_forward(it_ctx *ctx, const it_clip_text *m, const it_cli
     return it_op_add(ctx, x, it_lin_forward(ctx, l->fc2, h));
 }
 
+/* Gradient checkpointing of one layer (m->checkpoint, training). */
+typedef struct clip_block {
+    const it_clip_text *m;
+    const it_clip_layer *l;
+} clip_block;
+
+static it_tensor *layer_block_fn(it_ctx *ctx, void *user, it_tensor *const *in)
+{
+    const clip_block *b = user;
+    return layer_forward(ctx, b->m, b->l, in[0]);
+}
+
+static it_tensor *layer_run(it_ctx *ctx, const it_clip_text *m, const it_clip_layer *l, it_tensor *x)
+{
+    if (!m->checkpoint || !ctx->grad_enabled) return layer_forward(ctx, m, l, x);
+    clip_block *b = it_ctx_alloc(ctx, sizeof *b); /* lives until the step's reset */
+    if (!b) return NULL;
+    b->m = m, b->l = l;
+    return it_autograd_checkpoint(ctx, layer_block_fn, b, 1, &x);
+}
+
 /* Row index of each sequence's end token in the flattened (B*T) rows:
  * transformers takes argmax(ids) when eos_token_id == 2 (configs written
  * before the eos id was fixed) and the first eos id otherwise. */
@@ -115,7 +137,7 @@ it_status it_clip_text_forward(it_err *err, it_ctx *ctx, it_clip_text *m, it_ten
     it_tensor *pos = it_op_slice(ctx, m->pos_emb, 0, 0, T);               /* (T, hidden) */
     x = it_nn_keep(ctx, m0, it_op_add(ctx, x, pos));
     for (int i = 0; i < c->n_layers - clip_skip; i++)
-        x = it_nn_keep(ctx, m0, layer_forward(ctx, m, &m->layers[i], x));
+        x = it_nn_keep(ctx, m0, layer_run(ctx, m, &m->layers[i], x));
     x = it_norm_forward(ctx, &m->final_ln, x, 0);
     out->hidden = x;
     if (want_pooled && x) {

@@ -13,7 +13,8 @@
  *
  * Works in both grad modes: in no-grad mode each layer's intermediates are
  * released (memory bounded by one layer); with recording on the tape keeps
- * them for backward (text-encoder LoRA). */
+ * them for backward (text-encoder LoRA), or only each layer's output when
+ * `checkpoint` is set (backward recomputes the layer). */
 #ifndef IT_CLIP_TEXT_H
 #define IT_CLIP_TEXT_H
 
@@ -35,6 +36,7 @@ typedef struct it_clip_text {
     it_clip_layer *layers;        /* (n_layers) */
     it_norm final_ln;             /* (hidden) */
     it_lin *proj;                 /* text_projection (projection_dim, hidden), no bias; or NULL */
+    int checkpoint;               /* training: gradient checkpointing per layer (set by the caller) */
 } it_clip_text;
 
 /* Registers the weights (and allocates them zeroed). prefix: key prefix of

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tensor/autograd.h"
 #include "tensor/ops_attn.h"
 #include "tensor/ops_eltwise.h"
 #include "tensor/ops_shape.h"
@@ -174,6 +175,47 @@ static it_tensor *level_step(it_ctx *ctx, const it_unet_level *lv, int j, it_ten
     return it_nn_keep(ctx, mk, h);
 }
 
+/* Gradient checkpointing (m->checkpoint, training): one block = a level's
+ * resnet + transformer step, with the up path's skip concatenation inside
+ * so the concatenated tensor is not kept either. Only the block's output
+ * stays on the tape; backward recomputes the block. */
+typedef struct unet_block {
+    const it_unet_level *lv;
+    int j;
+} unet_block;
+
+static it_tensor *level_block_fn(it_ctx *ctx, void *user, it_tensor *const *in)
+{
+    const unet_block *b = user;
+    it_tensor *x = in[1] ? it_op_concat(ctx, 2, (it_tensor *[]){in[0], in[1]}, 1) : in[0];
+    return level_step(ctx, b->lv, b->j, x, in[2], in[3]);
+}
+
+/* Level step j on x (with skip concatenated when not NULL). */
+static it_tensor *level_run(it_ctx *ctx, const it_unet *m, const it_unet_level *lv, int j, it_tensor *x,
+                            it_tensor *skip, it_tensor *temb, it_tensor *context)
+{
+    if (m->checkpoint && ctx->grad_enabled) {
+        unet_block *b = it_ctx_alloc(ctx, sizeof *b); /* lives until the step's reset */
+        if (!b) return NULL;
+        b->lv = lv, b->j = j;
+        return it_autograd_checkpoint(ctx, level_block_fn, b, 4, (it_tensor *[]){x, skip, temb, context});
+    }
+    if (!skip) return level_step(ctx, lv, j, x, temb, context);
+    it_mark mc = it_ctx_mark(ctx);
+    it_tensor *cat = it_op_concat(ctx, 2, (it_tensor *[]){x, skip}, 1);
+    return it_nn_keep(ctx, mc, level_step(ctx, lv, j, cat, temb, context));
+}
+
+/* The mid block (resnet, transformer, resnet); in: h, temb, context. */
+static it_tensor *mid_block_fn(it_ctx *ctx, void *user, it_tensor *const *in)
+{
+    const it_unet *m = user;
+    it_tensor *h = it_resnet_forward(ctx, &m->mid_res[0], in[0], in[1]);
+    h = xformer_forward(ctx, &m->mid_attn, h, in[2]);
+    return it_resnet_forward(ctx, &m->mid_res[1], h, in[1]);
+}
+
 static int check_inputs(it_ctx *ctx, const it_unet *m, it_tensor *x, it_tensor *t, it_tensor *c)
 {
     const it_unet_config *cf = &m->cfg;
@@ -217,7 +259,7 @@ it_tensor *it_unet_forward(it_ctx *ctx, const it_unet *m, it_tensor *sample, it_
     skips[ns++] = h;
     for (int i = 0; i < n; i++) {
         const it_unet_level *lv = &m->down[i];
-        for (int j = 0; j < lv->n; j++) skips[ns++] = h = level_step(ctx, lv, j, h, temb, context);
+        for (int j = 0; j < lv->n; j++) skips[ns++] = h = level_run(ctx, m, lv, j, h, NULL, temb, context);
         if (lv->sample) {
             mk = it_ctx_mark(ctx);
             skips[ns++] = h = it_nn_keep(ctx, mk, it_lin_forward(ctx, lv->sample, h));
@@ -225,18 +267,13 @@ it_tensor *it_unet_forward(it_ctx *ctx, const it_unet *m, it_tensor *sample, it_
     }
     if (c->mid_attn >= 0) {
         mk = it_ctx_mark(ctx);
-        h = it_resnet_forward(ctx, &m->mid_res[0], h, temb);
-        h = xformer_forward(ctx, &m->mid_attn, h, context);
-        h = it_nn_keep(ctx, mk, it_resnet_forward(ctx, &m->mid_res[1], h, temb));
+        it_tensor *in[3] = {h, temb, context};
+        h = m->checkpoint && ctx->grad_enabled ? it_autograd_checkpoint(ctx, mid_block_fn, (void *)m, 3, in)
+                                               : it_nn_keep(ctx, mk, mid_block_fn(ctx, (void *)m, in));
     }
     for (int i = 0; i < n; i++) {
         const it_unet_level *lv = &m->up[i];
-        for (int j = 0; j < lv->n; j++) {
-            it_mark mc = it_ctx_mark(ctx);
-            it_tensor *cat = it_op_concat(ctx, 2, (it_tensor *[]){h, skips[--ns]}, 1);
-            it_tensor *r = level_step(ctx, lv, j, cat, temb, context);
-            h = it_nn_keep(ctx, mc, r);
-        }
+        for (int j = 0; j < lv->n; j++) h = level_run(ctx, m, lv, j, h, skips[--ns], temb, context);
         if (lv->sample) {
             mk = it_ctx_mark(ctx);
             h = it_nn_keep(ctx, mk, it_lin_forward(ctx, lv->sample, it_op_upsample2x(ctx, h)));

@@ -12,7 +12,9 @@
  * downsampling, nearest 2x + conv upsampling, skip connections. Inference in
  * no-grad mode keeps only the skips and one block's activations; with
  * recording on, the tape supports training (frozen base weights; LoRA
- * attaches to the it_lin modules, see nn.h). Does not own the schedulers or
+ * attaches to the it_lin modules, see nn.h); with `checkpoint` set, each
+ * resnet+transformer step (and the mid block) is a checkpointed block:
+ * only block outputs stay on the tape, backward recomputes. Does not own the schedulers or
  * classifier-free guidance (diffusion/). */
 #ifndef IT_UNET_H
 #define IT_UNET_H
@@ -49,6 +51,7 @@ typedef struct it_unet {
     it_unet_level up[IT_SD_MAX_LEVELS];
     it_norm norm_out;                 /* conv_norm_out (C0) */
     it_lin *conv_out;                 /* (out, C0, 3, 3) */
+    int checkpoint;                   /* training: gradient checkpointing per block (set by the caller) */
 } it_unet;
 
 it_status it_unet_init(it_err *err, it_unet *m, const it_unet_config *cfg, int flags);

@@ -573,7 +573,8 @@ static it_status unet_step(it_err *err, void *user, int64_t step, it_pretrain_st
     it_ctx_reset(&r->ctx);
     IT_TRY(make_batch(err, r, step));
     it_ctx_reset(&r->ctx);
-    it_train_batch b = {r->batch, r->lc, r->lh, r->lw, r->t_len, r->t_dim, r->lat, r->text, r->noise, r->ts, NULL};
+    it_train_batch b = {.batch = r->batch, .c = r->lc, .h = r->lh, .w = r->lw, .t_len = r->t_len, .t_dim = r->t_dim,
+                        .latents = r->lat, .text = r->text, .noise = r->noise, .timesteps = r->ts};
     it_train_loss_opts lo = {0.0f, IT_PREDICT_EPSILON, 1.0f};
     IT_TRY(it_train_step_loss(err, &r->ctx, &r->unet, &r->sched, &b, &lo, &st->loss));
     st->n_terms = 1;

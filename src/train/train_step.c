@@ -29,7 +29,7 @@ it_status it_train_step_loss(it_err *err, it_ctx *ctx, const it_unet *unet, cons
     it_tensor *noisy = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(B, b->c, b->h, b->w));
     it_tensor *target = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(B, b->c, b->h, b->w));
     it_tensor *tt = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(B));
-    it_tensor *text = it_tensor_from(ctx, b->text, IT_SHAPE(B, b->t_len, b->t_dim));
+    it_tensor *text = b->text_states ? b->text_states : it_tensor_from(ctx, b->text, IT_SHAPE(B, b->t_len, b->t_dim));
     if (it_ctx_status(ctx, err)) return err ? err->code : IT_ERR_NOMEM;
     IT_TRY(it_schedule_add_noise(err, s, it_f32(noisy), b->latents, b->noise, b->timesteps, B, item));
     it_schedule tmp = *s;
@@ -55,6 +55,21 @@ it_status it_train_step_loss(it_err *err, it_ctx *ctx, const it_unet *unet, cons
     *loss = it_f32(l)[0];
     if (o->loss_scale != 1.0f) l = it_op_scale(ctx, l, o->loss_scale, 0.0f);
     return it_autograd_backward(err, ctx, l);
+}
+
+it_status it_train_text_states(it_err *err, it_ctx *ctx, it_clip_text *te, const int32_t *ids, int B,
+                               int64_t T, int train, it_tensor **out)
+{
+    *out = NULL;
+    it_tensor *idt = it_tensor_new(ctx, IT_DTYPE_I32, IT_SHAPE(B, T));
+    if (!idt) return it_ctx_status(ctx, err);
+    memcpy(idt->data, ids, (size_t)B * (size_t)T * sizeof(int32_t));
+    int was = it_autograd_set_enabled(ctx, train && ctx->grad_enabled);
+    it_clip_text_out to;
+    it_status s = it_clip_text_forward(err, ctx, te, idt, 0, 0, &to);
+    it_autograd_set_enabled(ctx, was);
+    if (!s) *out = to.hidden;
+    return s;
 }
 
 void it_train_draw_noise(uint64_t seed, int64_t step, int micro, int batch, int64_t c, int64_t h,

@@ -6,7 +6,8 @@
  * latent-space mask, backward into the LoRA's gradient buffers; and the
  * draw of noise / timesteps / noise offset from the counter RNG keyed by
  * (seed, step, micro-batch), so a resumed run draws exactly what an
- * uninterrupted one would. Does not own the loop, data or files
+ * uninterrupted one would; the text states of a batch (frozen encoder, or
+ * recorded for text-encoder LoRA). Does not own the loop, data or files
  * (trainer.h, dataset.h). */
 #ifndef IT_TRAIN_STEP_H
 #define IT_TRAIN_STEP_H
@@ -14,6 +15,7 @@
 #include <stdint.h>
 
 #include "diffusion/schedule.h"
+#include "models/clip_text.h"
 #include "models/unet.h"
 
 typedef struct it_train_batch {
@@ -25,6 +27,8 @@ typedef struct it_train_batch {
     const float *noise;       /* (B, c, h, w) */
     const int *timesteps;     /* (B) */
     const float *mask;        /* (B, 1, h, w) in [0, 1] or NULL */
+    it_tensor *text_states;   /* or NULL: (B, t_len, t_dim) in the step's context, used instead of
+                               * `text` (text-encoder LoRA: recorded through the encoder) */
 } it_train_batch;
 
 typedef struct it_train_loss_opts {
@@ -37,6 +41,13 @@ typedef struct it_train_loss_opts {
  * accumulate into the trainable parameters. *loss: the unscaled loss. */
 it_status it_train_step_loss(it_err *err, it_ctx *ctx, const it_unet *unet, const it_schedule *s,
                              const it_train_batch *b, const it_train_loss_opts *o, double *loss);
+
+/* Text states (B, T, hidden) of token ids (B, T) through the text
+ * encoder, into *out in ctx. train: record the tape (gradients reach the
+ * encoder's LoRA modules through the UNet's cross-attention); otherwise
+ * no-grad (frozen encoder, nothing kept but the result). */
+it_status it_train_text_states(it_err *err, it_ctx *ctx, it_clip_text *te, const int32_t *ids, int B,
+                               int64_t T, int train, it_tensor **out);
 
 /* Draws the noise (B, c, h, w) and timesteps (B) of micro-batch `micro` of
  * step `step`: normal noise plus noise_offset * N(0, 1) per (item, channel)

@@ -28,7 +28,7 @@
 void it_train_config_init(it_train_config *c)
 {
     memset(c, 0, sizeof *c);
-    c->rank = 16, c->alpha = 8;
+    c->rank = 16, c->alpha = 8, c->train_unet = 1;
     c->lr = 1e-4, c->weight_decay = 1e-2, c->max_grad_norm = 1.0;
     snprintf(c->lr_schedule, sizeof c->lr_schedule, "constant");
     c->steps = 1000, c->batch = 1, c->accum = 1, c->resolution = 512;
@@ -54,8 +54,10 @@ static const key_def KEYS[] = {
     KS("model", model), KS("data", data), KS("out", out),
     KI("rank", rank, 1, 1024), KD("alpha", alpha, 0, 1e6),
     KI("conv_rank", conv_rank, 0, 1024), KD("conv_alpha", conv_alpha, 0, 1e6),
-    KD("dropout", dropout, 0, 0.99), KB("train_text", train_text),
-    KD("lr", lr, 0, 1), KD("weight_decay", weight_decay, 0, 10), KD("max_grad_norm", max_grad_norm, 0, 1e9),
+    KD("dropout", dropout, 0, 0.99), KB("train_unet", train_unet), KB("train_text", train_text),
+    KB("train_unet_only", train_unet_only), KB("train_text_only", train_text_only),
+    KB("gradient_checkpointing", gradient_checkpointing),
+    KD("lr", lr, 0, 1), KD("text_lr", text_lr, 0, 1), KD("weight_decay", weight_decay, 0, 10), KD("max_grad_norm", max_grad_norm, 0, 1e9),
     KS("lr_schedule", lr_schedule), KI("warmup_steps", warmup_steps, 0, 1e9),
     KI("steps", steps, 1, 1e9), KI("batch", batch, 1, 1024), KI("accum", accum, 1, 1024),
     KI("resolution", resolution, 8, 4096), KI("save_every", save_every, 0, 1e9),
@@ -72,12 +74,22 @@ static const key_def KEYS[] = {
     KS("cache_latents", cache_latents),
 };
 
+/* kohya's names for the same keys. */
+static const char *const ALIASES[][2] = {
+    {"text_encoder_lr", "text_lr"}, {"unet_lr", "lr"}, {"learning_rate", "lr"},
+    {"network_train_unet_only", "train_unet_only"},
+    {"network_train_text_encoder_only", "train_text_only"},
+};
+
 static const key_def *find_key(const char *key)
 {
     char k[64];
+    if (strlen(key) >= sizeof k) return NULL;
     snprintf(k, sizeof k, "%s", key);
     for (char *p = k; *p; p++)
         if (*p == '-') *p = '_';
+    for (size_t i = 0; i < sizeof ALIASES / sizeof ALIASES[0]; i++)
+        if (!strcmp(ALIASES[i][0], k)) snprintf(k, sizeof k, "%s", ALIASES[i][1]);
     for (size_t i = 0; i < sizeof KEYS / sizeof KEYS[0]; i++)
         if (!strcmp(KEYS[i].name, k)) return &KEYS[i];
     return NULL;
@@ -153,10 +165,32 @@ it_status it_train_config_check(it_err *err, const it_train_config *c)
         return it_err_set(err, IT_ERR_ARG, "prediction: expected epsilon, v_prediction or sample, not '%s'", c->prediction);
     if (strcmp(c->save_precision, "f32") && strcmp(c->save_precision, "f16") && strcmp(c->save_precision, "bf16"))
         return it_err_set(err, IT_ERR_ARG, "save_precision: expected f32, f16 or bf16, not '%s'", c->save_precision);
+    if (c->train_unet_only && c->train_text_only)
+        return it_err_set(err, IT_ERR_ARG, "train_unet_only and train_text_only exclude each other");
+    if (!it_train_config_unet(c) && !it_train_config_text(c))
+        return it_err_set(err, IT_ERR_ARG, "nothing to train: train_unet is false and train_text is off");
     return IT_OK;
 }
 
+int it_train_config_unet(const it_train_config *c) { return c->train_text_only ? 0 : c->train_unet; }
+
+int it_train_config_text(const it_train_config *c)
+{
+    return c->train_unet_only ? 0 : (c->train_text || c->train_text_only);
+}
+
 /* ------------------------------------------------------------ run state */
+
+/* One optimiser per trained component, so that the text encoder has its
+ * own learning rate (kohya's text_encoder_lr); clipping spans both. */
+typedef struct group {
+    int on;
+    it_optim opt;
+    double lr;            /* base lr (the schedule scales it) */
+    const char *file;     /* optimiser state file in a checkpoint */
+} group;
+
+enum { G_UNET, G_TEXT };
 
 typedef struct run {
     const it_train_config *c;
@@ -165,13 +199,15 @@ typedef struct run {
     it_train_data data;
     int bucket_step;      /* pixels: VAE factor x UNet downsampling */
     it_lora lora;
-    it_optim opt;
+    group g[2];           /* G_UNET, G_TEXT */
     it_optim_param *params;
     it_lr_schedule lrs;
     it_ctx ctx;
     it_pred_type pred;
     int64_t lc, lh, lw, t_len, t_dim;
-    float *lat, *text, *noise;
+    float *lat, *noise;
+    int32_t *ids;         /* (batch, t_len) token ids of the micro-batch */
+    it_tensor *states;    /* text states of the micro-batch (in ctx) */
     int *ts;
     char ckdir[1100];
 } run;
@@ -181,14 +217,14 @@ static size_t lat_item(const run *r) { return (size_t)(r->lc * r->lh * r->lw); }
 static void run_free(run *r)
 {
     it_lora_free(&r->lora);
-    it_optim_free(&r->opt);
+    for (int g = 0; g < 2; g++) it_optim_free(&r->g[g].opt);
     it_free(r->params);
     it_train_data_free(&r->data);
     it_schedule_free(&r->sched);
     it_sd_free(&r->m);
     it_ctx_free(&r->ctx);
     it_free(r->lat);
-    it_free(r->text);
+    it_free(r->ids);
     it_free(r->noise);
     it_free(r->ts);
 }
@@ -249,6 +285,29 @@ static it_status open_data(it_err *err, run *r)
     return it_train_data_open(err, &r->data, &o, &r->m.vae);
 }
 
+/* The LoRA's parameters split by component (it_lora_create puts the UNet's
+ * modules first), one AdamW each. */
+static it_status setup_groups(it_err *err, run *r)
+{
+    const it_train_config *c = r->c;
+    size_t nu = it_lora_count(&r->lora, 1), np = 2 * r->lora.n;
+    r->params = it_calloc(np, sizeof *r->params);
+    if (!r->params) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
+    it_lora_params(&r->lora, r->params, np);
+    size_t first[2] = {0, 2 * nu}, count[2] = {2 * nu, np - 2 * nu};
+    double lr[2] = {c->lr, c->text_lr > 0 ? c->text_lr : c->lr};
+    const char *file[2] = {"optim.safetensors", "optim_text.safetensors"};
+    for (int g = 0; g < 2; g++) {
+        if (!count[g]) continue;
+        it_optim_config oc = it_optim_adamw_defaults(lr[g]);
+        oc.weight_decay = c->weight_decay;
+        IT_TRY(it_optim_init(err, &r->g[g].opt, &oc, r->params + first[g], count[g]));
+        r->g[g].on = 1, r->g[g].lr = lr[g], r->g[g].file = file[g];
+    }
+    if (c->text_lr > 0 && !r->g[G_TEXT].on) IT_LOG_W("text_lr is set but the text encoder is not trained");
+    return IT_OK;
+}
+
 static it_status run_setup_train(it_err *err, run *r)
 {
     const it_train_config *c = r->c;
@@ -257,24 +316,20 @@ static it_status run_setup_train(it_err *err, run *r)
     it_lora_opts_init(&lo);
     lo.rank = c->rank, lo.alpha = (float)c->alpha, lo.conv_rank = c->conv_rank;
     lo.conv_alpha = (float)c->conv_alpha, lo.dropout = (float)c->dropout, lo.trainable = 1;
-    IT_TRY(it_lora_create(err, &r->lora, &r->m.unet.params, NULL, &lo, (uint64_t)c->seed));
+    lo.unet = it_train_config_unet(c), lo.text = it_train_config_text(c);
+    IT_TRY(it_lora_create(err, &r->lora, &r->m.unet.params, &r->m.text.params, &lo, (uint64_t)c->seed));
     it_lora_attach(&r->lora);
-    size_t np = 2 * r->lora.n;
-    r->params = it_calloc(np, sizeof *r->params);
-    if (!r->params) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
-    it_lora_params(&r->lora, r->params, np);
-    it_optim_config oc = it_optim_adamw_defaults(c->lr);
-    oc.weight_decay = c->weight_decay;
-    IT_TRY(it_optim_init(err, &r->opt, &oc, r->params, np));
+    r->m.unet.checkpoint = r->m.text.checkpoint = c->gradient_checkpointing;
+    IT_TRY(setup_groups(err, r));
     it_lr_kind k;
     IT_TRY(it_lr_kind_parse(err, c->lr_schedule, &k));
     r->lrs = it_lr_schedule_make(k, c->warmup_steps, c->steps);
     size_t B = (size_t)c->batch, li = lat_item(r);
     r->lat = it_malloc(B * li * sizeof(float));
     r->noise = it_malloc(B * li * sizeof(float));
-    r->text = it_malloc(B * (size_t)(r->t_len * r->t_dim) * sizeof(float));
+    r->ids = it_malloc(B * (size_t)r->t_len * sizeof(int32_t));
     r->ts = it_malloc(B * sizeof(int));
-    if (!r->lat || !r->noise || !r->text || !r->ts) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
+    if (!r->lat || !r->noise || !r->ids || !r->ts) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
     return IT_OK;
 }
 
@@ -287,22 +342,43 @@ static it_status make_batch(it_err *err, run *r, int64_t step, int micro, it_dat
     IT_TRY(it_train_data_batch(err, &r->data, &r->ctx, (uint64_t)step * (uint64_t)c->accum + (uint64_t)micro,
                                r->lat, db));
     int B = db->n;
-    it_tensor *ids = it_tensor_new(&r->ctx, IT_DTYPE_I32, IT_SHAPE(B, r->t_len));
-    if (!ids) return it_ctx_status(&r->ctx, err);
+    int32_t *ids = r->ids;
     for (int i = 0; i < B; i++) {
         const char *cap = it_train_data_caption(&r->data, i);
-        IT_TRY(it_clip_encode_padded(err, r->m.tokenizer, (int32_t *)ids->data + (size_t)i * r->t_len,
-                                     (int)r->t_len, NULL, cap, strlen(cap)));
+        IT_TRY(it_clip_encode_padded(err, r->m.tokenizer, ids + (size_t)i * r->t_len, (int)r->t_len, NULL, cap,
+                                     strlen(cap)));
     }
-    int was = it_autograd_set_enabled(&r->ctx, 0);
-    it_clip_text_out to;
-    it_status s = it_clip_text_forward(err, &r->ctx, &r->m.text, ids, 0, 0, &to);
-    it_autograd_set_enabled(&r->ctx, was);
-    if (s) return s;
-    memcpy(r->text, to.hidden->data, (size_t)to.hidden->n * sizeof(float));
+    /* Recorded through the encoder when its LoRA trains, no-grad otherwise. */
+    IT_TRY(it_train_text_states(err, &r->ctx, &r->m.text, ids, B, r->t_len, r->g[G_TEXT].on, &r->states));
     it_train_draw_noise(seed, step, micro, B, r->lc, db->lh, db->lw, (float)c->noise_offset, 0,
                         r->sched.cfg.num_train_timesteps, r->noise, r->ts);
     return IT_OK;
+}
+
+/* torch.nn.utils.clip_grad_norm_ over the parameters of every group (UNet
+ * first, then text): it_optim_clip_grad_norm's arithmetic across optimisers. */
+static double clip_groups(run *r, double max_norm)
+{
+    double sq = 0;
+    for (int g = 0; g < 2; g++)
+        for (size_t i = 0; r->g[g].on && i < r->g[g].opt.n_params; i++) {
+            const it_optim_param *p = &r->g[g].opt.params[i];
+            if (p->frozen) continue;
+            double s = 0;
+            for (size_t j = 0; j < p->n; j++) s += (double)p->grad[j] * p->grad[j];
+            float tn = (float)sqrt(s);
+            sq += (double)tn * tn;
+        }
+    float total = (float)sqrt(sq);
+    float coef = (float)max_norm / (total + 1e-6f);
+    if (coef > 1.0f) coef = 1.0f;
+    for (int g = 0; g < 2; g++)
+        for (size_t i = 0; r->g[g].on && i < r->g[g].opt.n_params; i++) {
+            const it_optim_param *p = &r->g[g].opt.params[i];
+            if (p->frozen) continue;
+            for (size_t j = 0; j < p->n; j++) p->grad[j] *= coef;
+        }
+    return total;
 }
 
 static it_status train_one_step(it_err *err, run *r, int64_t step, double *loss_out)
@@ -311,21 +387,30 @@ static it_status train_one_step(it_err *err, run *r, int64_t step, double *loss_
     double sum = 0;
     for (int micro = 0; micro < c->accum; micro++) {
         it_ctx_reset(&r->ctx);
+        /* LoRA dropout draws from (seed, step, micro) so a resumed run drops
+         * the same units; gradient checkpointing replays the same position. */
+        r->ctx.training = 1;
+        r->ctx.seed = (uint64_t)c->seed ^ 0x64726f706f7574ull;
+        r->ctx.rng_offset = ((uint64_t)step * 64u + (uint64_t)micro) << 32;
         it_data_batch db;
         IT_TRY(make_batch(err, r, step, micro, &db));
-        it_train_batch b = {db.n, r->lc, db.lh, db.lw, r->t_len, r->t_dim,
-                            r->lat, r->text, r->noise, r->ts, db.mask};
+        it_train_batch b = {.batch = db.n, .c = r->lc, .h = db.lh, .w = db.lw, .t_len = r->t_len,
+                            .t_dim = r->t_dim, .latents = r->lat, .noise = r->noise, .timesteps = r->ts,
+                            .mask = db.mask, .text_states = r->states};
         it_train_loss_opts lo = {(float)c->min_snr_gamma, r->pred, 1.0f / (float)c->accum};
         double loss = 0;
         IT_TRY(it_train_step_loss(err, &r->ctx, &r->m.unet, &r->sched, &b, &lo, &loss));
         sum += loss;
     }
     if (c->max_grad_norm > 0) {
-        double n = it_optim_clip_grad_norm(&r->opt, c->max_grad_norm);
+        double n = clip_groups(r, c->max_grad_norm);
         if (!isfinite(n)) return it_err_set(err, IT_ERR_STATE, "step %lld: gradient norm is %g (diverged)", (long long)step, n);
     }
-    it_optim_step(&r->opt, it_lr_schedule_lr(&r->lrs, c->lr, step));
-    it_optim_zero_grad(&r->opt);
+    for (int g = 0; g < 2; g++) {
+        if (!r->g[g].on) continue;
+        it_optim_step(&r->g[g].opt, it_lr_schedule_lr(&r->lrs, r->g[g].lr, step));
+        it_optim_zero_grad(&r->g[g].opt);
+    }
     *loss_out = sum / c->accum;
     return IT_OK;
 }
@@ -345,8 +430,11 @@ static void remove_ckpt(const run *r, int64_t step)
     if (ckpt_paths(NULL, r, step, dir, sizeof dir)) return;
     snprintf(p, sizeof p, "%s/lora.safetensors", dir);
     remove(p);
-    snprintf(p, sizeof p, "%s/optim.safetensors", dir);
-    remove(p);
+    for (int g = 0; g < 2; g++) {
+        if (!r->g[g].on) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, r->g[g].file);
+        remove(p);
+    }
     remove(dir);
 }
 
@@ -359,11 +447,15 @@ static it_status save_ckpt(it_err *err, run *r, int64_t step, int64_t prev)
     IT_TRY(it_mkdir_p(err, dir));
     snprintf(p, sizeof p, "%s/lora.safetensors", dir);
     IT_TRY(it_lora_save(err, &r->lora, p, IT_DTYPE_F32, NULL, 0));
-    snprintf(p, sizeof p, "%s/optim.safetensors", dir);
-    IT_TRY(it_optim_save(err, &r->opt, p));
-    json_t *j = json_pack("{s:I, s:s, s:I, s:i, s:i, s:i, s:f}", "step", (json_int_t)step, "dir",
+    for (int g = 0; g < 2; g++) {
+        if (!r->g[g].on) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, r->g[g].file);
+        IT_TRY(it_optim_save(err, &r->g[g].opt, p));
+    }
+    json_t *j = json_pack("{s:I, s:s, s:I, s:i, s:i, s:i, s:f, s:b, s:b}", "step", (json_int_t)step, "dir",
                           it_path_basename(dir), "seed", (json_int_t)r->c->seed, "rank", r->c->rank,
-                          "batch", r->c->batch, "accum", r->c->accum, "lr", r->c->lr);
+                          "batch", r->c->batch, "accum", r->c->accum, "lr", r->c->lr,
+                          "train_unet", r->g[G_UNET].on, "train_text", r->g[G_TEXT].on);
     char *text = j ? json_dumps(j, JSON_SORT_KEYS) : NULL;
     json_decref(j);
     if (!text) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
@@ -372,6 +464,11 @@ static it_status save_ckpt(it_err *err, run *r, int64_t step, int64_t prev)
     free(text);
     if (!s && prev >= 0 && prev != step) remove_ckpt(r, prev);
     return s;
+}
+
+static const char *components(int unet, int text)
+{
+    return unet && text ? "the UNet and the text encoder" : unet ? "the UNet only" : "the text encoder only";
 }
 
 /* Loads the checkpoint named by latest.json; *step = its step, or 0 when
@@ -390,20 +487,29 @@ static it_status load_ckpt(it_err *err, run *r, int64_t *step)
     int rank = (int)json_integer_value(json_object_get(j, "rank"));
     int batch = (int)json_integer_value(json_object_get(j, "batch"));
     int accum = (int)json_integer_value(json_object_get(j, "accum"));
+    /* Checkpoints from before text-encoder training have no such keys: UNet only. */
+    json_t *ju = json_object_get(j, "train_unet"), *jt = json_object_get(j, "train_text");
+    int tu = ju ? json_is_true(ju) : 1, tt = jt ? json_is_true(jt) : 0;
     json_decref(j);
     if (seed != r->c->seed || rank != r->c->rank || batch != r->c->batch || accum != r->c->accum)
         return it_err_set(err, IT_ERR_ARG, "%s: checkpoint was made with seed %lld rank %d batch %d accum %d; "
                           "resume needs the same values", p, (long long)seed, rank, batch, accum);
+    if (tu != r->g[G_UNET].on || tt != r->g[G_TEXT].on)
+        return it_err_set(err, IT_ERR_ARG, "%s: checkpoint trains %s; this run trains %s", p, components(tu, tt),
+                          components(r->g[G_UNET].on, r->g[G_TEXT].on));
     if (st <= 0) return it_err_set(err, IT_ERR_FORMAT, "%s: bad step", p);
     IT_TRY(ckpt_paths(err, r, st, dir, sizeof dir));
     snprintf(p, sizeof p, "%s/lora.safetensors", dir);
     it_lora tmp;
-    IT_TRY(it_lora_load(err, &tmp, p, &r->m.unet.params, NULL, 0));
+    IT_TRY(it_lora_load(err, &tmp, p, &r->m.unet.params, &r->m.text.params, 0));
     it_status s = it_lora_copy_values(err, &r->lora, &tmp);
     it_lora_free(&tmp);
     if (s) return s;
-    snprintf(p, sizeof p, "%s/optim.safetensors", dir);
-    IT_TRY(it_optim_load(err, &r->opt, p));
+    for (int g = 0; g < 2; g++) {
+        if (!r->g[g].on) continue;
+        snprintf(p, sizeof p, "%s/%s", dir, r->g[g].file);
+        IT_TRY(it_optim_load(err, &r->g[g].opt, p));
+    }
     *step = st;
     return IT_OK;
 }
@@ -411,7 +517,7 @@ static it_status load_ckpt(it_err *err, run *r, int64_t *step)
 static it_status save_final(it_err *err, run *r, int64_t steps)
 {
     const it_train_config *c = r->c;
-    char p[1100], res[64], st[32], hash[32], seed[32], lr[32], nimg[32], bs[32];
+    char p[1100], res[64], st[32], hash[32], seed[32], lr[32], nimg[32], bs[32], ulr[32], tlr[32];
     snprintf(p, sizeof p, "%s/lora.safetensors", c->out);
     snprintf(res, sizeof res, "(%d, %d)", c->resolution, c->resolution);
     snprintf(st, sizeof st, "%lld", (long long)steps);
@@ -420,12 +526,19 @@ static it_status save_final(it_err *err, run *r, int64_t steps)
     snprintf(lr, sizeof lr, "%g", c->lr);
     snprintf(nimg, sizeof nimg, "%zu", r->data.ds.n_slots);
     snprintf(bs, sizeof bs, "%d", c->batch);
+    /* kohya writes "None" for a component it does not train */
+    snprintf(ulr, sizeof ulr, r->g[G_UNET].on ? "%g" : "None", r->g[G_UNET].lr);
+    snprintf(tlr, sizeof tlr, r->g[G_TEXT].on ? "%g" : "None", r->g[G_TEXT].lr);
     it_lora_meta meta[] = {
         {"ss_base_model_version", r->m.v2 ? "sd_v2" : "sd_v1"},
         {"ss_sd_model_name", it_path_basename(c->model)},
         {"ss_resolution", res}, {"ss_steps", st}, {"ss_max_train_steps", st},
         {"ss_dataset_hash", hash}, {"ss_seed", seed}, {"ss_learning_rate", lr},
         {"ss_num_train_images", nimg}, {"ss_batch_size_per_device", bs},
+        {"ss_unet_lr", ulr}, {"ss_text_encoder_lr", tlr},
+        {"ss_network_train_unet_only", r->g[G_TEXT].on ? "False" : "True"},
+        {"ss_network_train_text_encoder_only", r->g[G_UNET].on ? "False" : "True"},
+        {"ss_gradient_checkpointing", c->gradient_checkpointing ? "True" : "False"},
         {"ss_v2", r->m.v2 ? "True" : "False"}, {"ss_training_comment", "intenttuner"},
     };
     it_dtype dt = !strcmp(c->save_precision, "f16") ? IT_DTYPE_F16
@@ -446,6 +559,9 @@ static it_status make_samples(it_err *err, run *r, int64_t step, json_t *paths)
     snprintf(dir, sizeof dir, "%s/samples", c->out);
     IT_TRY(it_mkdir_p(err, dir));
     snprintf(prompts, sizeof prompts, "%s", c->sample_prompts);
+    /* Samples show the LoRA as it is, without training-time dropout. */
+    for (size_t i = 0; i < r->lora.n; i++) r->lora.mods[i].dropout = 0;
+    it_status s = IT_OK;
     int k = 0;
     for (char *save = NULL, *pr = strtok_r(prompts, "|", &save); pr; pr = strtok_r(NULL, "|", &save), k++) {
         it_gen_opts o;
@@ -456,14 +572,15 @@ static it_status make_samples(it_err *err, run *r, int64_t step, json_t *paths)
         o.seed = (uint64_t)c->seed + (uint64_t)k;
         o.width = o.height = c->resolution;
         it_gen_result res = {0};
-        IT_TRY(it_sd_generate(err, &r->m, NULL, &o, &res));
+        if ((s = it_sd_generate(err, &r->m, NULL, &o, &res))) break;
         snprintf(p, sizeof p, "%s/step-%08lld-%d.png", dir, (long long)step, k);
-        it_status s = it_image_save_png(err, &res.images[0], p);
+        s = it_image_save_png(err, &res.images[0], p);
         it_gen_result_free(&res);
-        if (s) return s;
+        if (s) break;
         json_array_append_new(paths, json_string(p));
     }
-    return IT_OK;
+    for (size_t i = 0; i < r->lora.n; i++) r->lora.mods[i].dropout = (float)c->dropout;
+    return s;
 }
 
 /* ------------------------------------------------------------ loop */
@@ -489,24 +606,34 @@ static it_status run_loop(it_err *err, run *r, double *final_loss)
     if (!log) return it_err_set(err, IT_ERR_IO, "%s: cannot open for appending", p);
     if (start > 0) log_line(log, json_pack("{s:s, s:I}", "event", "resume", "step", (json_int_t)start));
     it_progress pr;
-    if (!c->quiet) it_progress_start(&pr, "train", c->steps);
+    if (!c->quiet) {
+        it_progress_start_at(&pr, "train", start, c->steps);
+        pr.unit = "steps";
+    }
     it_status s = IT_OK;
     double loss = NAN, t0 = it_time_now();
     int done_here = 0;
     for (int64_t step = start; step < c->steps; step++) {
         if ((s = train_one_step(err, r, step, &loss))) break;
-        double lr = it_lr_schedule_lr(&r->lrs, c->lr, step);
+        int gl = r->g[G_UNET].on ? G_UNET : G_TEXT; /* "lr": the UNet's when it trains */
+        double lr = it_lr_schedule_lr(&r->lrs, r->g[gl].lr, step);
+        double tlr = it_lr_schedule_lr(&r->lrs, r->g[G_TEXT].lr, step);
         json_t *samples = json_array();
         if (c->sample_every > 0 && c->sample_prompts[0] && ((step + 1) % c->sample_every == 0 || step + 1 == c->steps) &&
             (s = make_samples(err, r, step + 1, samples))) {
             json_decref(samples);
             break;
         }
-        log_line(log, json_pack("{s:I, s:f, s:f, s:f, s:o}", "step", (json_int_t)(step + 1), "loss", loss,
-                                "lr", lr, "time", it_time_now() - t0, "samples", samples));
+        json_t *line = json_pack("{s:I, s:f, s:f, s:f, s:o}", "step", (json_int_t)(step + 1), "loss", loss,
+                                 "lr", lr, "time", it_time_now() - t0, "samples", samples);
+        if (r->g[G_TEXT].on && line) json_object_set_new(line, "text_lr", json_real(tlr));
+        log_line(log, line);
         if (!c->quiet) {
             char extra[96];
-            snprintf(extra, sizeof extra, "loss %.4f lr %.2e", loss, lr);
+            if (r->g[G_UNET].on && r->g[G_TEXT].on)
+                snprintf(extra, sizeof extra, "loss %.4f lr %.2e te %.2e", loss, lr, tlr);
+            else
+                snprintf(extra, sizeof extra, "loss %.4f lr %.2e", loss, lr);
             it_progress_update(&pr, step + 1, extra);
         }
         if ((c->save_every > 0 && (step + 1) % c->save_every == 0) || step + 1 == c->steps) {
@@ -525,8 +652,6 @@ static it_status run_loop(it_err *err, run *r, double *final_loss)
 it_status it_train_run(it_err *err, const it_train_config *c, double *final_loss)
 {
     IT_TRY(it_train_config_check(err, c));
-    if (c->train_text)
-        return it_err_set(err, IT_ERR_UNSUPPORTED, "train_text: text-encoder LoRA training is not implemented yet (UNet only)");
     run r;
     memset(&r, 0, sizeof r);
     r.c = c;

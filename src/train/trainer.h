@@ -3,7 +3,9 @@
  * Owns: the run configuration (every key of the CLI and of the --config
  * JSON file, with defaults and validation), the loop (data order, VAE
  * latents and text states, noise and timesteps from (seed, step), gradient
- * accumulation, clipping, AdamW with diffusers' lr schedules), crash-safe
+ * accumulation, clipping over UNet and text-encoder LoRA together, AdamW
+ * per component (the text encoder's own lr) with diffusers' lr schedules,
+ * gradient checkpointing), crash-safe
  * checkpoints (OUT/checkpoints/step-NNNNNNNN/{lora,optim}.safetensors, then
  * OUT/checkpoints/latest.json written atomically last: a checkpoint exists
  * once latest.json names it), --resume, the JSON-lines log OUT/train.jsonl
@@ -24,8 +26,11 @@ typedef struct it_train_config {
     double alpha;
     int conv_rank;
     double conv_alpha, dropout;
-    int train_text;             /* also LoRA on the text encoder */
-    double lr, text_lr, weight_decay, max_grad_norm;
+    int train_unet;             /* LoRA on the UNet (1) */
+    int train_text;             /* LoRA on the text encoder (0) */
+    int train_unet_only, train_text_only; /* kohya's network_train_*_only */
+    int gradient_checkpointing; /* recompute UNet blocks / text layers in backward */
+    double lr, text_lr, weight_decay, max_grad_norm; /* text_lr 0 = lr */
     char lr_schedule[32];
     int warmup_steps;
     int steps, batch, accum, resolution;
@@ -64,6 +69,9 @@ it_status it_train_config_set(it_err *err, it_train_config *c, const char *key, 
  * and bad values are errors naming the file and the key. */
 it_status it_train_config_load(it_err *err, it_train_config *c, const char *path);
 it_status it_train_config_check(it_err *err, const it_train_config *c);
+/* Which components get LoRA modules, after the *_only keys. */
+int it_train_config_unet(const it_train_config *c);
+int it_train_config_text(const it_train_config *c);
 
 /* Runs (or resumes) a training run; final loss in *final_loss (may be NULL). */
 it_status it_train_run(it_err *err, const it_train_config *c, double *final_loss);
