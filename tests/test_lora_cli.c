@@ -53,7 +53,7 @@ IT_TEST(lora_cli_inspect_merge_generate)
     snprintf(d, sizeof d, "%s", t->tmpdir);
     snprintf(args, sizeof args, "lora inspect %s", lora);
     IT_CHECK_INT(run_bin(t, args, out, sizeof out), 0);
-    IT_CHECK_CONTAINS(out, "79 UNet modules, 0 text-encoder modules (18 3x3 conv)");
+    IT_CHECK_CONTAINS(out, "79 UNet modules, 12 text-encoder modules (18 3x3 conv)");
     IT_CHECK_CONTAINS(out, "ss_network_dim = 16");
     const char *gen = "generate --prompt 'zxq thing' --steps 3 --seed 2 -W 16 -H 16 -q";
     snprintf(args, sizeof args, "%s --model %s -o %s/base.png", gen, model, d);
