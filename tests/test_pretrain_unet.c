@@ -4,7 +4,8 @@
  * loader's parser, every weight of the UNet gets the gradient finite
  * differences give (full-parameter training), a few steps lower the loss,
  * an interrupted and resumed run ends bit-identical to an uninterrupted one,
- * and the exported folder loads through sd_pipeline_load and generates.
+ * the exported folder loads through sd_pipeline_load and generates, and
+ * `intenttuner demo` runs text to image and a LoRA fine-tune on it.
  * One thread: these models are far too small to gain from more, and on a
  * loaded machine OpenMP's barriers would only cost time. */
 #include <jansson.h>
@@ -12,11 +13,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 
 #include "base/fileio.h"
 #include "base/mem.h"
 #include "base/threads.h"
 #include "diffusion/pipeline.h"
+#include "image/image.h"
 #include "models/unet.h"
 #include "tensor/autograd.h"
 #include "tensor/ops_loss.h"
@@ -386,4 +389,66 @@ IT_TEST(pretrain_unet_resume_bit_identical)
     it_threads_set(1);
     pretrain_unet_resume_bit_identical_body(t);
     it_threads_set(saved);
+}
+
+/* Runs "$IT_BIN args" with stdout into TMP/out.txt; returns the exit status
+ * and the output in buf. */
+static int run_cli(it_test_ctx *t, char *buf, size_t n, const char *args)
+{
+    const char *bin = getenv("IT_BIN");
+    buf[0] = 0;
+    if (!bin) {
+        it_test_fail(t, __FILE__, __LINE__, "IT_BIN is not set (run through make test)");
+        return -1;
+    }
+    char cmd[4096], op[700];
+    snprintf(op, sizeof op, "%s/out.txt", t->tmpdir);
+    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>&1", bin, args, op);
+    int st = system(cmd);
+    FILE *f = fopen(op, "r");
+    size_t k = f ? fread(buf, 1, n - 1, f) : 0;
+    buf[k] = 0;
+    if (f) fclose(f);
+    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+/* The README demo on a tiny base model: text to image, a 3-step LoRA
+ * fine-tune of vincent, before/after samples; and its honest stop when the
+ * folder has no UNet. */
+IT_TEST(pretrain_unet_demo_runs)
+{
+    it_err err;
+    char model[700], args[2400];
+    static char out[65536];
+    snprintf(model, sizeof model, "%s/model", t->tmpdir);
+    IT_REQUIRE(make_base(t, model));
+    snprintf(args, sizeof args, "demo --out '%s/d0' --model '%s' --threads 1", t->tmpdir, model);
+    IT_CHECK_INT(run_cli(t, out, sizeof out, args), 0);
+    IT_CHECK_CONTAINS(out, "has no unet/ yet");
+
+    it_pretrain_opts o;
+    char run[700];
+    snprintf(run, sizeof run, "%s/run", t->tmpdir);
+    tiny_opts(&o, model, run, 2);
+    int saved = it_threads_get();
+    it_threads_set(1);
+    IT_CHECK_OK(it_pretrain_unet(&err, &o), &err);
+    it_threads_set(saved);
+    snprintf(args, sizeof args, "demo --out '%s/d1' --model '%s' --lora-steps 3 --threads 1", t->tmpdir, model);
+    IT_CHECK_INT(run_cli(t, out, sizeof out, args), 0);
+    IT_CHECK_CONTAINS(out, "base UNet: final weights, 2 training steps");
+    IT_CHECK_CONTAINS(out, "before (top row) and after (bottom row)");
+    const char *files[] = {"d1/base_samples.png", "d1/vincent/before_after.png", "d1/vincent/lora/lora.safetensors",
+                           "d1/vincent/lora_data/000.txt"};
+    for (int i = 0; i < 4; i++) IT_CHECK(it_file_exists(it_test_tmp(t, files[i])));
+    it_image img;
+    IT_REQUIRE_OK(it_image_load(&err, &img, it_test_tmp(t, "d1/vincent/before_after.png")), &err);
+    IT_CHECK_INT(img.w, 5 * 32);
+    IT_CHECK_INT(img.h, 2 * 32);
+    it_image_free(&img);
+    uint8_t *cap = NULL;
+    size_t n = 0;
+    IT_CHECK_OK(it_file_read(&err, &cap, &n, it_test_tmp(t, "d1/vincent/lora_data/000.txt"), 4096), &err);
+    IT_CHECK(cap && n > 9 && !memcmp(cap, "vincent, ", 9));
+    it_free(cap);
 }
