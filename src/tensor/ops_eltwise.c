@@ -1,4 +1,4 @@
-/* ops_eltwise.c: activations, broadcasting add/sub/mul, scale, dropout.
+/* ops_eltwise.c: activations, broadcasting add/sub/mul, exp, scale, dropout.
  *
  * Broadcasting plan: shapes are aligned at the last dim, then adjacent dims
  * that are laid out contiguously in both inputs are merged, so common cases
@@ -326,6 +326,32 @@ static it_tensor *binary(it_ctx *ctx, it_tensor *a, it_tensor *b, int op, const 
 it_tensor *it_op_add(it_ctx *ctx, it_tensor *a, it_tensor *b) { return binary(ctx, a, b, B_ADD, "add"); }
 it_tensor *it_op_sub(it_ctx *ctx, it_tensor *a, it_tensor *b) { return binary(ctx, a, b, B_SUB, "sub"); }
 it_tensor *it_op_mul(it_ctx *ctx, it_tensor *a, it_tensor *b) { return binary(ctx, a, b, B_MUL, "mul"); }
+
+/* ---------------------------------------------------------------- exp */
+
+/* dx += dy * y: the output is the derivative, so backward reads it. */
+static void exp_backward(it_ctx *ctx, it_node *n)
+{
+    float *gx = it_autograd_grad(ctx, n->in[0]);
+    if (!gx) return;
+    const float *Y = n->out->data, *gy = n->out->grad;
+    #pragma omp parallel for if (n->out->n > IT_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < n->out->n; i++) gx[i] += gy[i] * Y[i];
+}
+
+it_tensor *it_op_exp(it_ctx *ctx, it_tensor *x)
+{
+    if (it_ops_skip(ctx, 1, &x)) return NULL;
+    if (!it_ops_need_f32(ctx, "exp", x)) return NULL;
+    it_tensor *y = it_ops_out(ctx, x->ndim, x->shape);
+    if (!y) return NULL;
+    const float *X = x->data;
+    float *Y = y->data;
+    #pragma omp parallel for if (x->n > IT_PAR_MIN) schedule(static)
+    for (int64_t i = 0; i < x->n; i++) Y[i] = expf(X[i]);
+    it_autograd_record(ctx, y, "exp", exp_backward, 1, &x);
+    return y;
+}
 
 /* ---------------------------------------------------------------- scale */
 

@@ -44,6 +44,9 @@ it_tensor *it_op_sub(it_ctx *ctx, it_tensor *a, it_tensor *b);
 /* x * s + c for scalars s, c. */
 it_tensor *it_op_scale(it_ctx *ctx, it_tensor *x, float s, float c);
 
+/* torch.exp(x). CLIP's learnable temperature is stored as its log. */
+it_tensor *it_op_exp(it_ctx *ctx, it_tensor *x);
+
 /* Inverted dropout with probability p when ctx->training; identity (the same
  * tensor, no copy) otherwise. Element i of a call keeps iff
  * uniform(ctx->seed, offset + i) >= p, offset taken from ctx->rng_offset. */

@@ -223,3 +223,52 @@ it_tensor *it_op_cosine_similarity(it_ctx *ctx, it_tensor *a, it_tensor *b, floa
     if (n) n->iarg[0] = D, n->farg[0] = eps;
     return y;
 }
+
+/* ---------------------------------------------------------------- L2 normalisation */
+
+/* y = x / n with n = max(|x|, eps). Where |x| > eps:
+ * dx = (dy - y (dy . y)) / n; where the clamp holds, n is a constant and
+ * dx = dy / eps (PyTorch differentiates clamp_min the same way). */
+static void l2n_backward(it_ctx *ctx, it_node *n)
+{
+    float *gx = it_autograd_grad(ctx, n->in[0]);
+    if (!gx) return;
+    int64_t D = n->iarg[0], R = n->out->n / (D ? D : 1);
+    float eps = n->farg[0];
+    const float *X = n->in[0]->data, *Y = n->out->data, *gy = n->out->grad;
+    #pragma omp parallel for if (n->out->n > IT_PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        const float *xr = X + r * D, *yr = Y + r * D, *g = gy + r * D;
+        double ss = 0, gdy = 0;
+        for (int64_t d = 0; d < D; d++) ss += (double)xr[d] * xr[d], gdy += (double)g[d] * yr[d];
+        double nrm = sqrt(ss);
+        int clamped = nrm <= (double)eps;
+        double inv = 1.0 / (clamped ? (double)eps : nrm);
+        for (int64_t d = 0; d < D; d++)
+            gx[r * D + d] += (float)(inv * (g[d] - (clamped ? 0.0 : yr[d] * gdy)));
+    }
+}
+
+it_tensor *it_op_l2_normalize(it_ctx *ctx, it_tensor *x, float eps)
+{
+    if (it_ops_skip(ctx, 1, &x)) return NULL;
+    if (!it_ops_need_f32(ctx, "l2_normalize", x)) return NULL;
+    if (x->ndim < 1 || x->shape[x->ndim - 1] == 0)
+        return it_ops_shape_error(ctx, "l2_normalize", x, "needs a non-empty last dim");
+    if (!(eps > 0)) return it_ctx_fail(ctx, IT_ERR_ARG, "l2_normalize: eps %g must be > 0", (double)eps);
+    int64_t D = x->shape[x->ndim - 1], R = x->n / D;
+    it_tensor *y = it_ops_out(ctx, x->ndim, x->shape);
+    if (!y) return NULL;
+    const float *X = x->data;
+    float *Y = y->data;
+    #pragma omp parallel for if (x->n > IT_PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < R; r++) {
+        double ss = 0;
+        for (int64_t d = 0; d < D; d++) ss += (double)X[r * D + d] * X[r * D + d];
+        double nrm = sqrt(ss), inv = 1.0 / (nrm > (double)eps ? nrm : (double)eps);
+        for (int64_t d = 0; d < D; d++) Y[r * D + d] = (float)(X[r * D + d] * inv);
+    }
+    it_node *n = it_autograd_record(ctx, y, "l2_normalize", l2n_backward, 1, &x);
+    if (n) n->iarg[0] = D, n->farg[0] = eps;
+    return y;
+}

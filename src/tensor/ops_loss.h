@@ -2,9 +2,9 @@
  *
  * Owns: sum and mean over all elements (to a scalar) and over the last dim,
  * MSE with an optional per-element weight or mask, cross-entropy over class
- * logits, cosine similarity. Reductions accumulate in double. Does not own
- * training-specific weightings (min-SNR lives with the diffusion trainer and
- * passes its weights here). */
+ * logits, cosine similarity, L2 normalisation of rows. Reductions
+ * accumulate in double. Does not own training-specific weightings (min-SNR
+ * lives with the diffusion trainer and passes its weights here). */
 #ifndef IT_OPS_LOSS_H
 #define IT_OPS_LOSS_H
 
@@ -26,5 +26,10 @@ it_tensor *it_op_cross_entropy(it_ctx *ctx, it_tensor *logits, it_tensor *labels
 /* a, b: (..., D) -> (...): a.b / sqrt(max(|a|^2 |b|^2, eps^2)) (PyTorch's
  * F.cosine_similarity, eps 1e-8). */
 it_tensor *it_op_cosine_similarity(it_ctx *ctx, it_tensor *a, it_tensor *b, float eps);
+
+/* x: (..., D) -> x / max(|x|, eps) per row of the last dim (PyTorch's
+ * F.normalize(x, dim=-1, eps=eps), eps 1e-12): CLIP's embedding
+ * normalisation before the contrastive logits. */
+it_tensor *it_op_l2_normalize(it_ctx *ctx, it_tensor *x, float eps);
 
 #endif

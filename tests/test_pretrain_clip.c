@@ -1,0 +1,423 @@
+/* test_pretrain_clip.c: the toy CLIP: tokenizer determinism and coverage,
+ * the engine ops it added (exp, L2 normalisation) and a finite-difference
+ * check through both towers, training lowers the loss, resume is
+ * bit-identical, exported folders load through the real loaders with the
+ * same embeddings, and the shipped weights' measured quality. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "base/fileio.h"
+#include "base/mem.h"
+#include "base/rng.h"
+#include "base/threads.h"
+#include "models/sd_pipeline_load.h"
+#include "tensor/autograd.h"
+#include "tensor/ops_eltwise.h"
+#include "tensor/ops_loss.h"
+#include "test.h"
+#include "text/clip_tokenizer.h"
+#include "toy/captions.h"
+#include "toy/characters.h"
+#include "toy/pretrain_clip.h"
+#include "toy/toyclip.h"
+#include "vision/clip.h"
+
+#define SHIPPED "models/toy"
+
+static int same_file(const char *a, const char *b)
+{
+    uint8_t *x = NULL, *y = NULL;
+    size_t nx = 0, ny = 0;
+    it_err e;
+    int same = !it_file_read(&e, &x, &nx, a, 64u << 20) && !it_file_read(&e, &y, &ny, b, 64u << 20) && nx == ny &&
+               memcmp(x, y, nx) == 0;
+    it_free(x);
+    it_free(y);
+    return same;
+}
+
+/* ================================================================ tokenizer */
+
+typedef struct word_check {
+    const it_clip_tokenizer *tok;
+    int words, single;
+    char first_split[64];
+} word_check;
+
+static it_status check_word(it_err *err, void *user, const uint8_t *w, size_t n)
+{
+    word_check *c = user;
+    int32_t *ids = NULL;
+    size_t k = 0;
+    IT_TRY(it_clip_tokenize(err, c->tok, &ids, &k, (const char *)w, n));
+    c->words++;
+    if (k == 1) c->single++;
+    else if (!c->first_split[0]) snprintf(c->first_split, sizeof c->first_split, "%.*s", (int)n, (const char *)w);
+    it_free(ids);
+    return IT_OK;
+}
+
+IT_TEST(pretrain_clip_tokenizer_deterministic_and_covering) {
+    it_err e;
+    const char *a = it_test_tmp(t, "tok_a"), *b = it_test_tmp(t, "tok_b");
+    it_bpe_result ra, rb;
+    IT_REQUIRE_OK(it_toyclip_tokenizer_build(&e, a, IT_TOYCLIP_TOKENIZER_IMAGES, &ra), &e);
+    IT_REQUIRE_OK(it_toyclip_tokenizer_build(&e, b, IT_TOYCLIP_TOKENIZER_IMAGES, &rb), &e);
+    IT_CHECK_INT((long long)ra.vocab_size, (long long)rb.vocab_size);
+    static const char *files[] = {"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"};
+    char pa[4096], pb[4096];
+    for (int i = 0; i < 4; i++) {
+        snprintf(pa, sizeof pa, "%s/%s", a, files[i]);
+        snprintf(pb, sizeof pb, "%s/%s", b, files[i]);
+        IT_CHECK(same_file(pa, pb));
+        /* The shipped tokenizer is exactly what the build gives. */
+        snprintf(pb, sizeof pb, SHIPPED "/tokenizer/%s", files[i]);
+        IT_CHECK(same_file(pa, pb));
+    }
+    IT_CHECK(ra.vocab_size > 600 && ra.vocab_size < 4096);
+    it_clip_tokenizer *tok;
+    IT_REQUIRE_OK(it_clip_tokenizer_load(&e, &tok, a), &e);
+    /* Every word of fresh captions (another seed, every style) is one token. */
+    word_check wc = {tok, 0, 0, ""};
+    it_toy_constraint c;
+    it_toy_constraint_init(&c);
+    for (int i = 0; i < 300; i++) {
+        it_toy_attrs at;
+        it_toy_caption cap;
+        IT_REQUIRE_OK(it_toy_sample(&e, &at, &c, 4242, (uint64_t)i, IT_TOY_PRETRAIN), &e);
+        IT_REQUIRE_OK(it_toy_caption_make(&e, &cap, &at, (it_toy_caption_style)(i % 3), 1, 0, 4242, (uint64_t)i, i),
+                      &e);
+        IT_REQUIRE_OK(it_clip_pretokenize(&e, cap.text, strlen(cap.text), check_word, &wc), &e);
+    }
+    /* The caption words of every pretraining value and name, too. */
+    for (int at = 0; at < IT_TOY_N_ATTRS; at++) {
+        const it_toy_attr_info *ai = it_toy_attr_get(at);
+        for (int v = 0; v < ai->n_values; v++) {
+            if (at == IT_TOY_POSE && v == IT_TOY_POSE_LANDING) continue; /* held out */
+            if (at == IT_TOY_MARKING && it_toy_character_by_marking(v) >= 0 &&
+                it_toy_character_get(it_toy_character_by_marking(v))->held_out)
+                continue;
+            const char *w = ai->values[v].words;
+            IT_REQUIRE_OK(it_clip_pretokenize(&e, w, strlen(w), check_word, &wc), &e);
+        }
+    }
+    for (int i = 0; i < it_toy_character_count(); i++)
+        if (!it_toy_character_get(i)->held_out) {
+            const char *n = it_toy_character_get(i)->name;
+            IT_REQUIRE_OK(it_clip_pretokenize(&e, n, strlen(n), check_word, &wc), &e);
+        }
+    IT_CHECK(wc.words > 3000);
+    if (wc.single != wc.words) it_test_fail(t, __FILE__, __LINE__, "word '%s' is split", wc.first_split);
+    /* Trigger words and held-out names: several byte-level pieces, no
+     * unknown token, decoded back exactly. */
+    static const char *rare[] = {"vincent", "herolanding", "sks", "zyxw", "crème"};
+    for (int i = 0; i < 5; i++) {
+        int32_t *ids = NULL;
+        size_t n = 0;
+        char *back = NULL;
+        IT_REQUIRE_OK(it_clip_tokenize(&e, tok, &ids, &n, rare[i], strlen(rare[i])), &e);
+        IT_CHECK(n >= 2);
+        IT_REQUIRE_OK(it_clip_decode(&e, tok, &back, ids, n, 1), &e);
+        IT_CHECK_STR(back, rare[i]);
+        it_free(back);
+        it_free(ids);
+    }
+    it_clip_tokenizer_free(tok);
+    IT_CHECK_CONTAINS(it_toyclip_tokenizer_build(&e, a, 0, NULL) ? e.msg : "", "n_images must be >= 1");
+}
+
+/* ================================================================ engine ops */
+
+static const float W[12] = {0.3f, -1.2f, 0.7f, 2.0f, -0.5f, 0.9f, 1.1f, -0.4f, 0, 0, 0, 0};
+
+/* sum(W * f(x)) over the first two rows of a (3, 4) x, in double: f = exp
+ * (op 0) or x / |row| (op 1). */
+static double weighted(int op, const float *x)
+{
+    double acc = 0;
+    for (int row = 0; row < 2; row++) {
+        double ss = 0;
+        for (int d = 0; d < 4; d++) ss += (double)x[row * 4 + d] * x[row * 4 + d];
+        for (int d = 0; d < 4; d++) {
+            double v = x[row * 4 + d];
+            acc += W[row * 4 + d] * (op ? v / sqrt(ss) : exp(v));
+        }
+    }
+    return acc;
+}
+
+IT_TEST(pretrain_clip_ops_exp_and_l2_normalize) {
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    float xv[12], g[12] = {0};
+    it_rng r;
+    it_rng_init(&r, 3);
+    it_rng_normal(&r, xv, 12, 0, 1.5f);
+    xv[8] = xv[9] = xv[10] = xv[11] = 1e-14f; /* a row below eps: the clamp */
+    it_err e;
+    it_tensor x;
+    IT_REQUIRE_OK(it_tensor_init_param(&e, &x, "x", xv, g, IT_SHAPE(3, 4)), &e);
+    /* Forward against double formulas. */
+    it_tensor *y = it_op_exp(&ctx, &x);
+    it_tensor *n = it_op_l2_normalize(&ctx, &x, 1e-12f);
+    IT_REQUIRE(y && n);
+    double worst = 0;
+    for (int i = 0; i < 12; i++) worst = fmax(worst, fabs(it_f32(y)[i] - exp(xv[i])) / exp(xv[i]));
+    for (int row = 0; row < 3; row++) {
+        double ss = 0;
+        for (int d = 0; d < 4; d++) ss += (double)xv[row * 4 + d] * xv[row * 4 + d];
+        double nr = fmax(sqrt(ss), 1e-12);
+        for (int d = 0; d < 4; d++) worst = fmax(worst, fabs(it_f32(n)[row * 4 + d] - xv[row * 4 + d] / nr));
+    }
+    IT_CHECK(worst < 2e-7);
+    /* Finite differences of L = sum(w * f(x)) on the two regular rows. */
+    for (int op = 0; op < 2; op++) {
+        memset(g, 0, sizeof g);
+        it_ctx_reset(&ctx);
+        it_tensor *wt = it_tensor_from(&ctx, W, IT_SHAPE(3, 4));
+        it_tensor *f = op ? it_op_l2_normalize(&ctx, &x, 1e-12f) : it_op_exp(&ctx, &x);
+        IT_REQUIRE_OK(it_autograd_backward(&e, &ctx, it_op_sum(&ctx, it_op_mul(&ctx, f, wt))), &e);
+        double fd_worst = 0;
+        for (int i = 0; i < 8; i++) {
+            float keep = xv[i];
+            xv[i] = keep + 1e-2f;
+            double lp = weighted(op, xv);
+            xv[i] = keep - 1e-2f;
+            double lm = weighted(op, xv);
+            xv[i] = keep;
+            double fd = (lp - lm) / 2e-2;
+            fd_worst = fmax(fd_worst, fabs(fd - g[i]) / fmax(1.0, fabs(g[i])));
+        }
+        IT_CHECK(fd_worst < 2e-3);
+    }
+    /* The clamped row: gradient dy / eps there (PyTorch's clamp_min rule). */
+    IT_CHECK(isfinite(g[8]));
+    /* Errors name the op. */
+    it_ctx_reset(&ctx);
+    IT_CHECK(it_op_l2_normalize(&ctx, &x, 0.0f) == NULL);
+    IT_CHECK_CONTAINS(it_ctx_status(&ctx, &e) ? e.msg : "", "l2_normalize: eps 0 must be > 0");
+    it_ctx_free(&ctx);
+}
+
+/* ================================================================ whole-model gradient */
+
+/* A CLIP small enough for finite differences through both towers. */
+static it_status micro_model(it_err *e, it_toyclip *m, it_clip_tokenizer **tok, const char *tok_dir)
+{
+    IT_TRY(it_toyclip_tokenizer_build(e, tok_dir, 500, NULL));
+    IT_TRY(it_clip_tokenizer_load(e, tok, tok_dir));
+    it_toyclip_config c;
+    it_toyclip_config_make(&c, IT_TOYCLIP_TINY, *tok);
+    c.text.hidden = c.vision.hidden = 8;
+    c.text.intermediate = c.vision.intermediate = 12;
+    c.text.n_layers = c.vision.n_layers = 1;
+    c.vision.patch_size = 64;
+    c.embed_dim = c.text.projection_dim = c.vision.projection_dim = 6;
+    return it_toyclip_init(e, m, &c, 9);
+}
+
+typedef struct fd_state {
+    it_toyclip *m;
+    it_ctx *ctx;
+    it_tensor *px, *ids;
+    double worst;
+    char worst_name[128];
+    int checked;
+} fd_state;
+
+static double loss_value(fd_state *s)
+{
+    it_err e;
+    it_ctx_reset(s->ctx);
+    it_autograd_set_enabled(s->ctx, 0);
+    it_tensor *l = NULL;
+    double v = it_toyclip_loss(&e, s->ctx, s->m, s->px, s->ids, &l, NULL) ? NAN : it_f32(l)[0];
+    it_autograd_set_enabled(s->ctx, 1);
+    return v;
+}
+
+static it_status fd_param(it_err *err, void *user, it_tensor *t)
+{
+    (void)err;
+    fd_state *s = user;
+    float *x = it_f32(t);
+    for (int k = 0; k < 2; k++) {
+        int64_t i = (int64_t)((k * 7919u + 13u) % (uint64_t)t->n);
+        float keep = x[i];
+        x[i] = keep + 1e-2f;
+        double lp = loss_value(s);
+        x[i] = keep - 1e-2f;
+        double lm = loss_value(s);
+        x[i] = keep;
+        double fd = (lp - lm) / 2e-2, an = t->grad[i];
+        double d = fabs(fd - an) / fmax(1.0, fabs(an));
+        if (d > s->worst) s->worst = d, snprintf(s->worst_name, sizeof s->worst_name, "%s[%lld]", t->name, (long long)i);
+        s->checked++;
+    }
+    return IT_OK;
+}
+
+IT_TEST(pretrain_clip_gradcheck_both_towers) {
+    it_threads_set(1); /* hundreds of tiny forwards: threads only add waiting */
+    it_err e;
+    it_toyclip m;
+    it_clip_tokenizer *tok;
+    IT_REQUIRE_OK(micro_model(&e, &m, &tok, it_test_tmp(t, "tok")), &e);
+    /* Larger weights than the initialisation so that every path carries
+     * gradient worth checking. */
+    for (size_t i = 0; i < m.text.params.n_floats; i++) m.text.params.data[i] += 0.3f * it_rng_normal_at(5, i);
+    for (size_t i = 0; i < m.vision.params.n_floats; i++) m.vision.params.data[i] += 0.3f * it_rng_normal_at(6, i);
+    m.logit_scale = 1.0f;
+    it_toyclip_batch b;
+    IT_REQUIRE_OK(it_toyclip_batch_alloc(&e, &b, 3), &e);
+    IT_REQUIRE_OK(it_toyclip_batch_make(&e, &b, tok, &m.pre, 1, 0, 0.25f, 1), &e);
+    it_ctx ctx, in;                  /* in: the inputs, which outlive every reset of ctx */
+    it_ctx_init(&ctx, 0);
+    it_ctx_init(&in, 0);
+    it_tensor *px = it_tensor_wrap(&in, b.pixels, IT_DTYPE_F32, IT_SHAPE(3, 3, 128, 128));
+    it_tensor *ids = it_tensor_wrap(&in, b.ids, IT_DTYPE_I32, IT_SHAPE(3, b.T));
+    IT_REQUIRE(px && ids);
+    it_tensor *loss;
+    it_toyclip_stats st;
+    IT_REQUIRE_OK(it_toyclip_loss(&e, &ctx, &m, px, ids, &loss, &st), &e);
+    IT_REQUIRE_OK(it_autograd_backward(&e, &ctx, loss), &e);
+    fd_state s = {&m, &ctx, px, ids, 0, "", 0};
+    IT_REQUIRE_OK(it_toyclip_each_param(&e, &m, fd_param, &s), &e);
+    /* Every tensor of both towers, the projections and the temperature. */
+    IT_CHECK(s.checked == 2 * (int)(m.text.params.n + m.vision.params.n + 1));
+    if (s.worst >= 2e-3) it_test_fail(t, __FILE__, __LINE__, "gradient of %s off by %g", s.worst_name, s.worst);
+    it_ctx_free(&ctx);
+    it_ctx_free(&in);
+    it_toyclip_batch_free(&b);
+    it_toyclip_free(&m);
+    it_clip_tokenizer_free(tok);
+    it_threads_set(0);
+}
+
+/* ================================================================ export */
+
+/* Max |a - b| / max |b|. */
+static double rel_err(const float *a, const float *b, size_t n)
+{
+    double d = 0, m = 0;
+    for (size_t i = 0; i < n; i++) d = fmax(d, fabs((double)a[i] - b[i])), m = fmax(m, fabs((double)b[i]));
+    return m > 0 ? d / m : d;
+}
+
+IT_TEST(pretrain_clip_export_loads_through_real_loaders) {
+    it_threads_set(1);
+    it_err e;
+    it_clip_tokenizer *tok;
+    IT_REQUIRE_OK(it_clip_tokenizer_load(&e, &tok, SHIPPED "/tokenizer"), &e);
+    it_toyclip_config cfg;
+    it_toyclip_config_make(&cfg, IT_TOYCLIP_TINY, tok);
+    it_toyclip m;
+    IT_REQUIRE_OK(it_toyclip_init(&e, &m, &cfg, 21), &e);
+    m.logit_scale = 3.25f;
+    it_toyclip_batch b;
+    IT_REQUIRE_OK(it_toyclip_batch_alloc(&e, &b, 4), &e);
+    IT_REQUIRE_OK(it_toyclip_batch_make(&e, &b, tok, &m.pre, 3, 0, 0.5f, 0), &e);
+    /* In memory: the training model's projected embeddings and hidden states. */
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    it_autograd_set_enabled(&ctx, 0);
+    int E = cfg.embed_dim, H = cfg.text.hidden;
+    it_tensor *px = it_tensor_wrap(&ctx, b.pixels, IT_DTYPE_F32, IT_SHAPE(4, 3, 128, 128));
+    it_tensor *ids = it_tensor_wrap(&ctx, b.ids, IT_DTYPE_I32, IT_SHAPE(4, b.T));
+    it_clip_vision_out vo;
+    it_clip_text_out to;
+    IT_REQUIRE_OK(it_clip_vision_forward(&e, &ctx, &m.vision, px, &vo), &e);
+    IT_REQUIRE_OK(it_clip_text_forward(&e, &ctx, &m.text, ids, 0, 1, &to), &e);
+    float *img_ref = it_malloc(4 * (size_t)E * sizeof(float)), *txt_ref = it_malloc(4 * (size_t)E * sizeof(float));
+    float *hid_ref = it_malloc((size_t)4 * b.T * H * sizeof(float));
+    IT_REQUIRE(img_ref && txt_ref && hid_ref);
+    memcpy(img_ref, it_f32(vo.projected), 4 * (size_t)E * sizeof(float));
+    memcpy(txt_ref, it_f32(to.projected), 4 * (size_t)E * sizeof(float));
+    memcpy(hid_ref, it_f32(to.hidden), (size_t)4 * b.T * H * sizeof(float));
+    float img[64 * 4], txt[64 * 4];
+    IT_REQUIRE(E <= 64);
+    for (int half = 0; half < 2; half++) {
+        const char *root = it_test_tmp(t, half ? "root16" : "root32");
+        const char *meta[] = {"status", "test", NULL};
+        IT_REQUIRE_OK(it_toyclip_export(&e, &m, SHIPPED "/tokenizer", root, half ? IT_DTYPE_F16 : IT_DTYPE_F32, meta),
+                      &e);
+        /* transformers' CLIPModel layout, through vision/clip.h. */
+        char dir[4096];
+        snprintf(dir, sizeof dir, "%s/clip", root);
+        it_clip c;
+        IT_REQUIRE_OK(it_clip_load(&e, &c, dir), &e);
+        IT_CHECK_INT(c.embed_dim, E);
+        IT_CHECK(c.logit_scale == 3.25f);
+        IT_CHECK(c.pre.shortest_edge == 128 && c.pre.crop_w == 128);
+        for (int i = 0; i < 4; i++) {
+            it_image im = {128, 128, 3, b.rgb + (size_t)i * 128 * 128 * 3};
+            IT_REQUIRE_OK(it_clip_embed_image(&e, &ctx, &c, &im, img + i * E), &e);
+            IT_REQUIRE_OK(it_clip_embed_text(&e, &ctx, &c, b.captions[i], txt + i * E), &e);
+        }
+        double bound = half ? 2e-2 : 1e-6;
+        IT_CHECK(rel_err(img, img_ref, 4 * (size_t)E) < bound);
+        IT_CHECK(rel_err(txt, txt_ref, 4 * (size_t)E) < bound);
+        it_clip_free(&c);
+        /* The text encoder as Stable Diffusion pipelines load it. */
+        char idx[4096];
+        snprintf(idx, sizeof idx, "%s/model_index.json", root);
+        static const char mi[] = "{\"_class_name\": \"StableDiffusionPipeline\"}";
+        IT_REQUIRE_OK(it_file_write_atomic(&e, idx, mi, sizeof mi - 1), &e);
+        snprintf(dir, sizeof dir, "%s/tokenizer", root);
+        it_sd_model sd;
+        it_sd_load_opts lo;
+        it_sd_load_opts_init(&lo);
+        lo.components = IT_SD_TEXT;
+        lo.tokenizer_dir = SHIPPED "/tokenizer";
+        IT_REQUIRE_OK(it_sd_load(&e, &sd, root, &lo), &e);
+        IT_CHECK(sd.text.proj == NULL);
+        IT_CHECK_INT(sd.text.cfg.eos_token_id, cfg.text.eos_token_id);
+        it_clip_text_out so;
+        IT_REQUIRE_OK(it_clip_text_forward(&e, &ctx, &sd.text, ids, 0, 0, &so), &e);
+        IT_CHECK(rel_err(it_f32(so.hidden), hid_ref, (size_t)4 * b.T * H) < bound);
+        it_sd_free(&sd);
+    }
+    it_free(img_ref);
+    it_free(txt_ref);
+    it_free(hid_ref);
+    it_ctx_free(&ctx);
+    it_toyclip_batch_free(&b);
+    it_toyclip_free(&m);
+    it_clip_tokenizer_free(tok);
+    it_threads_set(0);
+}
+
+/* The shipped configs are what the code builds, and the loaders accept
+ * them: the UNet is built against this text encoder. */
+IT_TEST(pretrain_clip_shipped_configs) {
+    it_err e;
+    it_clip_tokenizer *tok;
+    IT_REQUIRE_OK(it_clip_tokenizer_load(&e, &tok, SHIPPED "/tokenizer"), &e);
+    it_toyclip_config cfg;
+    it_toyclip_config_make(&cfg, IT_TOYCLIP_TOY, tok);
+    it_clip_text_config tc;
+    IT_REQUIRE_OK(it_clip_text_config_load(&e, &tc, SHIPPED "/text_encoder/config.json"), &e);
+    IT_CHECK_INT(tc.vocab_size, cfg.text.vocab_size);
+    IT_CHECK_INT(tc.hidden, cfg.text.hidden);
+    IT_CHECK_INT(tc.n_layers, cfg.text.n_layers);
+    IT_CHECK_INT(tc.n_heads, cfg.text.n_heads);
+    IT_CHECK_INT(tc.max_positions, 77);
+    IT_CHECK_INT(tc.eos_token_id, it_clip_token_to_id(tok, "<|endoftext|>"));
+    IT_CHECK(tc.act == IT_CLIP_QUICK_GELU && !tc.has_projection);
+    it_clip_vision_config vc;
+    IT_REQUIRE_OK(it_clip_vision_config_load(&e, &vc, SHIPPED "/clip/config.json"), &e);
+    IT_CHECK_INT(vc.hidden, cfg.vision.hidden);
+    IT_CHECK_INT(vc.image_size, 128);
+    IT_CHECK_INT(vc.patch_size, 16);
+    IT_CHECK_INT(vc.projection_dim, cfg.embed_dim);
+    char *want = it_toyclip_config_json(&cfg);
+    uint8_t *have = NULL;
+    size_t n = 0;
+    IT_REQUIRE_OK(it_file_read(&e, &have, &n, SHIPPED "/clip/config.json", 1 << 20), &e);
+    IT_CHECK(want && n == strlen(want) && !memcmp(want, have, n));
+    free(want);
+    it_free(have);
+    it_clip_tokenizer_free(tok);
+}
