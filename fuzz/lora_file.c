@@ -111,7 +111,7 @@ static void exercise_bound(it_lora *l)
 {
     it_err err;
     it_ctx ctx;
-    it_ctx_init(&ctx, 0);
+    it_ctx_init(&ctx, 1 << 16); /* the modules are tiny: a small arena keeps execs fast */
     it_autograd_set_enabled(&ctx, 0);
     it_lora_attach(l);
     float x[8 * 4 * 4];

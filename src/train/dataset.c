@@ -382,9 +382,8 @@ it_status it_dataset_open_opts(it_err *err, it_dataset *ds, const it_ds_opts *o)
             s = it_err_set(err, IT_ERR_NOT_FOUND, "%s: no regularisation images in the folder or its N_name/ subfolders", o->reg_dir);
     }
     if (!s) {
-        size_t train_slots = 0;
-        for (size_t i = 0; i < ds->n_train; i++) train_slots += (size_t)ds->items[i].repeats;
-        reg_repeats(ds, train_slots);
+        for (size_t i = 0; i < ds->n_train; i++) ds->n_train_slots += (size_t)ds->items[i].repeats;
+        reg_repeats(ds, ds->n_train_slots);
         ds->hash = dataset_hash(ds);
         s = setup_buckets(err, ds);
     }

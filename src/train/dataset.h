@@ -72,6 +72,7 @@ typedef struct it_dataset {
     size_t n, cap;
     size_t n_train, n_reg;    /* items of each kind (reg items follow the training items) */
     size_t n_slots;           /* samples per epoch: sum of repeats */
+    size_t n_train_slots;     /* of which training (not reg) samples */
     it_bucket buckets[IT_BUCKET_MAX];
     int n_buckets;
     int32_t *bucket_slots;    /* (n_slots) slot items grouped by bucket */

@@ -2,6 +2,9 @@
  * micro-batch. */
 #include "train/train_data.h"
 
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "base/log.h"
@@ -135,4 +138,60 @@ it_status it_train_data_batch(it_err *err, it_train_data *td, it_ctx *ctx, uint6
     out->n = n;
     out->mask = not_one ? td->mask : NULL;
     return IT_OK;
+}
+
+uint64_t it_train_data_fingerprint(const it_train_data *td)
+{
+    const it_dataset *ds = &td->ds;
+    uint64_t v[4] = {ds->hash, (uint64_t)ds->n_batches, (uint64_t)ds->opts.batch, (uint64_t)ds->opts.random_crop};
+    uint64_t h = it_hash64(0x706c616eull, v, sizeof v);
+    return it_hash64(h, ds->buckets, (size_t)ds->n_buckets * sizeof ds->buckets[0]);
+}
+
+/* Appends key = value (copied into the store); 0 when out of room. */
+static int add_meta(it_lora_meta *out, size_t cap, size_t *k, char **store, size_t *left, const char *key,
+                    const char *value)
+{
+    size_t n = strlen(value) + 1;
+    if (*k >= cap || n > *left) return 0;
+    memcpy(*store, value, n);
+    out[(*k)++] = (it_lora_meta){key, *store};
+    *store += n, *left -= n;
+    return 1;
+}
+
+size_t it_train_data_meta(const it_train_data *td, it_lora_meta *out, size_t cap, char *store, size_t n)
+{
+    const it_dataset *ds = &td->ds;
+    size_t k = 0;
+    char buf[64];
+    add_meta(out, cap, &k, &store, &n, "ss_enable_bucket", ds->opts.buckets ? "True" : "False");
+    if (ds->opts.buckets) {
+        int lo = ds->opts.min_side ? ds->opts.min_side : ds->opts.resolution / 2;
+        int hi = ds->opts.max_side ? ds->opts.max_side : ds->opts.resolution * 2;
+        snprintf(buf, sizeof buf, "%d", lo);
+        add_meta(out, cap, &k, &store, &n, "ss_min_bucket_reso", buf);
+        snprintf(buf, sizeof buf, "%d", hi);
+        add_meta(out, cap, &k, &store, &n, "ss_max_bucket_reso", buf);
+    }
+    json_t *bk = json_object();
+    int used = 0;
+    for (int b = 0; b < ds->n_buckets; b++) {
+        size_t count = 0;
+        for (size_t i = 0; i < ds->n; i++) count += ds->items[i].bucket == b && ds->items[i].repeats > 0;
+        if (!count) continue;
+        snprintf(buf, sizeof buf, "%d", used++);
+        json_object_set_new(bk, buf, json_pack("{s:[i,i], s:I}", "resolution", ds->buckets[b].w, ds->buckets[b].h,
+                                               "count", (json_int_t)count));
+    }
+    json_t *info = json_pack("{s:o}", "buckets", bk);
+    char *text = info ? json_dumps(info, JSON_COMPACT) : NULL;
+    json_decref(info);
+    if (text) add_meta(out, cap, &k, &store, &n, "ss_bucket_info", text);
+    free(text);
+    snprintf(buf, sizeof buf, "%zu", ds->n_reg);
+    add_meta(out, cap, &k, &store, &n, "ss_num_reg_images", buf);
+    snprintf(buf, sizeof buf, "%g", (double)td->o.prior_loss_weight);
+    add_meta(out, cap, &k, &store, &n, "ss_prior_loss_weight", buf);
+    return k;
 }

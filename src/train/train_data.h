@@ -18,6 +18,7 @@
 #include "tensor/tensor.h"
 #include "train/dataset.h"
 #include "train/latent_cache.h"
+#include "train/lora_file.h"
 
 #define IT_CAPTION_MAX 2048
 
@@ -64,6 +65,17 @@ void it_train_data_free(it_train_data *td);
  * VAE (released after). */
 it_status it_train_data_batch(it_err *err, it_train_data *td, it_ctx *ctx, uint64_t m, float *lat,
                               it_data_batch *out);
+
+/* What the batch order depends on (dataset content, buckets, batches per
+ * epoch): stored in checkpoints, so that resuming on other data is refused. */
+uint64_t it_train_data_fingerprint(const it_train_data *td);
+
+/* kohya's data metadata for the LoRA file: ss_enable_bucket,
+ * ss_min_bucket_reso, ss_max_bucket_reso, ss_bucket_info (JSON: each used
+ * bucket's resolution and image count), ss_num_reg_images,
+ * ss_prior_loss_weight. Fills up to cap pairs whose strings live in store
+ * (n bytes); returns the count. */
+size_t it_train_data_meta(const it_train_data *td, it_lora_meta *out, size_t cap, char *store, size_t n);
 
 /* Caption of sample i of the last batch. */
 const char *it_train_data_caption(const it_train_data *td, int i);

@@ -452,10 +452,12 @@ static it_status save_ckpt(it_err *err, run *r, int64_t step, int64_t prev)
         snprintf(p, sizeof p, "%s/%s", dir, r->g[g].file);
         IT_TRY(it_optim_save(err, &r->g[g].opt, p));
     }
-    json_t *j = json_pack("{s:I, s:s, s:I, s:i, s:i, s:i, s:f, s:b, s:b}", "step", (json_int_t)step, "dir",
+    char data_fp[32];
+    snprintf(data_fp, sizeof data_fp, "%016llx", (unsigned long long)it_train_data_fingerprint(&r->data));
+    json_t *j = json_pack("{s:I, s:s, s:I, s:i, s:i, s:i, s:f, s:b, s:b, s:s}", "step", (json_int_t)step, "dir",
                           it_path_basename(dir), "seed", (json_int_t)r->c->seed, "rank", r->c->rank,
                           "batch", r->c->batch, "accum", r->c->accum, "lr", r->c->lr,
-                          "train_unet", r->g[G_UNET].on, "train_text", r->g[G_TEXT].on);
+                          "train_unet", r->g[G_UNET].on, "train_text", r->g[G_TEXT].on, "data", data_fp);
     char *text = j ? json_dumps(j, JSON_SORT_KEYS) : NULL;
     json_decref(j);
     if (!text) return it_err_set(err, IT_ERR_NOMEM, "out of memory");
@@ -490,7 +492,15 @@ static it_status load_ckpt(it_err *err, run *r, int64_t *step)
     /* Checkpoints from before text-encoder training have no such keys: UNet only. */
     json_t *ju = json_object_get(j, "train_unet"), *jt = json_object_get(j, "train_text");
     int tu = ju ? json_is_true(ju) : 1, tt = jt ? json_is_true(jt) : 0;
+    /* the batch order depends on the data and buckets: refuse to resume on others */
+    const char *data_fp = json_string_value(json_object_get(j, "data"));
+    char want[32];
+    snprintf(want, sizeof want, "%016llx", (unsigned long long)it_train_data_fingerprint(&r->data));
+    int other_data = data_fp && strcmp(data_fp, want);
     json_decref(j);
+    if (other_data)
+        return it_err_set(err, IT_ERR_ARG, "%s: checkpoint was made on other data or bucket settings "
+                          "(images, captions, repeats, buckets or batch changed); resume needs the same", p);
     if (seed != r->c->seed || rank != r->c->rank || batch != r->c->batch || accum != r->c->accum)
         return it_err_set(err, IT_ERR_ARG, "%s: checkpoint was made with seed %lld rank %d batch %d accum %d; "
                           "resume needs the same values", p, (long long)seed, rank, batch, accum);
@@ -524,12 +534,12 @@ static it_status save_final(it_err *err, run *r, int64_t steps)
     snprintf(hash, sizeof hash, "%016llx", (unsigned long long)r->data.ds.hash);
     snprintf(seed, sizeof seed, "%lld", (long long)c->seed);
     snprintf(lr, sizeof lr, "%g", c->lr);
-    snprintf(nimg, sizeof nimg, "%zu", r->data.ds.n_slots);
+    snprintf(nimg, sizeof nimg, "%zu", r->data.ds.n_train_slots);
     snprintf(bs, sizeof bs, "%d", c->batch);
     /* kohya writes "None" for a component it does not train */
     snprintf(ulr, sizeof ulr, r->g[G_UNET].on ? "%g" : "None", r->g[G_UNET].lr);
     snprintf(tlr, sizeof tlr, r->g[G_TEXT].on ? "%g" : "None", r->g[G_TEXT].lr);
-    it_lora_meta meta[] = {
+    it_lora_meta meta[32] = {
         {"ss_base_model_version", r->m.v2 ? "sd_v2" : "sd_v1"},
         {"ss_sd_model_name", it_path_basename(c->model)},
         {"ss_resolution", res}, {"ss_steps", st}, {"ss_max_train_steps", st},
@@ -543,7 +553,11 @@ static it_status save_final(it_err *err, run *r, int64_t steps)
     };
     it_dtype dt = !strcmp(c->save_precision, "f16") ? IT_DTYPE_F16
                   : !strcmp(c->save_precision, "bf16") ? IT_DTYPE_BF16 : IT_DTYPE_F32;
-    return it_lora_save(err, &r->lora, p, dt, meta, sizeof meta / sizeof meta[0]);
+    char store[8192];
+    size_t n_meta = 0;
+    while (meta[n_meta].key) n_meta++;
+    n_meta += it_train_data_meta(&r->data, meta + n_meta, 32 - n_meta, store, sizeof store);
+    return it_lora_save(err, &r->lora, p, dt, meta, n_meta);
 }
 
 /* ------------------------------------------------------------ samples */
