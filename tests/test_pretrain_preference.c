@@ -141,6 +141,22 @@ IT_TEST(pretrain_preference_learns_exports_and_loads)
         IT_CHECK(json_array_size(d) == 2);
         json_decref(d);
     }
+    /* a head is tied to its CLIP: changed CLIP weights are refused */
+    if (clip) {
+        char wpath[2048];
+        snprintf(wpath, sizeof wpath, "%s/model.safetensors", clip);
+        FILE *f = fopen(wpath, "r+b");
+        IT_REQUIRE(f);
+        fseek(f, -1, SEEK_END);
+        int c = fgetc(f);
+        fseek(f, -1, SEEK_END);
+        fputc(c ^ 0x01, f);
+        fclose(f);
+        json_t *r2 = json_object();
+        IT_CHECK(it_quality_preference(&err, &o, r2) == IT_ERR_ARG);
+        IT_CHECK_CONTAINS(err.msg, "trained on another CLIP");
+        json_decref(r2);
+    }
     json_decref(pc);
     it_threads_set(0);
 }

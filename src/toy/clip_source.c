@@ -229,7 +229,8 @@ it_status it_clip_source_resolve(it_err *err, char *dir, size_t cap, const char 
         if (snprintf(dir, cap, "%s", given) >= (int)cap) return it_err_set(err, IT_ERR_ARG, "clip path too long");
         return IT_OK;
     }
-    snprintf(probe, sizeof probe, "%s/clip/config.json", out);
+    /* the weights, not only the config: the config lands before the first trained weights do */
+    snprintf(probe, sizeof probe, "%s/clip/model.safetensors", out);
     if (it_file_exists(probe)) {
         if (snprintf(dir, cap, "%s/clip", out) >= (int)cap) return it_err_set(err, IT_ERR_ARG, "clip path too long");
         return IT_OK;

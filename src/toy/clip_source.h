@@ -35,7 +35,7 @@ void it_clip_source_parse(it_clip_source_cfg *c, const json_t *obj);
 it_status it_clip_source_write_random(it_err *err, const char *dir, const it_clip_source_cfg *c, uint64_t seed);
 
 /* The CLIP folder for a component: cfg's "clip" string when present, else
- * OUT/clip when OUT/clip/config.json exists, else RUN/interim_clip (written
+ * OUT/clip when OUT/clip/model.safetensors exists, else RUN/interim_clip (written
  * from cfg's "interim_clip" object with seed when missing). *interim tells
  * which. */
 it_status it_clip_source_resolve(it_err *err, char *dir, size_t cap, const char *out, const char *run,

@@ -91,11 +91,13 @@ typedef struct det_cfg {
     float augment;                /* share of images through the judge-style augmentation */
     int train_tower;              /* 0: only the heads learn */
     int image_queries;            /* 0: text queries only */
+    int centre;                   /* 1: centre assignment (default); 0: one-to-one matching */
+    int train_layers;             /* tower layers that learn, counted from the top (-1 = all) */
 } det_cfg;
 
 static void det_cfg_parse(det_cfg *c, const json_t *j)
 {
-    *c = (det_cfg){5.0f, 2.0f, 2.0f, 0.25f, 2.0f, 0.5f, 1, 1};
+    *c = (det_cfg){5.0f, 2.0f, 2.0f, 0.25f, 2.0f, 0.5f, 1, 1, 1, -1};
     json_t *v;
     if (json_is_number(v = json_object_get(j, "w_l1"))) c->w_l1 = (float)json_number_value(v);
     if (json_is_number(v = json_object_get(j, "w_giou"))) c->w_giou = (float)json_number_value(v);
@@ -103,6 +105,8 @@ static void det_cfg_parse(det_cfg *c, const json_t *j)
     if (json_is_number(v = json_object_get(j, "augment"))) c->augment = (float)json_number_value(v);
     if (json_is_boolean(v = json_object_get(j, "train_tower"))) c->train_tower = json_is_true(v);
     if (json_is_boolean(v = json_object_get(j, "image_queries"))) c->image_queries = json_is_true(v);
+    if (json_is_string(v = json_object_get(j, "assign"))) c->centre = strcmp(json_string_value(v), "matching") != 0;
+    if (json_is_integer(v = json_object_get(j, "train_layers"))) c->train_layers = (int)json_integer_value(v);
 }
 
 /* ---------------------------------------------------------------- model */
@@ -213,7 +217,8 @@ typedef struct det_state {
     float *pixels;            /* (B, 3, S, S) */
     it_toy_attrs *attrs;      /* (B) */
     it_toy_truth *truth;      /* (B) */
-    int32_t *match;           /* (B, parts) patch or -1 */
+    int32_t *assign;          /* (B, N) part each patch learns, or -1 (background) */
+    int32_t *rep;             /* (B, parts) the patch whose embedding is the part's image query, or -1 */
     it_optim_param *params;
     size_t n_params;
     char clip_dir[2048];
@@ -230,7 +235,8 @@ static void state_free(det_state *s)
     it_free(s->pixels);
     it_free(s->attrs);
     it_free(s->truth);
-    it_free(s->match);
+    it_free(s->assign);
+    it_free(s->rep);
     it_free(s->params);
 }
 
@@ -240,22 +246,37 @@ static it_status text_queries(it_err *err, it_owlvit *m, it_ctx *ctx, float *q)
     return IT_OK;
 }
 
+/* Does tower weight `name` learn, with the top `layers` blocks trainable
+ * (and the post layer norm, which OWL-ViT applies to every token)? */
+static int tower_trains(const char *name, int layers, int n_layers)
+{
+    if (layers < 0 || layers >= n_layers) return 1;
+    if (strstr(name, "post_layernorm")) return layers > 0;
+    const char *l = strstr(name, "encoder.layers.");
+    return l && atoi(l + strlen("encoder.layers.")) >= n_layers - layers;
+}
+
+/* The optimiser's list: the heads and the learning part of the tower;
+ * frozen tower weights lose their gradient, so no op records them and the
+ * backward pass stops above them. */
 static it_status params_join(it_err *err, det_state *s)
 {
-    it_optim_param *a = NULL, *b = NULL;
-    size_t na = 0, nb = 0;
-    if (s->cfg.train_tower) IT_TRY(it_pretrain_params_list(err, &s->m.vision.params, &a, &na));
-    it_status st = it_pretrain_params_list(err, &s->m.head, &b, &nb);
-    if (!st && !(s->params = it_malloc((na + nb) * sizeof *s->params)))
-        st = it_err_set(err, IT_ERR_NOMEM, "detector: out of memory");
-    if (!st) {
-        if (na) memcpy(s->params, a, na * sizeof *a);
-        memcpy(s->params + na, b, nb * sizeof *b);
-        s->n_params = na + nb;
-    }
-    it_free(a);
-    it_free(b);
-    return st;
+    const it_params *sets[2] = {&s->m.head, &s->m.vision.params};
+    size_t n = 0;
+    s->params = it_malloc((s->m.head.n + s->m.vision.params.n) * sizeof *s->params);
+    if (!s->params) return it_err_set(err, IT_ERR_NOMEM, "detector: out of memory");
+    for (int k = 0; k < (s->cfg.train_tower ? 2 : 1); k++)
+        for (size_t i = 0; i < sets[k]->n; i++) {
+            it_tensor *t = sets[k]->items[i];
+            if (k == 1 && !tower_trains(t->name, s->cfg.train_layers, s->m.vision.cfg.n_layers)) {
+                t->grad = NULL;
+                t->requires_grad = 0;
+                continue;
+            }
+            s->params[n++] = (it_optim_param){t->name, it_f32(t), t->grad, (size_t)t->n, 0};
+        }
+    s->n_params = n;
+    return IT_OK;
 }
 
 static it_status state_init(it_err *err, det_state *s, const it_pretrain_opts *o, const json_t *cfg, const char *run)
@@ -278,8 +299,9 @@ static it_status state_init(it_err *err, det_state *s, const it_pretrain_opts *o
     s->pixels = it_malloc(B * 3 * s->S * s->S * sizeof(float));
     s->attrs = it_malloc(B * sizeof *s->attrs);
     s->truth = it_malloc(B * sizeof *s->truth);
-    s->match = it_malloc(B * IT_TOY_N_PARTS * sizeof(int32_t));
-    if (!s->text_q || !s->bias || !s->rgb || !s->pixels || !s->attrs || !s->truth || !s->match)
+    s->assign = it_malloc(B * (size_t)s->N * sizeof(int32_t));
+    s->rep = it_malloc(B * IT_TOY_N_PARTS * sizeof(int32_t));
+    if (!s->text_q || !s->bias || !s->rgb || !s->pixels || !s->attrs || !s->truth || !s->assign || !s->rep)
         return it_err_set(err, IT_ERR_NOMEM, "detector: out of memory");
     it_detloss_box_bias(s->bias, s->gh, s->gw);
     IT_TRY(text_queries(err, &s->m, &s->ctx, s->text_q));
@@ -333,16 +355,17 @@ static float logit_of(const float *emb, float shift, float scale_raw, const floa
 
 /* One-to-one assignment of each present part to a patch (DETR's matching,
  * greedy by lowest cost: box L1 + GIoU + class probability of the part's
- * name). Fills s->match. */
+ * name). Fills s->assign and s->rep. */
 static void match_parts(det_state *s, const it_owlvit_heads *h)
 {
     int N = s->N, d = s->dq;
+    for (int k = 0; k < s->B * N; k++) s->assign[k] = -1;
     const float *raw = it_f32(h->box_raw), *ce = it_f32(h->class_emb), *sh = it_f32(h->shift),
                 *sr = it_f32(h->scale_raw);
     for (int b = 0; b < s->B; b++) {
         int used_part[IT_TOY_N_PARTS] = {0};
         uint8_t *used = it_calloc((size_t)N, 1);
-        for (int p = 0; p < IT_TOY_N_PARTS; p++) s->match[b * IT_TOY_N_PARTS + p] = -1;
+        for (int p = 0; p < IT_TOY_N_PARTS; p++) s->rep[b * IT_TOY_N_PARTS + p] = -1;
         for (;;) {
             double best = INFINITY;
             int bp = -1, bi = -1;
@@ -372,9 +395,59 @@ static void match_parts(det_state *s, const it_owlvit_heads *h)
             if (bp < 0) break;
             used_part[bp] = 1;
             if (used) used[bi] = 1;
-            s->match[b * IT_TOY_N_PARTS + bp] = bi;
+            s->rep[b * IT_TOY_N_PARTS + bp] = bi;
+            s->assign[b * N + bi] = bp;
         }
         it_free(used);
+    }
+}
+
+/* Centre assignment (FCOS's rule): every patch whose centre lies inside a
+ * part's box learns that part (the smallest box when several contain it,
+ * so eyes win over face and face over body); a part no centre falls into
+ * takes the patch nearest its box centre. Many positives per part make the
+ * class head learn much faster than one-to-one matching, and every
+ * positive patch regresses its part's box, so the top-scoring one is
+ * usable at inference. The image query of a part is its patch nearest the
+ * box centre. */
+static void assign_centres(det_state *s)
+{
+    int N = s->N, gw = s->gw, gh = s->gh;
+    for (int b = 0; b < s->B; b++) {
+        const it_toy_truth *t = &s->truth[b];
+        int32_t *as = s->assign + (size_t)b * N;
+        float area[IT_TOY_N_PARTS], g[IT_TOY_N_PARTS][4];
+        for (int p = 0; p < IT_TOY_N_PARTS; p++) {
+            gt_corners(t, p, g[p]);
+            area[p] = part_present(t, p) ? (g[p][2] - g[p][0]) * (g[p][3] - g[p][1]) : -1;
+        }
+        for (int i = 0; i < N; i++) {
+            float cx = ((float)(i % gw) + 0.5f) / (float)gw, cy = ((float)(i / gw) + 0.5f) / (float)gh;
+            as[i] = -1;
+            for (int p = 0; p < IT_TOY_N_PARTS; p++)
+                if (area[p] > 0 && cx >= g[p][0] && cx < g[p][2] && cy >= g[p][1] && cy < g[p][3] &&
+                    (as[i] < 0 || area[p] < area[as[i]]))
+                    as[i] = p;
+        }
+        for (int p = 0; p < IT_TOY_N_PARTS; p++) {
+            int32_t *rp = &s->rep[b * IT_TOY_N_PARTS + p];
+            *rp = -1;
+            if (area[p] <= 0) continue;
+            float gx = (g[p][0] + g[p][2]) / 2, gy = (g[p][1] + g[p][3]) / 2, best = INFINITY, best_own = INFINITY;
+            int near = 0, own = -1;
+            for (int i = 0; i < N; i++) {
+                float dx = ((float)(i % gw) + 0.5f) / (float)gw - gx, dy = ((float)(i / gw) + 0.5f) / (float)gh - gy;
+                float d2 = dx * dx + dy * dy;
+                if (d2 < best) best = d2, near = i;
+                if (as[i] == p && d2 < best_own) best_own = d2, own = i;
+            }
+            if (own < 0 && (as[near] < 0 || area[as[near]] > area[p])) own = near, as[near] = p;
+            *rp = own;
+        }
+        /* a patch taken over by a smaller part may have been some part's representative */
+        for (int p = 0; p < IT_TOY_N_PARTS; p++)
+            if (s->rep[b * IT_TOY_N_PARTS + p] >= 0 && as[s->rep[b * IT_TOY_N_PARTS + p]] != p)
+                s->rep[b * IT_TOY_N_PARTS + p] = -1;
     }
 }
 
@@ -383,9 +456,9 @@ static void match_parts(det_state *s, const it_owlvit_heads *h)
 typedef struct det_targets {
     it_detloss_box_args box;
     it_detloss_class_args cls;
-    int32_t row[64 * IT_TOY_N_PARTS], qrow[64 * IT_TOY_N_PARTS];
-    int qimg[64 * IT_TOY_N_PARTS], qpart[64 * IT_TOY_N_PARTS];
-    float gt[64 * IT_TOY_N_PARTS * 4];
+    int32_t *row, *qrow;      /* (M) boxes' rows, (K) image queries' rows */
+    int *qimg, *qpart;        /* (K) */
+    float *gt;                /* (M, 4) */
     uint8_t *target, *valid;
     int n_pos;
 } det_targets;
@@ -400,11 +473,18 @@ static int text_positive(const det_state *s, int b, int q, int p)
 static it_status make_targets(it_err *err, det_state *s, det_targets *t)
 {
     int B = s->B, N = s->N, M = 0, K = 0;
-    memset(&t->box, 0, sizeof t->box);
+    size_t cap = (size_t)B * N + 1, capq = (size_t)B * IT_TOY_N_PARTS + 1;
+    t->row = it_ctx_alloc(&s->ctx, cap * sizeof(int32_t));
+    t->gt = it_ctx_alloc(&s->ctx, cap * 4 * sizeof(float));
+    t->qrow = it_ctx_alloc(&s->ctx, capq * sizeof(int32_t));
+    t->qimg = it_ctx_alloc(&s->ctx, capq * sizeof(int));
+    t->qpart = it_ctx_alloc(&s->ctx, capq * sizeof(int));
+    if (!t->row || !t->gt || !t->qrow || !t->qimg || !t->qpart)
+        return it_err_set(err, IT_ERR_NOMEM, "detector: out of memory for targets");
     for (int b = 0; b < B; b++)
-        for (int p = 0; p < IT_TOY_N_PARTS; p++) {
-            int i = s->match[b * IT_TOY_N_PARTS + p];
-            if (i < 0) continue;
+        for (int i = 0; i < N; i++) {
+            int p = s->assign[b * N + i];
+            if (p < 0) continue;
             float g[4];
             gt_corners(&s->truth[b], p, g);
             t->row[M] = b * N + i;
@@ -413,12 +493,15 @@ static it_status make_targets(it_err *err, det_state *s, det_targets *t)
             t->gt[M * 4 + 2] = g[2] - g[0];
             t->gt[M * 4 + 3] = g[3] - g[1];
             M++;
-            if (s->cfg.image_queries && B > 1) {
-                t->qrow[K] = b * N + i;
-                t->qimg[K] = b;
-                t->qpart[K] = p;
-                K++;
-            }
+        }
+    for (int b = 0; b < B && s->cfg.image_queries && B > 1; b++)
+        for (int p = 0; p < IT_TOY_N_PARTS; p++) {
+            int i = s->rep[b * IT_TOY_N_PARTS + p];
+            if (i < 0) continue;
+            t->qrow[K] = b * N + i;
+            t->qimg[K] = b;
+            t->qpart[K] = p;
+            K++;
         }
     int Q = N_QUERIES + K;
     size_t RQ = (size_t)B * N * Q;
@@ -428,9 +511,9 @@ static it_status make_targets(it_err *err, det_state *s, det_targets *t)
     memset(t->valid, 1, RQ);
     int pos = 0;
     for (int b = 0; b < B; b++)
-        for (int p = 0; p < IT_TOY_N_PARTS; p++) {
-            int i = s->match[b * IT_TOY_N_PARTS + p];
-            if (i < 0) continue;
+        for (int i = 0; i < N; i++) {
+            int p = s->assign[b * N + i];
+            if (p < 0) continue;
             uint8_t *tr = t->target + ((size_t)b * N + i) * Q, *va = t->valid + ((size_t)b * N + i) * Q;
             for (int q = 0; q < N_QUERIES; q++)
                 if (text_positive(s, b, q, p)) tr[q] = 1, pos++;
@@ -462,7 +545,8 @@ static it_status det_step(it_err *err, void *user, int64_t step, it_pretrain_sta
     it_owlvit_heads h;
     it_owlvit_heads_forward(&s->ctx, &s->m, vo.hidden, s->N, &h);
     IT_TRY(it_ctx_status(&s->ctx, err));
-    match_parts(s, &h);
+    if (s->cfg.centre) assign_centres(s);
+    else match_parts(s, &h);
     det_targets *t = it_ctx_calloc(&s->ctx, sizeof *t);
     if (!t) return it_err_set(err, IT_ERR_NOMEM, "detector: out of memory");
     IT_TRY(make_targets(err, s, t));
@@ -533,7 +617,7 @@ it_status it_detector_measure(it_err *err, it_owlvit *m, uint64_t seed, int n, j
         it_image img = {RENDER, RENDER, 3, rgb};
         if (!s) s = it_owlvit_embed_image(err, &ctx, m, &img, &im[i]);
     }
-    recall_acc text = {{0}, {0}}, image = {{0}, {0}};
+    recall_acc text = {{0}, {0}}, image = {{0}, {0}}, inside = {{0}, {0}};
     float *logits = s ? NULL : it_malloc((size_t)im[0].n * IT_TOY_N_PARTS * sizeof(float));
     float *qi = it_malloc((size_t)dq * sizeof(float));
     if (!s && (!logits || !qi)) s = it_err_set(err, IT_ERR_NOMEM, "detector quality: out of memory");
@@ -545,9 +629,14 @@ it_status it_detector_measure(it_err *err, it_owlvit *m, uint64_t seed, int n, j
             if (!part_present(&truth[i], p)) continue;
             float g[4], c[4];
             gt_corners(&truth[i], p, g);
-            to_corners(im[i].boxes + (size_t)top_patch(logits, im[i].n, IT_TOY_N_PARTS, p) * 4, c);
+            int top = top_patch(logits, im[i].n, IT_TOY_N_PARTS, p), gw = im[i].grid_w, gh = im[i].grid_h;
+            to_corners(im[i].boxes + (size_t)top * 4, c);
             text.n[p]++;
             text.hit[p] += it_box_iou(c, g) >= 0.5f;
+            /* diagnostic: does the top patch lie on the part at all (classification alone)? */
+            float tx = ((float)(top % gw) + 0.5f) / (float)gw, ty = ((float)(top / gw) + 0.5f) / (float)gh;
+            inside.n[p]++;
+            inside.hit[p] += tx >= g[0] && tx < g[2] && ty >= g[1] && ty < g[3];
             if (!part_present(rt, p)) continue;
             float rg[4], l1;
             gt_corners(rt, p, rg);
@@ -568,6 +657,7 @@ it_status it_detector_measure(it_err *err, it_owlvit *m, uint64_t seed, int n, j
     if (!s) {
         json_object_set_new(report, "text_recall", recall_json(&text));
         json_object_set_new(report, "image_recall", recall_json(&image));
+        json_object_set_new(report, "top_patch_on_part", recall_json(&inside));
         json_object_set_new(report, "images", json_integer(n));
     }
     for (int i = 0; im && i < n; i++) it_owlvit_image_free(&im[i]);
@@ -698,10 +788,11 @@ static void run_key(char *buf, size_t n, const det_state *s, int64_t steps, doub
 {
     const it_clip_vision_config *v = &s->m.vision.cfg;
     snprintf(buf, n,
-             "detector v1 clip=%s%s vision=%dx%d/p%d/%d batch=%d lr=%g steps=%lld seed=%llu tower=%d imgq=%d aug=%g",
+             "detector v2 clip=%s%s vision=%dx%d/p%d/%d batch=%d lr=%g steps=%lld seed=%llu tower=%d/%d imgq=%d aug=%g "
+             "assign=%s",
              s->interim ? "interim:" : "", s->clip_dir, v->hidden, v->n_layers, v->patch_size, v->image_size, s->B, lr,
-             (long long)steps, (unsigned long long)s->o->seed, s->cfg.train_tower, s->cfg.image_queries,
-             (double)s->cfg.augment);
+             (long long)steps, (unsigned long long)s->o->seed, s->cfg.train_tower, s->cfg.train_layers,
+             s->cfg.image_queries, (double)s->cfg.augment, s->cfg.centre ? "centre" : "matching");
 }
 
 it_status it_pretrain_detector(it_err *err, const it_pretrain_opts *o)
@@ -737,7 +828,7 @@ it_status it_pretrain_detector(it_err *err, const it_pretrain_opts *o)
         if (s.interim) IT_LOG_W("detector: no trained toy CLIP in %s/clip: training on the interim random CLIP %s", o->out, s.clip_dir);
         st = it_pretrain_train(err, o, &l, &res);
     }
-    if (!st && res.finished) {
+    if (!st && res.step > 0 && (res.finished || o->export_partial || o->export_only)) { /* interim weights too */
         char steps_s[32];
         snprintf(steps_s, sizeof steps_s, "%lld", (long long)res.step);
         snprintf(outdir, sizeof outdir, "%s/owlvit", o->out);

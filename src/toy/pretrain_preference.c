@@ -449,6 +449,22 @@ static it_status pref_eval(it_err *err, void *user, int64_t step, json_t *metric
                                  metrics);
 }
 
+/* FNV-1a 64 of the CLIP's weights file, in hex: the head only makes sense
+ * on the embeddings of exactly that CLIP. */
+static it_status clip_fingerprint(it_err *err, const char *clip_dir, char out[17])
+{
+    char path[4200];
+    snprintf(path, sizeof path, "%s/model.safetensors", clip_dir);
+    uint8_t *d = NULL;
+    size_t n = 0;
+    IT_TRY(it_file_read(err, &d, &n, path, (size_t)1 << 31));
+    uint64_t h = 0xcbf29ce484222325ull;
+    for (size_t i = 0; i < n; i++) h = (h ^ d[i]) * 0x100000001b3ull;
+    it_free(d);
+    snprintf(out, 17, "%016llx", (unsigned long long)h);
+    return IT_OK;
+}
+
 /* ---------------------------------------------------------------- export */
 
 /* OUT/preference/pref_config.json (the head's architecture, plus "clip":
@@ -467,7 +483,14 @@ static it_status export_head(it_err *err, const pref_state *s, const char *out, 
     char expect[2100];
     snprintf(expect, sizeof expect, "%s/clip", out);
     if (!s->interim && strcmp(s->clip_dir, expect)) snprintf(clip_rel, sizeof clip_rel, "%s", abs);
+    char fp[17];
+    it_status fs = clip_fingerprint(err, s->clip_dir, fp);
+    if (fs) {
+        json_decref(j);
+        return fs;
+    }
     json_object_set_new(j, "clip", json_string(clip_rel));
+    json_object_set_new(j, "clip_fingerprint", json_string(fp));
     json_object_set_new(j, "interim_clip", json_boolean(s->interim));
     char *txt = json_dumps(j, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
     json_decref(j);
@@ -521,7 +544,7 @@ it_status it_pretrain_preference(it_err *err, const it_pretrain_opts *o)
         if (s.interim) IT_LOG_W("preference: no trained toy CLIP in %s/clip: training on the interim random CLIP %s", o->out, s.clip_dir);
         st = it_pretrain_train(err, o, &l, &res);
     }
-    if (!st && res.finished) {
+    if (!st && res.step > 0 && (res.finished || o->export_partial || o->export_only)) { /* interim weights too */
         char steps_s[32];
         snprintf(steps_s, sizeof steps_s, "%lld", (long long)res.step);
         st = export_head(err, &s, o->out, steps_s);
@@ -553,7 +576,16 @@ it_status it_quality_preference(it_err *err, const it_pretrain_opts *o, json_t *
     }
     if (c[0] == '/') snprintf(clipdir, sizeof clipdir, "%s", c);
     else snprintf(clipdir, sizeof clipdir, "%s/%s", dir, c);
+    char want[17] = "", got[17];
+    const char *fpv = json_string_value(json_object_get(j, "clip_fingerprint"));
+    if (fpv) snprintf(want, sizeof want, "%s", fpv);
     json_decref(j);
+    if (want[0]) {
+        IT_TRY(clip_fingerprint(err, clipdir, got));
+        if (strcmp(want, got))
+            return it_err_set(err, IT_ERR_ARG, "%s: trained on another CLIP (fingerprint %s, %s/model.safetensors is %s): "
+                              "retrain the head (toy pretrain preference)", cfgp, want, clipdir, got);
+    }
     it_pref head;
     IT_TRY(it_pref_load(err, &head, cfgp, wp));
     it_clip clip;
