@@ -173,6 +173,15 @@ IT_TEST(intent_parser_input_errors) {
         {"Keep the jacket [1,,2].", "is not a reference"},
         {"Bad \xC3\x28 byte.", "not valid UTF-8 at byte 4"},
         {"Overlong \xC0\xAF slash.", "not valid UTF-8 at byte 9"},
+        {"A surrogate \xED\xA0\x80 half.", "not valid UTF-8 at byte 12"},
+        {"Past U+10FFFF \xF4\x90\x80\x80.", "not valid UTF-8 at byte 14"},
+        {"Cut at the end \xE2\x80", "not valid UTF-8 at byte 15"},
+        {"Lone \x80 continuation.", "not valid UTF-8 at byte 5"},
+        {"Keep [[1]] the hat.", "unclosed '[' at offset 5"},
+        {"Keep the hat [", "unclosed '[' at offset 13"},
+        {"Keep the hat ]]", "unmatched ']' at offset 13"},
+        {"Keep the hat [1000].", "numbers go from 1 to 999"},
+        {"Keep the hat [1-2].", "\"[1-2]\" at offset 13 is not a reference"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         it_err e;
@@ -196,7 +205,21 @@ IT_TEST(intent_parser_input_errors) {
     memset(t2, 'a', big);
     IT_CHECK(it_intent_parse(&e, &in, t2, big, &o) == IT_ERR_RANGE);
     IT_CHECK_CONTAINS(e.msg, "more than the 16384 allowed");
+    /* under the byte limit but over the token limit: a word count error */
+    for (size_t k = 0; k < 8200; k += 2) t2[k] = 'a', t2[k + 1] = ' ';
+    IT_CHECK(it_intent_parse(&e, &in, t2, 8200, &o) == IT_ERR_RANGE);
+    IT_CHECK_CONTAINS(e.msg, "more than 4096 words and marks");
     it_free(t2);
+    /* a word longer than a token holds is read in part, with a warning */
+    char longw[400];
+    int n = snprintf(longw, sizeof longw, "A man named Al. Keep the %0300d hat.", 0);
+    for (int k = 0; k < n; k++)
+        if (longw[k] == '0') longw[k] = 'x';
+    IT_REQUIRE_OK(it_intent_parse(&e, &in, longw, (size_t)n, &o), &e);
+    int warned = 0;
+    for (int k = 0; k < in.n_warnings; k++) warned |= strstr(in.warnings[k], "300-byte word at offset 25") != NULL;
+    IT_CHECK(warned);
+    it_intent_free(&in);
 }
 
 IT_TEST(intent_parser_odd_input_is_handled) {

@@ -262,5 +262,5 @@ IT_TEST(intent_corpus_heldout4) {
     run_file(t, &sc, "tests/intent/heldout4.jsonl");
     IT_CHECK(sc.cases == 24);
     double worst = report("held-out 4 (first run in docs; later rules saw it)", &sc);
-    IT_CHECK(worst >= 20.0);
+    IT_CHECK(worst >= 80.0);
 }

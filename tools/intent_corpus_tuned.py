@@ -228,6 +228,17 @@ C = [
  ("t73", "2d-character", "Two dolls named Mae and Lu. Mae must keep her bow; Lu must keep her hat. Their dresses can vary. No shoes.",
   [], [("mae", "doll"), ("lu", "doll")],
   [("mae", "bow", "preserve", "instance"), ("lu", "hat", "preserve", "instance"), ("mae", "dress", "modify", "instance"), ("lu", "dress", "modify", "instance"), ("mae", "shoes", "remove", "instance"), ("lu", "shoes", "remove", "instance")]),
+ # The toy world's three scenarios (`intenttuner toy scenario NAME`), texts exactly as the
+ # scenario writer puts them in intent.json (boxes here are the fixtures').
+ ("t74", "2d-character", "This is Vincent, a character; use the trigger word vincent. Keep his face exactly as it is, with the scar on his cheek. His jacket must be switchable between the black leather jacket [1] and the black striped jacket [2]. His hair colour must stay adjustable. He should never wear a necklace.",
+  [RA, RB], [("vincent", "character")],
+  [("vincent", "face", "preserve", "instance"), ("vincent", "scar", "preserve", "instance"), ("vincent", "jacket", "modify", "instance"), ("vincent", "hair colour", "modify", "attribute"), ("vincent", "necklace", "remove", "instance")]),
+ ("t75", "2d-character", "Teach the pose superhero landing shown in [1]; use the trigger word herolanding. Crouched low, one knee on the ground, one fist on the ground, the other arm flung back. Keep the pose the same whatever creature, colours, clothes or background the prompt asks for.",
+  [RA], [("herolanding", "pose")],
+  [("herolanding", "pose", "preserve", "image"), ("herolanding", "creature", "modify", "instance"), ("*", "palette", "modify", "image"), ("herolanding", "outfit", "modify", "instance"), ("*", "background", "modify", "image")]),
+ ("t76", "2d-character", "Teach two characters in one model: Mira [1], trigger word mira, and Tobi [2], trigger word tobi. Keep each face as it is: Mira has three eyes and a blue teardrop, Tobi has one eye and a green clover. Keep them apart: Mira must never get Tobi's features and Tobi never Mira's. Clothes, hair colour and background stay adjustable.",
+  [RA, RB], [("mira", "character"), ("tobi", "character")],
+  [("mira", "face", "preserve", "instance"), ("tobi", "face", "preserve", "instance"), ("mira", "eyes", "preserve", "instance"), ("tobi", "eyes", "preserve", "instance"), ("mira", "teardrop", "preserve", "instance"), ("tobi", "clover", "preserve", "instance"), ("mira", "outfit", "modify", "instance"), ("tobi", "outfit", "modify", "instance"), ("mira", "hair colour", "modify", "attribute"), ("tobi", "hair colour", "modify", "attribute"), ("*", "background", "modify", "image")]),
 ]
 
 with open("tests/intent/tuned.jsonl", "w") as f:

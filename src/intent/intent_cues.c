@@ -64,6 +64,12 @@ static const cue_pat g_cues[] = {
     {"matter", PRE, L, 0}, {"matters", PRE, L, 0}, {"always", PRE, B, 0}, {"as is", PRE, L, 0},
     {"must be learned", PRE, L, 0}, {"reproduced", PRE, L, 0}, {"on-model", PRE, L, 0},
     {"on model", PRE, L, 0}, {"true to", PRE, R, 0}, {"every time", PRE, L, 0},
+    /* importance predicates: "are mandatory", "are iconic", "define it" */
+    {"mandatory", PRE, L, 0}, {"required", PRE, L, 0}, {"necessary", PRE, L, 0}, {"iconic", PRE, L, 0},
+    {"vital", PRE, L, 0}, {"critical", PRE, L, 0}, {"central", PRE, L, 0}, {"defining", PRE, L, 0},
+    {"define", PRE, L, 0}, {"defines", PRE, L, 0}, {"the point", PRE, L, 0},
+    {"part of who", PRE, L, 0}, {"part of what", PRE, L, 0}, {"non-negotiable", PRE, L, 0}, {"a must", PRE, L, 0},
+    {"characteristic", PRE, L, 0}, {"distinctive", PRE, L, 0},
     /* modify */
     {"switch", MOD, 0, 0}, {"swap", MOD, 0, 0}, {"change", MOD, 0, 0}, {"vary", MOD, 0, 0},
     {"alternate", MOD, 0, 0}, {"adjust", MOD, 0, 0}, {"control", MOD, 0, 0}, {"customize", MOD, R, 0},
@@ -83,7 +89,9 @@ static const cue_pat g_cues[] = {
     {"up to the user", MOD, L, 0}, {"free to change", MOD, L, 0}, {"negotiable", MOD, L, 0},
     {"vary freely", MOD, L, 0}, {"changing", MOD, L, 0}, {"varying", MOD, L, 0}, {"diverse", MOD, L, 0},
     {"random", MOD, L, 0}, {"tunable", MOD, L, 0},
-    {"configurable", MOD, L, 0}, {"on or off", MOD, L, 0}, {"with or without", MOD, L, 0},
+    {"configurable", MOD, L, 0}, {"on or off", MOD, L, 0}, {"with or without", MOD, B, 0},
+    {"free", MOD, L, 0}, {"drift", MOD, 0, 0}, {"drifts", MOD, L, 0}, {"shift", MOD, 0, 0},
+    {"replaced", MOD, L, 0}, {"exchanged", MOD, L, 0}, {"exchange", MOD, 0, 0}, {"replace", MOD, R, 0},
     /* remove */
     {"no", REM, R, CUE_TIGHT}, {"without", REM, R, CUE_TIGHT}, {"free of", REM, R, CUE_TIGHT},
     {"minus", REM, R, CUE_TIGHT}, {"remove", REM, R, 0}, {"removes", REM, R, 0}, {"removing", REM, R, 0},
@@ -111,7 +119,11 @@ static const cue_pat g_cues[] = {
     {"appear", REM, L, CUE_PRESENCE}, {"appears", REM, L, CUE_PRESENCE}, {"visible", REM, L, CUE_PRESENCE},
     {"shown", REM, L, CUE_PRESENCE}, {"included", REM, L, CUE_PRESENCE}, {"present", REM, L, CUE_PRESENCE},
     {"allowed", REM, L, CUE_PRESENCE}, {"show up", REM, L, CUE_PRESENCE}, {"be there", REM, L, CUE_PRESENCE},
-    {"be seen", REM, L, CUE_PRESENCE},
+    {"be seen", REM, L, CUE_PRESENCE}, {"pictured", REM, L, CUE_PRESENCE}, {"seen", REM, L, CUE_PRESENCE},
+    /* past forms ("she never wore them") */
+    {"wore", REM, R, CUE_PRESENCE}, {"had", REM, R, CUE_PRESENCE}, {"held", REM, R, CUE_PRESENCE},
+    {"carried", REM, R, CUE_PRESENCE}, {"showed", REM, R, CUE_PRESENCE}, {"featured", REM, R, CUE_PRESENCE},
+    {"drew", REM, R, CUE_PRESENCE}, {"painted", REM, R, CUE_PRESENCE}, {"gave", REM, R, CUE_PRESENCE},
 };
 
 #define N_CUES (sizeof g_cues / sizeof g_cues[0])
@@ -211,7 +223,8 @@ static int pat_match(const char *pat, const tok_list *tl, int i, int s1)
 
 static int is_negator(const tok *t)
 {
-    return t->kind == TK_WORD && (!strcmp(t->w, "not") || !strcmp(t->w, "never") || !strcmp(t->w, "neither"));
+    return t->kind == TK_WORD && (!strcmp(t->w, "not") || !strcmp(t->w, "never") || !strcmp(t->w, "neither") ||
+                                  !strcmp(t->w, "none"));
 }
 
 static int is_modal(const char *w)
@@ -228,7 +241,7 @@ int pt_is_filler(const char *w)
         "are", "was", "were", "been", "being", "am", "to", "need", "needs", "has", "have", "had",
         "also", "too", "really", "just", "look", "looks", "seem", "seems", "get", "gets", "able",
         "please", "freely", "completely", "totally", "fully", "entirely", "both", "all", "still",
-        "strictly", "definitely", "absolutely", "do", "does", "ought", "got", "stay", "very", "feel",
+        "strictly", "definitely", "absolutely", "do", "does", "ought", "got", "stay", "very", "feel", "ever",
         "be able", "allowed");
     return it_wordset_has(&l, w);
 }
@@ -283,13 +296,52 @@ static int find_negator(tok_list *tl, int i, int s0)
     return -1;
 }
 
+/* "Neither the stem nor the shade should change": a clause opened by
+ * "neither" negates its verb, however far. Returns the negator or -1. */
+static int clause_neither(tok_list *tl, int i, int s0)
+{
+    int j = i - 1;
+    while (j >= s0 && !(tl->t[j].kind == TK_PUNCT) && !(tl->t[j].kind == TK_WORD && pt_is_clause_word(tl->t[j].w))) j--;
+    j++;
+    if (j < i && pt_is(&tl->t[j], "neither") && !tl->t[j].used) {
+        for (int k = j; k < i; k++)
+            if (pt_is(&tl->t[k], "nor")) return j;
+    }
+    return -1;
+}
+
+static int is_swap_word(const char *w)
+{
+    IT_WORDSET_DEFINE(l, "swap", "swapped", "swappable", "switch", "switched", "exchange", "exchanged",
+                      "replace", "replaced", "traded", "changed");
+    return it_wordset_has(&l, w);
+}
+
+static const char *g_cue_last_word(const char *words)
+{
+    const char *sp = strrchr(words, ' ');
+    return sp ? sp + 1 : words;
+}
+
 /* "can be X or Y": a value list after a modal + be. */
 static int cue_at(const tok_list *tl, int i, int s1);
+static int is_presence_cue(const char *w);
+
+/* "The bulb may glow warm or cool": a verb the lexicon does not know right
+ * after a modal, taking the place of "be" before a value list. */
+static int plain_verb_after_modal(const tok_list *tl, int i, int s1)
+{
+    const it_lex_entry *e;
+    const char *w = tl->t[i].w;
+    return i > 0 && is_modal(tl->t[i - 1].w) && !pt_is(&tl->t[i - 1], "to") && tl->t[i].kind == TK_WORD &&
+           !it_lex_is_function(w) && !it_lex_match(&e, &w, 1, 0) && !cue_at(tl, i, s1);
+}
 
 static int values_after_be(const tok_list *tl, int i, int s1)
 {
     if (i < 1 || !is_modal(tl->t[i - 1].w)) return 0;
-    if (i + 1 < s1 && cue_at(tl, i + 1, s1)) return 0; /* "be controllable, e.g. X or Y" */
+    if (i + 1 < s1 && cue_at(tl, i + 1, s1) && !is_presence_cue(tl->t[i + 1].w))
+        return 0; /* "be controllable, e.g. X or Y" (but "be shown in white or black") */
     for (int j = i + 1; j < s1 && j < i + 14; j++) {
         const tok *t = &tl->t[j];
         if (t->kind == TK_PUNCT && t->w[0] != ',') return 0;
@@ -297,6 +349,29 @@ static int values_after_be(const tok_list *tl, int i, int s1)
         if (pt_is(t, "or")) return 1;
     }
     return 0;
+}
+
+static int is_presence_cue(const char *w)
+{
+    size_t lo, hi;
+    cue_range(w, &lo, &hi);
+    for (size_t k = lo; k < hi; k++)
+        if (g_cue_sorted[k]->flags & CUE_PRESENCE) return 1;
+    return 0;
+}
+
+/* After a colon, a list of alternatives ("X or Y") and no cue: values. */
+static int values_after_colon(const tok_list *tl, int i, int s1)
+{
+    int or = 0;
+    for (int j = i + 1; j < s1; j++) {
+        const tok *t = &tl->t[j];
+        if (t->kind == TK_PUNCT && t->w[0] != ',') break;
+        if (t->used || (t->kind == TK_WORD && (pt_is_clause_word(t->w) || is_modal(t->w)))) return 0;
+        if (cue_at(tl, j, s1) && !is_presence_cue(t->w)) return 0;
+        or |= pt_is(t, "or");
+    }
+    return or;
 }
 
 static int cue_at(const tok_list *tl, int i, int s1)
@@ -331,13 +406,18 @@ int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
     int n = 0;
     for (int i = s0; i < s1 && n < max; i++) {
         tok *t = &tl->t[i];
+        if (pt_punct(t, ':') && values_after_colon(tl, i, s1)) {
+            /* "Background: the school hall or plain grey" */
+            out[n++] = (cue){i, i + 1, IT_OP_MODIFY, CUE_LEFT, CUE_VALUES, 0};
+            continue;
+        }
         if (t->kind != TK_WORD || t->used) continue;
         int mw = multiword_noun(tl, i, s1);
         if (mw) {
             i += mw - 1;
             continue;
         }
-        if (pt_is(t, "be") && values_after_be(tl, i, s1)) {
+        if ((pt_is(t, "be") || plain_verb_after_modal(tl, i, s1)) && values_after_be(tl, i, s1)) {
             out[n++] = (cue){i, i + 1, IT_OP_MODIFY, CUE_LEFT, CUE_VALUES, 0};
             t->used = 1;
             continue;
@@ -359,15 +439,28 @@ int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
                           !(tl->t[j].kind == TK_WORD && (is_modal(tl->t[j].w) || pt_is_clause_word(tl->t[j].w)));
             if (in_list) continue;
         }
+        /* "keep them apart": subjects kept apart, nothing kept */
+        if ((pt_is(t, "keep") || pt_is(t, "keeps")) && i + 2 < s1 &&
+            (pt_is(&tl->t[i + 1], "apart") || pt_is(&tl->t[i + 2], "apart")))
+            continue;
         /* "no longer" is a negator, "no matter" an idiom: neither is "no X". */
         if (pt_is(t, "no") && i + 1 < s1 && (pt_is(&tl->t[i + 1], "longer") || pt_is(&tl->t[i + 1], "matter")))
             continue;
+        /* "in the same way", "at the same time": adverbials, not cues */
+        if (i + best < s1 && bp->op == IT_OP_PRESERVE && !strcmp(g_cue_last_word(bp->words), "same") &&
+            (pt_is(&tl->t[i + best], "way") || pt_is(&tl->t[i + best], "manner") || pt_is(&tl->t[i + best], "time")))
+            continue;
         cue c = {i, i + best, bp->op, bp->dir ? bp->dir : verb_dir(tl, i, s0), bp->flags, 0};
         int neg = (bp->flags & CUE_TIGHT) || pt_is(t, "never") ? -1 : find_negator(tl, i, s0);
+        if (neg < 0 && !(bp->flags & CUE_TIGHT)) neg = clause_neither(tl, i, s0);
         if (neg >= 0) {
             c.negated = 1;
             tl->t[neg].used = 1;
-            if (!(bp->flags & CUE_PRESENCE))
+            /* negated: a state ("doesn't need to stay the same") may change;
+             * an order to keep ("don't reproduce my signature") removes */
+            if (!(bp->flags & CUE_PRESENCE) && c.op == IT_OP_PRESERVE && bp->dir == CUE_RIGHT)
+                c.op = IT_OP_REMOVE;
+            else if (!(bp->flags & CUE_PRESENCE))
                 c.op = c.op == IT_OP_PRESERVE ? IT_OP_MODIFY : IT_OP_PRESERVE;
             /* the negator may govern an earlier "never": drop it */
             for (int k = 0; k < n; k++)
@@ -382,7 +475,27 @@ int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
                 out[j] = out[--n];
                 break;
             }
+        /* "What matters most is the palette": the cue governs what follows "is" */
+        if ((c.dir & CUE_LEFT) && i > s0 && (pt_is(&tl->t[i - 1], "what") || pt_is(&tl->t[i - 1], "whatever"))) {
+            for (int j = c.t1; j < s1 && j < c.t1 + 3; j++)
+                if (pt_is(&tl->t[j], "is") || pt_is(&tl->t[j], "are")) {
+                    for (int k = c.t1; k <= j; k++) tl->t[k].used = 1;
+                    c.t1 = j + 1;
+                    c.dir = CUE_RIGHT;
+                    break;
+                }
+        }
         for (int k = c.t0; k < c.t1; k++) tl->t[k].used = 1;
+        /* "swapped for casual clothes", "replaced with a cap": what follows is
+         * a value of the thing swapped */
+        if (c.op == IT_OP_MODIFY && !c.negated && c.t1 + 1 < s1 && n + 1 < max &&
+            (pt_is(&tl->t[c.t1], "for") || pt_is(&tl->t[c.t1], "with")) && is_swap_word(tl->t[c.t0].w)) {
+            out[n++] = c;
+            tl->t[c.t1].used = 1;
+            out[n++] = (cue){c.t1, c.t1 + 1, IT_OP_MODIFY, CUE_RIGHT, CUE_VALUES, 0};
+            i = c.t1;
+            continue;
+        }
         /* "must stay adjustable", "remains changeable": the linking verb
          * only carries the adjective right after it, whose operation wins. */
         if (n > 0 && c.op == IT_OP_MODIFY && !c.negated && out[n - 1].t1 == c.t0 &&
@@ -428,6 +541,31 @@ static int content_word(const tok *t)
     if (t->kind == TK_NUM || t->kind == TK_POSS || t->kind == TK_REF) return 1;
     if (t->kind != TK_WORD) return 0;
     return !it_lex_is_function(t->w) && !is_breaker(t->w);
+}
+
+/* Is token i part of a noun phrase? content_word, with two corrections from
+ * the neighbours: a word the lexicon does not know right after a subject
+ * pronoun is a verb ("the axe he carries", "when he smiles"); a verb-like
+ * word between a content word and the end of the phrase is the noun of a
+ * compound ("war paint are essential", "the face paint."). */
+static int in_phrase(const tok_list *tl, int i, int s0, int s1)
+{
+    const tok *t = &tl->t[i];
+    const it_lex_entry *e;
+    const char *w = t->w;
+    if (t->kind == TK_WORD && !t->used && i > s0 && tl->t[i - 1].kind == TK_WORD && !tl->t[i - 1].used &&
+        (pt_is(&tl->t[i - 1], "he") || pt_is(&tl->t[i - 1], "she") || pt_is(&tl->t[i - 1], "they") ||
+         pt_is(&tl->t[i - 1], "we") || pt_is(&tl->t[i - 1], "i") || pt_is(&tl->t[i - 1], "you")) &&
+        !it_lex_match(&e, &w, 1, 0))
+        return 0;
+    if (content_word(t)) return 1;
+    if (t->kind != TK_WORD || t->used || !is_breaker(w) || it_lex_is_function(w) || i == s0 ||
+        !content_word(&tl->t[i - 1]) || tl->t[i - 1].kind != TK_WORD)
+        return 0;
+    if (i + 1 >= s1) return 1;
+    const tok *n = &tl->t[i + 1];
+    return n->kind == TK_PUNCT || pt_is(n, "and") || pt_is(n, "or") || pt_is(n, "are") || pt_is(n, "is") ||
+           is_modal(n->w);
 }
 
 /* Lexicon lookup over token words starting at i (up to 4 words). */
@@ -528,7 +666,7 @@ int pt_chunks(chunk *out, int max, tok_list *tl, int s0, int s1)
     for (int i = s0; i < s1 && n < max;) {
         const it_lex_entry *e;
         int multi = tl->t[i].kind == TK_WORD && !tl->t[i].used ? lex_at(&e, tl, i, s1, 0) : 0;
-        if (!content_word(&tl->t[i]) && multi < 2) {
+        if (!in_phrase(tl, i, s0, s1) && multi < 2) {
             i++;
             continue;
         }
@@ -539,7 +677,7 @@ int pt_chunks(chunk *out, int max, tok_list *tl, int s0, int s1)
                 i += multi;
                 continue;
             }
-            if (!content_word(&tl->t[i])) break;
+            if (!in_phrase(tl, i, s0, s1)) break;
             i++;
         }
         chunk *c = &out[n];
@@ -629,6 +767,11 @@ static int skippable_det(const tok *t)
     return t->kind == TK_WORD && !t->used && (it_lex_is_determiner(t->w) || it_lex_is_possessive(t->w));
 }
 
+static int is_subject_pronoun(const tok *t)
+{
+    return pt_is(t, "he") || pt_is(t, "she") || pt_is(t, "they") || pt_is(t, "we") || pt_is(t, "i") || pt_is(t, "you");
+}
+
 /* Chunks governed by a postfix cue: the coordinated list before it. */
 static int walk_left(int *got, int max, const chunk *ch, int n, const tok_list *tl, int pos, int s0,
                      int skip_cues)
@@ -637,13 +780,17 @@ static int walk_left(int *got, int max, const chunk *ch, int n, const tok_list *
     while (j >= s0) {
         const tok *t = &tl->t[j];
         if (t->kind == TK_WORD && ((!t->used && pt_is_filler(t->w)) || is_negator(t))) j--;
-        else if (pt_punct(t, ':')) j--;
+        else if (pt_punct(t, ':') || t->aside) j--;
+        else if (j - 1 > s0 && !t->used && t->kind == TK_WORD && chunk_ending_at(ch, n, j + 1) < 0 &&
+                 is_subject_pronoun(&tl->t[j - 1]))
+            j -= 2; /* "the axe he carries can be swapped": a relative clause */
+        else if (pt_is(t, "but") && j > s0 && tl->t[j - 1].kind == TK_WORD && pt_is_filler(tl->t[j - 1].w)) j--;
         else if (skip_cues && t->kind == TK_WORD && t->used) j--;
         else if (pt_is(t, "and") && j > s0) {
             /* "the sword and cape are iconic and must stay": skip a
              * predicate adjective ("are iconic") between the list and its cue */
             int a = chunk_ending_at(ch, n, j);
-            if (a < 0 || ch[a].has_head || ch[a].value_only || ch[a].is_class || ch[a].prop) break;
+            if (a < 0 || ch[a].has_head || ch[a].is_class || ch[a].prop) break;
             int b = ch[a].t0 - 1;
             if (b < s0 || !(pt_is(&tl->t[b], "is") || pt_is(&tl->t[b], "are") || pt_is(&tl->t[b], "look") ||
                             pt_is(&tl->t[b], "looks")))
@@ -659,7 +806,8 @@ static int walk_left(int *got, int max, const chunk *ch, int n, const tok_list *
         if (k > 0) {
             int b = ch[c].t0 - 1;
             while (b >= s0 && skippable_det(&tl->t[b])) b--;
-            if (b >= s0 && tl->t[b].kind == TK_WORD && tl->t[b].used && !tl->t[b].name) break;
+            if (b >= s0 && tl->t[b].kind == TK_WORD && tl->t[b].used && !tl->t[b].name && !is_negator(&tl->t[b]))
+                break;
         }
         got[k++] = c;
         j = ch[c].t0 - 1;
@@ -685,7 +833,8 @@ static int walk_left(int *got, int max, const chunk *ch, int n, const tok_list *
 static int is_presence_word(const char *w)
 {
     IT_WORDSET_DEFINE(l, "wear", "wears", "wearing", "have", "has", "hold", "holds",
-                                    "carry", "carries", "show", "shows", "with");
+                                    "carry", "carries", "show", "shows", "with", "shown", "made",
+                                    "rendered", "available", "drawn", "painted", "coloured", "colored");
     return it_wordset_has(&l, w);
 }
 
@@ -693,7 +842,7 @@ static int is_presence_word(const char *w)
 static int walk_right(int *got, int max, const chunk *ch, int n, const tok_list *tl, int pos, int s1)
 {
     int k = 0, j = pos;
-    while (j < s1) {
+    while (j < s1 && chunk_starting_at(ch, n, j) < 0) { /* ("other weapons" is a phrase) */
         const tok *t = &tl->t[j];
         if (t->name && !(j + 1 < s1 && tl->t[j + 1].kind == TK_POSS)) {
             j++;
@@ -702,7 +851,7 @@ static int walk_right(int *got, int max, const chunk *ch, int n, const tok_list 
         if (skippable_det(t) || (t->kind == TK_WORD && !t->used &&
                                  (it_lex_is_pronoun(t->w) || !strcmp(t->w, "of") || !strcmp(t->w, "any") ||
                                   !strcmp(t->w, "all") || !strcmp(t->w, "to") || !strcmp(t->w, "be") ||
-                                  is_presence_word(t->w))))
+                                  !strcmp(t->w, "in") || is_presence_word(t->w))))
             j++;
         else break;
     }
@@ -722,6 +871,8 @@ static int walk_right(int *got, int max, const chunk *ch, int n, const tok_list 
         if (pt_punct(t, ',')) j++;
         if (j < s1 && (pt_is(&tl->t[j], "and") || pt_is(&tl->t[j], "or") || pt_is(&tl->t[j], "nor"))) j++;
         else if (!pt_punct(t, ',')) break;
+        /* "a hat or with goggles", "white or in black" */
+        if (j < s1 && (pt_is(&tl->t[j], "with") || pt_is(&tl->t[j], "in")) && !tl->t[j].used) j++;
         while (j < s1 && skippable_det(&tl->t[j])) j++;
     }
     return k;
@@ -765,6 +916,69 @@ static int pronoun_next_to(const tok_list *tl, const cue *c, int s0, int s1)
     return 0;
 }
 
+/* "Keep each face as it is: Mira has three eyes, Tobi one eye": phrases
+ * after a colon that no cue of their own governs elaborate what the cue
+ * before the colon governs, and get its operation. */
+static void inherit_after_colon(chunk *ch, int n_ch, const cue *cu, int n_cu, const tok_list *tl, int s0, int s1)
+{
+    for (int j = s0; j < s1; j++) {
+        if (!pt_punct(&tl->t[j], ':')) continue;
+        const cue *before = NULL;
+        int ci_before = -1;
+        for (int ci = 0; ci < n_cu; ci++)
+            if (cu[ci].t1 <= j && !(cu[ci].flags & CUE_VALUES)) before = &cu[ci], ci_before = ci;
+        if (!before) continue;
+        int any_cue_after = 0;
+        for (int ci = 0; ci < n_cu; ci++) any_cue_after |= cu[ci].t0 > j;
+        if (any_cue_after) continue;
+        for (int k = 0; k < n_ch; k++)
+            if (ch[k].t0 > j && ch[k].claimed == 0 && !ch[k].value_only && !(ch[k].is_class && !ch[k].has_head))
+                claim(&ch[k], 1, before, ci_before);
+    }
+}
+
+/* "Keep his face exactly as it is, with the scar on his cheek": a phrase
+ * introduced by "with" after a kept phrase is kept with it. */
+static void inherit_with(chunk *ch, int n_ch, const tok_list *tl, int s0)
+{
+    for (int k = 1; k < n_ch; k++) {
+        if (ch[k].claimed != 0 || ch[k].value_only) continue;
+        int j = ch[k].t0 - 1;
+        while (j >= s0 && skippable_det(&tl->t[j])) j--;
+        if (j < s0 || !pt_is(&tl->t[j], "with") || tl->t[j].used) continue;
+        const chunk *b = &ch[k - 1];
+        if (b->claimed <= 0 || b->claimed == 4 || b->op != IT_OP_PRESERVE) continue;
+        ch[k].claimed = 1;
+        ch[k].op = IT_OP_PRESERVE;
+        ch[k].cue_index = b->cue_index;
+    }
+}
+
+/* "The glaze colour must stay, and so does the ridge pattern": the phrase
+ * after "so" + auxiliary gets the operation of the phrase said before. */
+static void ellipsis_so(chunk *ch, int n_ch, const tok_list *tl, int s0, int s1)
+{
+    static const char *const aux[] = {"does", "do", "did", "is", "are", "can", "may", "must", "should",
+                                      "will", "could", "might", "has", "have", NULL};
+    for (int j = s0 + 1; j + 1 < s1; j++) {
+        if (!pt_is(&tl->t[j], "so")) continue;
+        int is_aux = 0;
+        for (int a = 0; aux[a]; a++) is_aux |= pt_is(&tl->t[j + 1], aux[a]);
+        if (!is_aux) continue;
+        int k = j + 2;
+        while (k < s1 && skippable_det(&tl->t[k])) k++;
+        int c = chunk_starting_at(ch, n_ch, k);
+        if (c < 0 || ch[c].claimed) continue;
+        for (int b = n_ch - 1; b >= 0; b--)
+            if (ch[b].t1 <= j && ch[b].claimed > 0 && ch[b].claimed != 4) {
+                ch[c].claimed = 1;
+                ch[c].op = ch[b].op;
+                ch[c].cue_index = ch[b].cue_index;
+                break;
+            }
+    }
+}
+
 void pt_assign(chunk *ch, int n_ch, const cue *cu, int n_cu, tok_list *tl, int s0, int s1)
 {
     int got[64];
@@ -775,6 +989,13 @@ void pt_assign(chunk *ch, int n_ch, const cue *cu, int n_cu, tok_list *tl, int s
         if (c->dir & CUE_LEFT) {
             n_got = walk_left(got, 64, ch, n_ch, tl, c->t0, s0, 0);
             strength = 2;
+        }
+        /* "She must not appear with a stethoscope": nothing before but a
+         * pronoun, so what the verb is "with" */
+        if (n_got == 0 && (c->flags & CUE_PRESENCE) && c->dir == CUE_LEFT && c->t1 < s1 &&
+            is_presence_word(tl->t[c->t1].w)) { /* "...shown wearing a helmet" */
+            n_got = walk_right(got, 64, ch, n_ch, tl, c->t1, s1);
+            strength = 1;
         }
         if (n_got == 0 && (c->dir & CUE_RIGHT)) {
             n_got = walk_right(got, 64, ch, n_ch, tl, c->t1, s1);
@@ -797,6 +1018,9 @@ void pt_assign(chunk *ch, int n_ch, const cue *cu, int n_cu, tok_list *tl, int s
             else if (n_got) predicate_value(ch, n_ch, got, n_got, ch[got[n_got - 1]].t1, tl, s1);
         }
     }
+    inherit_after_colon(ch, n_ch, cu, n_cu, tl, s0, s1);
+    inherit_with(ch, n_ch, tl, s0);
+    ellipsis_so(ch, n_ch, tl, s0, s1);
     /* Value cues last: their values become variants of the claimed target. */
     for (int ci = 0; ci < n_cu; ci++) {
         const cue *c = &cu[ci];

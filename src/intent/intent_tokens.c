@@ -104,6 +104,14 @@ static it_status push_word(it_err *err, tok_list *tl, const char *w, size_t wl, 
     return push(err, tl, TK_WORD, w, wl, off, end, cap);
 }
 
+static int is_title(const char *w, size_t n)
+{
+    static const char *const titles[] = {"dr", "mr", "mrs", "ms", "prof", "mx", "sr", "jr", "st", NULL};
+    for (int k = 0; titles[k]; k++)
+        if (strlen(titles[k]) == n && !strncasecmp(w, titles[k], n)) return 1;
+    return 0;
+}
+
 static int is_word_byte(unsigned char c) { return isalnum(c) || c == '-' || c == '_' || c >= 0x80; }
 
 it_status pt_tokenize(it_err *err, tok_list *tl, const char *text, size_t len)
@@ -151,6 +159,12 @@ it_status pt_tokenize(it_err *err, tok_list *tl, const char *text, size_t len)
                 if (f || !is_word_byte(d)) break;
                 if (wl < sizeof word - 1) word[wl++] = (char)d;
                 i++;
+            }
+            /* "Dr. Amara Obi", "Mr. Hale": a title with its period is no
+             * sentence end and no part of the name (the trigger is the name) */
+            if (cap && i < len && text[i] == '.' && is_title(word, wl)) {
+                i++;
+                continue;
             }
             int all_digits = 1;
             for (size_t k = 0; k < wl; k++) all_digits &= isdigit((unsigned char)word[k]) != 0;

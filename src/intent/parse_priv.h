@@ -27,6 +27,7 @@ typedef struct tok {
     unsigned used : 1;     /* consumed by a subject declaration or a cue */
     unsigned long_word : 1;
     unsigned name : 1;     /* a mention of a subject's name */
+    unsigned aside : 1;    /* in an aside between commas (", on the other hand,") */
     size_t off, end;       /* byte span in the original text */
     int refs[IT_INTENT_MAX_CREFS];
     int n_refs;

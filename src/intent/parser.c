@@ -24,6 +24,8 @@ typedef struct pctx {
     tok_list tl;
     it_lex_cat subj_cat[IT_INTENT_MAX_SUBJECTS]; /* class category per subject */
     int decl_tok[IT_INTENT_MAX_SUBJECTS];       /* token where each was declared */
+    int subj_refs[IT_INTENT_MAX_SUBJECTS][IT_INTENT_MAX_CREFS]; /* refs cited with the declaration */
+    int n_subj_refs[IT_INTENT_MAX_SUBJECTS];
     int focus;          /* subject mentioned last, -1 none */
     int sent_focus;     /* subject mentioned in the current sentence, -1 none */
     int s0, s1;         /* current sentence tokens */
@@ -101,6 +103,8 @@ static void quote_sentence(char *buf, size_t n, const pctx *p)
 
 /* ---- subjects ----------------------------------------------------------------- */
 
+static void add_subject_refs(pctx *p, int s, const tok *t);
+
 static int class_at(const it_lex_entry **e, const pctx *p, int i)
 {
     const char *words[3];
@@ -133,6 +137,8 @@ static int unknown_noun(const tok *t)
            !pt_is_clause_word(w) && !it_lex_match(&e, &w, 1, 0);
 }
 
+static int cap_name_more(const tok *t);
+
 /* A name after "named"/"called": a quoted span, capitalised words, or up to
  * three lowercase words ("the pose called superhero landing"). */
 static int parse_name(const pctx *p, int i, int *n0, int *n1)
@@ -151,11 +157,12 @@ static int parse_name(const pctx *p, int i, int *n0, int *n1)
     }
     if (i >= p->s1 || t[i].kind != TK_WORD || t[i].used) return 0;
     int cap = t[i].cap, j = i;
-    while (j < p->s1 && j < i + 3 && t[j].kind == TK_WORD && (cap ? t[j].cap : 1) && name_word_ok(&t[j])) {
+    while (j < p->s1 && j < i + 3 && t[j].kind == TK_WORD && (cap ? t[j].cap : 1) &&
+           (name_word_ok(&t[j]) || (cap && j > i && cap_name_more(&t[j])))) {
         const it_lex_entry *e;
         const char *w = t[j].w;
         /* a lowercase name stops at a word the lexicon knows ("named pip with") */
-        if (!cap && j > i && it_lex_match(&e, &w, 1, 0)) break;
+        if (!cap && j > i && (it_lex_match(&e, &w, 1, 0) || pt_is_verbish(w))) break;
         j++;
     }
     if (j == i) return 0;
@@ -200,8 +207,34 @@ static int add_subject(pctx *p, int n0, int n1, const char *class_canon, it_lex_
         p->subj_cat[s] = cat;
     }
     for (int k = n0; k < n1; k++) p->tl.t[k].used = 1;
+    if (n1 < p->s1 && p->tl.t[n1].kind == TK_REF) add_subject_refs(p, s, &p->tl.t[n1]); /* "Mira [1]" */
     p->focus = p->sent_focus = s;
     return s;
+}
+
+/* Is token i (a capitalised word) the name of a subject already declared? */
+static int subject_named_at(const pctx *p, int i)
+{
+    char name[160], trig[IT_INTENT_MAX_WORD + 1];
+    span_text(name, sizeof name, p, i, i + 1);
+    it_intent_make_trigger(trig, sizeof trig, name);
+    for (int s = 0; s < p->in->n_subjects; s++)
+        if (p->in->subjects[s].trigger && !strncmp(p->in->subjects[s].trigger, trig, strlen(trig)) &&
+            (p->in->subjects[s].trigger[strlen(trig)] == '\0' || p->in->subjects[s].trigger[strlen(trig)] == '_'))
+            return 1;
+    return 0;
+}
+
+/* References cited with a subject's declaration ("Mira [1]", "the pose
+ * superhero landing shown in [1]"): they show the subject; finish() gives
+ * them to the concept that stands for it. */
+static void add_subject_refs(pctx *p, int s, const tok *t)
+{
+    for (int k = 0; k < t->n_refs; k++) {
+        int dup = 0;
+        for (int j = 0; j < p->n_subj_refs[s]; j++) dup |= p->subj_refs[s][j] == t->refs[k];
+        if (!dup && p->n_subj_refs[s] < IT_INTENT_MAX_CREFS) p->subj_refs[s][p->n_subj_refs[s]++] = t->refs[k];
+    }
 }
 
 /* The nearest class word before token i in the sentence (skipping up to six
@@ -239,6 +272,17 @@ static void mark_class(pctx *p, int j, const it_lex_entry *e)
 
 static int cap_name(const tok *t) { return t->kind == TK_WORD && t->cap && name_word_ok(t) && !pt_is_verbish(t->w); }
 
+/* A capitalised word that continues a name already started: also a number
+ * or a word the lexicon knows ("Drip One", "the Camp Mug", "Unit Seven"). */
+static int cap_name_more(const tok *t)
+{
+    if (cap_name(t)) return 1;
+    const it_lex_entry *e;
+    const char *w = t->w;
+    return t->kind == TK_WORD && t->cap && !t->used && !it_lex_is_function(w) && !pt_is_verbish(w) &&
+           (it_lex_is_number(w, NULL) || it_lex_match(&e, &w, 1, IT_LEX_CLASS) || it_lex_match(&e, &w, 1, 0));
+}
+
 /* "X named|called NAME", "call it NAME", "name it NAME" */
 static int decl_named(pctx *p, int i)
 {
@@ -259,15 +303,21 @@ static int decl_named(pctx *p, int i)
         if (after == i + 2) t[i + 1].used = 1;
         add_subject(p, n0, n1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
         i = n1 - 1;
-        /* "two cats named Tig and Tam": a second name of the same class */
-        if (n1 + 1 < p->s1 && pt_is(&t[n1], "and") && cap_name(&t[n1 + 1]) &&
-            !(n1 + 2 < p->s1 && (pt_is(&t[n1 + 2], "named") || pt_is(&t[n1 + 2], "called") ||
-                                 t[n1 + 2].kind == TK_POSS))) {
-            int m0 = n1 + 1, m1 = m0;
-            while (m1 < p->s1 && m1 < m0 + 3 && cap_name(&t[m1])) m1++;
-            t[n1].used = 1;
+        /* "two cats named Tig and Tam", "named Goo, Blob and Drip": more
+         * names of the same class */
+        while (n1 + 1 < p->s1 && (pt_is(&t[n1], "and") || pt_punct(&t[n1], ',')) && p->st == IT_OK) {
+            int m0 = n1 + 1;
+            if (pt_punct(&t[n1], ',') && m0 < p->s1 && pt_is(&t[m0], "and")) m0++;
+            if (!(m0 < p->s1 && cap_name(&t[m0])) ||
+                (m0 + 1 < p->s1 && (pt_is(&t[m0 + 1], "named") || pt_is(&t[m0 + 1], "called") ||
+                                    t[m0 + 1].kind == TK_POSS)))
+                break;
+            int m1 = m0;
+            while (m1 < p->s1 && m1 < m0 + 3 && (m1 == m0 ? cap_name(&t[m1]) : cap_name_more(&t[m1]))) m1++;
+            for (int k = n1; k < m0; k++) t[k].used = 1;
             add_subject(p, m0, m1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
             i = m1 - 1;
+            n1 = m1;
         }
         return i;
     }
@@ -280,20 +330,28 @@ static int decl_trigger(pctx *p, int i)
     tok *t = p->tl.t;
     const it_lex_entry *e = NULL;
     int n0 = 0, n1 = 0, c = -1;
-    if (pt_is(&t[i], "trigger") || pt_is(&t[i], "token")) {
+    if (pt_is(&t[i], "trigger") || pt_is(&t[i], "token") || pt_is(&t[i], "triggered")) {
         int j = i + 1;
-        while (j < p->s1 && (pt_is(&t[j], "word") || pt_is(&t[j], "is") || pt_punct(&t[j], ':'))) j++;
+        while (j < p->s1 && (pt_is(&t[j], "word") || pt_is(&t[j], "is") || pt_is(&t[j], "by") || pt_punct(&t[j], ':'))) j++;
         if (parse_name(p, j, &n0, &n1) || (j < p->s1 && t[j].kind == TK_WORD && (n0 = j, n1 = j + 1))) {
             char name[160], trig[IT_INTENT_MAX_WORD + 1];
             span_text(name, sizeof name, p, n0, n1);
             it_intent_make_trigger(trig, sizeof trig, name);
-            if (p->in->n_subjects == 0) {
+            /* "a victory pose triggered by vpose": a class word just before
+             * that no subject took is a new subject, whatever came before */
+            c = class_before(p, i, &e, p->in->n_subjects == 0);
+            if (c >= 0 && t[c].used) c = -1;
+            if (p->in->n_subjects == 0 || c >= 0) {
                 /* "Train this watercolour style, trigger word aqv" */
-                c = class_before(p, i, &e, 1);
                 if (c >= 0) mark_class(p, c, e);
                 add_subject(p, n0, n1, c >= 0 ? e->canon : NULL, c >= 0 ? e->cat : IT_LEXC_NONE);
             } else {
-                int s = p->focus >= 0 ? p->focus : p->in->n_subjects - 1;
+                /* "Mira [1], trigger word mira, and Tobi [2], trigger word
+                 * tobi": the subject named last before it */
+                int s = -1, best = -1;
+                for (int k = 0; k < p->in->n_subjects; k++)
+                    if (p->decl_tok[k] >= p->s0 && p->decl_tok[k] < i && p->decl_tok[k] > best) best = p->decl_tok[k], s = k;
+                if (s < 0) s = p->focus >= 0 ? p->focus : p->in->n_subjects - 1;
                 if (it_intent_find_subject(p->in, trig) < 0) p->in->subjects[s].trigger = it_intent_strdup(p->in, trig);
             }
             for (int k = i; k < n1; k++) t[k].used = 1;
@@ -309,11 +367,17 @@ static int decl_poss_class_name(pctx *p, int i)
 {
     tok *t = p->tl.t;
     const it_lex_entry *e = NULL;
-    if (class_at(&e, p, i) && i > p->s0 && i + 1 < p->s1 && t[i - 1].kind == TK_WORD &&
-        (it_lex_is_possessive(t[i - 1].w) || pt_is(&t[i - 1], "the")) && cap_name(&t[i + 1]) &&
+    /* "the fox knight Reynard": up to two modifiers after the determiner */
+    int d = i - 1;
+    while (d > p->s0 && d > i - 3 && t[d].kind == TK_WORD && !t[d].used && !it_lex_is_function(t[d].w) &&
+           !pt_is_verbish(t[d].w))
+        d--;
+    if (class_at(&e, p, i) && i > p->s0 && i + 1 < p->s1 && t[d].kind == TK_WORD &&
+        (it_lex_is_possessive(t[d].w) || pt_is(&t[d], "the")) && cap_name(&t[i + 1]) &&
         !(i + 2 < p->s1 && t[i + 2].kind == TK_POSS)) {
         int j = i + 1;
-        while (j < p->s1 && j < i + 3 && cap_name(&t[j])) j++;
+        while (j < p->s1 && j < i + 3 && (j == i + 1 ? cap_name(&t[j]) : cap_name_more(&t[j]))) j++;
+        for (int k = d + 1; k < i; k++) t[k].used = 1;
         t[i].used = 1;
         add_subject(p, i + 1, j, e->canon, e->cat);
         i = j - 1;
@@ -409,11 +473,12 @@ static int decl_brand(pctx *p, int i)
     tok *t = p->tl.t;
     const it_lex_entry *e = NULL;
     int n0 = 0, n1 = 0, c = -1;
+    int name_verb = pt_is(&t[i], "name") || pt_is(&t[i], "call");
     if ((pt_is(&t[i], "brand") || (pt_is(&t[i], "name") && i > p->s0 && pt_is(&t[i - 1], "style")) ||
-         (pt_is(&t[i], "name") && i + 2 < p->s1 && pt_is(&t[i + 1], "the") && class_at(&e, p, i + 2))) &&
+         (name_verb && i + 2 < p->s1 && pt_is(&t[i + 1], "the") && class_at(&e, p, i + 2))) &&
         i + 1 < p->s1) {
         int at = i + 1, has_class = 0;
-        if (pt_is(&t[i], "name") && pt_is(&t[i + 1], "the")) {
+        if (name_verb && pt_is(&t[i + 1], "the")) {
             has_class = 1;
             mark_class(p, i + 2, e);
             at = i + 2;
@@ -446,7 +511,7 @@ static int decl_class_the_name(pctx *p, int i)
     if (class_at(&e, p, i) && i + 3 < p->s1 && pt_punct(&t[i + 1], ',') && pt_is(&t[i + 2], "the") &&
         cap_name(&t[i + 3])) {
         int j = i + 3;
-        while (j < p->s1 && j < i + 6 && cap_name(&t[j])) j++;
+        while (j < p->s1 && j < i + 6 && (j == i + 3 ? cap_name(&t[j]) : cap_name_more(&t[j]))) j++;
         t[i].used = 1;
         add_subject(p, i + 3, j, e->canon, e->cat);
         i = j - 1;
@@ -463,16 +528,24 @@ static int decl_the_name_class(pctx *p, int i)
     if ((pt_is(&t[i], "the") || pt_is(&t[i], "our") || pt_is(&t[i], "my")) && i + 2 < p->s1 && cap_name(&t[i + 1])) {
         int j = i + 1;
         while (j < p->s1 && j < i + 4 && cap_name(&t[j])) j++;
-        if (j < p->s1 && class_at(&e, p, j)) {
-            mark_class(p, j, e);
+        /* "the Kestrel trail-running shoe", "our Arc wireless earbuds": up to
+         * two modifiers before the class word */
+        int c = j;
+        while (c < p->s1 && c < j + 2 && t[c].kind == TK_WORD && !t[c].cap && !t[c].used &&
+               !it_lex_is_function(t[c].w) && !pt_is_verbish(t[c].w) && !class_at(&e, p, c))
+            c++;
+        if (c < p->s1 && class_at(&e, p, c)) {
+            mark_class(p, c, e);
             add_subject(p, i + 1, j, e->canon, e->cat);
-            i = j;
+            i = c;
             return i;
         }
-        /* "the Kova belt": a named thing is a product */
+        /* "the Kova belt": a named thing is a product -- when it is the
+         * first subject and the name is no acronym ("the USB cable") */
         const char *w = j < p->s1 ? t[j].w : NULL;
-        if (w && t[j].kind == TK_WORD && it_lex_match(&e, &w, 1, IT_LEX_THING) &&
-            !(j + 1 < p->s1 && t[j + 1].kind == TK_POSS)) {
+        int acronym = t[i + 1].end - t[i + 1].off >= 2 && isupper((unsigned char)p->tl.text[t[i + 1].off + 1]);
+        if (w && t[j].kind == TK_WORD && it_lex_match(&e, &w, 1, IT_LEX_THING) && p->in->n_subjects == 0 &&
+            !acronym && !(j + 1 < p->s1 && t[j + 1].kind == TK_POSS)) {
             t[j].used = 1;
             add_subject(p, i + 1, j, e->canon, IT_LEXC_PRODUCT);
             return j;
@@ -546,12 +619,110 @@ static int decl_class_is_name(pctx *p, int i)
     return -1;
 }
 
+/* "Sunny is a chibi sunflower mascot", "Nib is a penguin courier from my
+ * webcomic": a name opening the sentence, "is a", and a class noun (known,
+ * or the last noun of the phrase). */
+static int decl_name_is_a(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    if (i != p->s0 || !cap_name(&t[i]) || i + 3 >= p->s1 || !pt_is(&t[i + 1], "is") ||
+        !(pt_is(&t[i + 2], "a") || pt_is(&t[i + 2], "an")) || subject_named_at(p, i))
+        return -1;
+    int j = i + 3, last = -1;
+    for (; j < p->s1 && j < i + 9 && t[j].kind == TK_WORD && !it_lex_is_function(t[j].w) && !pt_is_verbish(t[j].w); j++) {
+        if (class_at(&e, p, j)) {
+            mark_class(p, j, e);
+            add_subject(p, i, i + 1, e->canon, e->cat);
+            return i;
+        }
+        last = j;
+    }
+    const it_lex_entry *x;
+    const char *lw = last >= 0 ? t[last].w : NULL;
+    if (!lw || it_lex_match(&x, &lw, 1, 0)) return -1;
+    char sing[64];
+    it_lex_singular(sing, sizeof sing, lw);
+    for (int k = i + 1; k <= last; k++) t[k].used = 1;
+    add_subject(p, i, i + 1, sing, IT_LEXC_CREATURE);
+    return i;
+}
+
+/* A list of names after a class word that says there are several: "two
+ * robots share this LoRA: Bolt, who is tall, and Widget", "Teach two
+ * characters in one model: Mira [1], trigger word mira, and Tobi [2]", "A
+ * couple, Sam and Priya". Names count when they follow ':' ',' or 'and'. */
+static int decl_class_list(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    int m = class_at(&e, p, i);
+    if (!m || e->cat == IT_LEXC_STYLE || e->cat == IT_LEXC_POSE) return -1;
+    size_t wl = strlen(t[i].w);
+    int plural = (wl > 1 && t[i].w[wl - 1] == 's') || !strcmp(e->canon, "couple") ||
+                 (i > p->s0 && (it_lex_is_number(t[i - 1].w, NULL) || pt_is(&t[i - 1], "both")));
+    if (!plural) return -1;
+    int names[IT_INTENT_MAX_SUBJECTS][2], n = 0;
+    for (int j = i + m; j < p->s1 && n < IT_INTENT_MAX_SUBJECTS; j++) {
+        if (!cap_name(&t[j]) || subject_named_at(p, j)) continue;
+        int b = j - 1;
+        while (b > i && t[b].kind == TK_REF) b--;
+        if (!(pt_punct(&t[b], ':') || pt_punct(&t[b], ',') || pt_is(&t[b], "and"))) continue;
+        int k = j + 1;
+        while (k < p->s1 && k < j + 3 && cap_name_more(&t[k])) k++;
+        if (k < p->s1 && (t[k].kind == TK_POSS || pt_is(&t[k], "named") || pt_is(&t[k], "called"))) continue;
+        names[n][0] = j;
+        names[n][1] = k;
+        n++;
+        j = k - 1;
+    }
+    if (n < 2) return -1;
+    const char *canon = !strcmp(e->canon, "couple") ? "person" : e->canon;
+    it_lex_cat cat = e->cat;
+    mark_class(p, i, e);
+    for (int k = 0; k < n && p->st == IT_OK; k++) add_subject(p, names[k][0], names[k][1], canon, cat);
+    return i + m - 1;
+}
+
+/* "Teach the pose superhero landing shown in [1]": a pose or style named
+ * right after its class word, in lowercase, when the sentence teaches it. */
+static int decl_pose_name(pctx *p, int i)
+{
+    tok *t = p->tl.t;
+    const it_lex_entry *e = NULL;
+    int m = class_at(&e, p, i);
+    if (!m || (e->cat != IT_LEXC_POSE && e->cat != IT_LEXC_STYLE) || i == p->s0 ||
+        !(pt_is(&t[i - 1], "the") || pt_is(&t[i - 1], "this") || pt_is(&t[i - 1], "a")))
+        return -1;
+    int teach = 0;
+    for (int k = p->s0; k < i - 1; k++)
+        teach |= pt_is(&t[k], "teach") || pt_is(&t[k], "learn") || pt_is(&t[k], "train") || pt_is(&t[k], "model") ||
+                 pt_is(&t[k], "lora");
+    int n0, n1;
+    if (!teach || !parse_name(p, i + m, &n0, &n1)) return -1;
+    for (int k = n0; k < n1; k++) {
+        const it_lex_entry *x;
+        const char *w = t[k].w;
+        if (it_lex_match(&x, &w, 1, 0) || pt_is_verbish(w)) return -1;
+    }
+    mark_class(p, i, e);
+    int s = add_subject(p, n0, n1, e->canon, e->cat);
+    /* "shown in [1]": the reference shows what is taught */
+    for (int k = n1; s >= 0 && k < p->s1 && k < n1 + 4; k++) {
+        if (t[k].kind == TK_PUNCT) break;
+        if (t[k].kind == TK_REF) add_subject_refs(p, s, &t[k]);
+    }
+    return n1 - 1;
+}
+
 /* Declarations of one sentence: each pattern returns the last token it
  * consumed, or -1 when it does not match at i. */
 static void declarations(pctx *p)
 {
     static int (*const patterns[])(pctx *, int) = {
-        decl_named, decl_trigger, decl_poss_class_name, decl_name_apposition, decl_class_apposition, decl_brand, decl_class_the_name, decl_the_name_class, decl_style_of, decl_photos_of, decl_class_is_name, decl_name_the_class,
+        decl_named, decl_trigger, decl_pose_name, decl_class_list, decl_poss_class_name, decl_name_apposition,
+        decl_class_apposition, decl_brand, decl_class_the_name, decl_the_name_class, decl_style_of,
+        decl_photos_of, decl_class_is_name, decl_name_the_class, decl_name_is_a,
     };
     for (int i = p->s0; i < p->s1 && p->st == IT_OK; i++) {
         if (p->tl.t[i].used || p->tl.t[i].kind != TK_WORD) continue;
@@ -672,6 +843,13 @@ static int chunk_subjects(pctx *p, const chunk *c, int *out)
         int n = pronoun_near(p, c->poss_word, c->t0, out);
         if (n) return n;
     }
+    /* "Keep each face", "both faces": every subject */
+    for (int j = c->t0 - 1; j >= p->s0 && j >= c->t0 - 2; j--)
+        if ((pt_is(&t[j], "each") || pt_is(&t[j], "every") || pt_is(&t[j], "both")) && p->in->n_subjects > 1) {
+            int n = 0;
+            for (int s = 0; s < p->in->n_subjects; s++) out[n++] = s;
+            return n;
+        }
     /* "for either of them", "for both" after the phrase */
     for (int j = c->t1; j < p->s1 && j < c->t1 + 4; j++)
         if (pt_is(&t[j], "either") || pt_is(&t[j], "both") || pt_is(&t[j], "each")) {
@@ -748,21 +926,30 @@ static void chunk_attrs(pctx *p, it_intent_concept *c, const chunk *ch)
         const it_lex_entry *e;
         const char *w = t->w;
         if (it_lex_match(&e, &w, 1, IT_LEX_PROPERTY) && !it_lex_match(&e, &w, 1, IT_LEX_VALUE)) continue;
+        if (ch->is_class && !strcmp(c->head, ch->class_canon) && it_lex_match(&e, &w, 1, IT_LEX_CLASS)) continue;
         c->attrs[c->n_attrs++] = it_intent_strdup(p->in, w);
     }
     if (ch->pred_value_t >= 0 && c->n_attrs < IT_INTENT_MAX_ATTRS)
         c->attrs[c->n_attrs++] = it_intent_strdup(p->in, p->tl.t[ch->pred_value_t].w);
 }
 
+static void adjunct(char *head, size_t n);
+
 static void set_phrase(pctx *p, it_intent_concept *c)
 {
     char buf[256];
     size_t k = 0;
     buf[0] = '\0';
-    for (int i = 0; i < c->n_attrs && c->level != IT_LEVEL_ATTRIBUTE; i++)
+    int one = 0;
+    for (int i = 0; i < c->n_attrs && c->level != IT_LEVEL_ATTRIBUTE; i++) {
         k += (size_t)snprintf(buf + k, sizeof buf - k, "%s ", c->attrs[i]);
+        one |= !strcmp(c->attrs[i], "one") || !strcmp(c->attrs[i], "single") || !strcmp(c->attrs[i], "a");
+    }
     if (k >= sizeof buf) k = sizeof buf - 1;
-    snprintf(buf + k, sizeof buf - k, "%s%s%s", c->head, c->property ? " " : "", c->property ? c->property : "");
+    char head[64];
+    snprintf(head, sizeof head, "%s", c->head);
+    if (one && c->level == IT_LEVEL_INSTANCE) adjunct(head, sizeof head); /* "one eye", not "one eyes" */
+    snprintf(buf + k, sizeof buf - k, "%s%s%s", head, c->property ? " " : "", c->property ? c->property : "");
     c->phrase = it_intent_strdup(p->in, buf);
 }
 
@@ -894,10 +1081,37 @@ static void adjunct(char *head, size_t n)
 }
 
 /* A concept (or one per subject) from a governed chunk. Returns how many. */
+/* "Mira must never get Tobi's features": one subject must not take another's
+ * look. Separate trigger words are what keeps subjects apart; there is no
+ * concept to add (and Tobi's features are not to be removed from Tobi). */
+static int keeps_subjects_apart(pctx *p, const chunk *ch)
+{
+    if (ch->op != IT_OP_REMOVE || ch->poss_t < 0 || p->in->n_subjects < 2) return 0;
+    int owner = subject_of_token(p, &p->tl.t[ch->poss_t]);
+    if (owner < 0) return 0;
+    for (int j = ch->t0 - 1; j >= p->s0; j--) {
+        const tok *t = &p->tl.t[j];
+        if (t->kind == TK_PUNCT && t->w[0] != ',') break;
+        int s = subject_of_token(p, t);
+        if (s >= 0 && s != owner) {
+            char words[160], q[220];
+            words_text(words, sizeof words, p, ch->t0, ch->t1);
+            quote_sentence(q, sizeof q, p);
+            it_intent_warn(p->in, "'%s' is for %s to keep apart from %s: their own trigger words do that; no "
+                                  "concept added (in \"%s\")",
+                           words, p->in->subjects[s].name ? p->in->subjects[s].name : p->in->subjects[s].trigger,
+                           p->in->subjects[owner].name ? p->in->subjects[owner].name : p->in->subjects[owner].trigger, q);
+            return 1;
+        }
+    }
+    return 0;
+}
+
 static int concept_from_chunk(pctx *p, int idx)
 {
     chunk *ch = &p->ch[idx];
     char head[64], sing[64];
+    if (keeps_subjects_apart(p, ch)) return 1;
     const char *prop = ch->prop ? ch->prop : ch->pred_value_prop;
     int subs[IT_INTENT_MAX_SUBJECTS], n_subs = 0;
     it_concept_level level = IT_LEVEL_INSTANCE;
@@ -912,6 +1126,13 @@ static int concept_from_chunk(pctx *p, int idx)
             return 0;
         }
         if (s >= 0) subs[n_subs++] = s;
+        /* "Both can be repainted in any colour": every subject of that class */
+        if (s >= 0 && !strcmp(head, p->in->subjects[s].class_word) && ch->poss_t < 0) {
+            int all[IT_INTENT_MAX_SUBJECTS];
+            int na = chunk_subjects(p, ch, all);
+            for (int k = 0; k < na; k++)
+                if (all[k] != s && all[k] >= 0 && !strcmp(p->in->subjects[all[k]].class_word, head)) subs[n_subs++] = all[k];
+        }
     } else if (ch->value_only) {
         return 0; /* a bare value with no thing: reported by the caller */
     } else if (ch->is_class) {
@@ -926,6 +1147,8 @@ static int concept_from_chunk(pctx *p, int idx)
             if (p->tl.t[i].kind == TK_WORD) last = i;
         if (last < 0 || !p->tl.t[last].w[0]) return 0;
         snprintf(head, sizeof head, "%s", it_lex_singular(sing, sizeof sing, p->tl.t[last].w));
+        ch->head_t0 = last; /* its modifiers are the words before it */
+        ch->head_t1 = last + 1;
         char q[220];
         quote_sentence(q, sizeof q, p);
         it_intent_warn(p->in, "'%s' is not in the vocabulary; taken as an instance-level concept (in \"%s\")",
@@ -966,6 +1189,34 @@ static void warn_unplaced(pctx *p, const chunk *c, const char *why)
     it_intent_warn(p->in, "'%s' %s (in \"%s\")", words, why, q);
 }
 
+/* ", on the other hand,", ", of course,": asides between commas say
+ * nothing about the intent; they are skipped (commas included) so that the
+ * phrase before them meets its predicate. */
+static void skip_asides(pctx *p)
+{
+    static const char *const asides[] = {"on the other hand", "however", "of course", "in fact", "though",
+                                         "by the way", "if possible", "ideally", "naturally", "obviously", NULL};
+    tok *t = p->tl.t;
+    for (int j = p->s0; j < p->s1; j++) {
+        if (!pt_punct(&t[j], ',')) continue;
+        for (int a = 0; asides[a]; a++) {
+            int k = j + 1;
+            const char *w = asides[a];
+            while (*w && k < p->s1) {
+                size_t l = strcspn(w, " ");
+                if (t[k].kind != TK_WORD || strlen(t[k].w) != l || strncmp(t[k].w, w, l)) break;
+                w += l;
+                if (*w == ' ') w++;
+                k++;
+            }
+            if (*w || k >= p->s1 || !pt_punct(&t[k], ',')) continue;
+            for (int x = j; x <= k; x++) t[x].used = t[x].aside = 1;
+            j = k - 1;
+            break;
+        }
+    }
+}
+
 static void sentence(pctx *p)
 {
     int n_before = p->in->n_concepts, n_subj_before = p->in->n_subjects;
@@ -973,6 +1224,7 @@ static void sentence(pctx *p)
     for (int s = 0; s < p->in->n_subjects; s++)
         if (p->decl_tok[s] >= p->s0 && p->decl_tok[s] < p->s1) p->focus = p->sent_focus = s;
     mentions(p);
+    skip_asides(p);
     int n_cu = pt_cues(p->cu, p->max_items, &p->tl, p->s0, p->s1);
     int n_ch = pt_chunks(p->ch, p->max_items, &p->tl, p->s0, p->s1);
     pt_assign(p->ch, n_ch, p->cu, n_cu, &p->tl, p->s0, p->s1);
@@ -1037,6 +1289,22 @@ static void sentence(pctx *p)
     int placed = p->in->n_concepts > n_before || p->in->n_subjects > n_subj_before;
     for (int s = 0; s < p->in->n_subjects; s++)
         placed |= p->decl_tok[s] >= p->s0 && p->decl_tok[s] < p->s1;
+    /* A sentence with no cue that names body parts, when a pose is taught,
+     * describes the pose ("one knee on the ground"): one note, not a
+     * warning per phrase. */
+    int pose = subject_with_cat(p, IT_LEXC_POSE), body = 0;
+    for (int i = p->s0; i < p->s1 && pose >= 0 && n_cu == 0; i++) {
+        const it_lex_entry *e;
+        const char *w = p->tl.t[i].w;
+        body |= p->tl.t[i].kind == TK_WORD && it_lex_match(&e, &w, 1, IT_LEX_THING) && e->cat == IT_LEXC_BODY;
+    }
+    if (body) {
+        char q[220];
+        quote_sentence(q, sizeof q, p);
+        it_intent_warn(p->in, "taken as a description of the pose '%s', with no operation of its own: \"%s\"",
+                       p->in->subjects[pose].name ? p->in->subjects[pose].name : p->in->subjects[pose].trigger, q);
+        return;
+    }
     for (int k = 0; k < n_ch; k++) {
         chunk *c = &p->ch[k];
         if (c->claimed == 0 && (c->has_head || (c->prop && !c->value_only)))
@@ -1059,7 +1327,13 @@ static void sentence(pctx *p)
         for (int i = p->s0; i < p->s1; i++) content |= p->tl.t[i].kind == TK_WORD;
         int described = 0;
         for (int k = 0; k < n_ch; k++) described |= p->ch[k].has_head;
-        if (content && !described) {
+        if (content && pose >= 0 && !described) {
+            /* "Crouched low, one knee on the ground...": how the pose looks */
+            char q[220];
+            quote_sentence(q, sizeof q, p);
+            it_intent_warn(p->in, "taken as a description of the pose '%s', with no operation of its own: \"%s\"",
+                           p->in->subjects[pose].name ? p->in->subjects[pose].name : p->in->subjects[pose].trigger, q);
+        } else if (content && !described) {
             char q[220];
             quote_sentence(q, sizeof q, p);
             it_intent_warn(p->in, "not understood: \"%s\"", q);
@@ -1131,9 +1405,23 @@ static void contrast(pctx *p, it_intent_concept *c)
     c->contrast_source = IT_CONTRAST_OPPOSITES;
 }
 
+/* References cited with a subject go to the concept that stands for it:
+ * the taught pose or style, else its face (identity). */
+static void subject_refs_to_concepts(pctx *p)
+{
+    for (int s = 0; s < p->in->n_subjects; s++) {
+        if (!p->n_subj_refs[s]) continue;
+        it_intent_concept *c = find_concept(p->in, s, "pose", NULL);
+        if (!c) c = find_concept(p->in, s, "style", NULL);
+        if (!c) c = find_concept(p->in, s, "face", NULL);
+        if (c) add_refs(c->refs, &c->n_refs, p->subj_refs[s], p->n_subj_refs[s]);
+    }
+}
+
 static void finish(pctx *p)
 {
     auto_concepts(p);
+    subject_refs_to_concepts(p);
     for (int i = 0; i < p->in->n_concepts && p->st == IT_OK; i++) {
         it_intent_concept *c = &p->in->concepts[i];
         char id[16];
@@ -1226,8 +1514,21 @@ static it_status copy_refs(it_err *err, it_intent *in, const it_intent_parse_opt
     return IT_OK;
 }
 
+/* Words longer than a token holds are cut: say so rather than match a
+ * shortened word silently. */
+static void warn_long_words(pctx *p)
+{
+    for (int i = 0; i < p->tl.n; i++) {
+        const tok *t = &p->tl.t[i];
+        if (t->kind == TK_WORD && t->long_word)
+            it_intent_warn(p->in, "a %zu-byte word at offset %zu is longer than %d bytes; only '%.20s...' was read",
+                           t->end - t->off, t->off, PT_WORD_MAX - 1, t->w);
+    }
+}
+
 static it_status run(pctx *p, const it_intent_parse_opts *opts)
 {
+    warn_long_words(p);
     infer_domain(p, opts);
     /* Declarations first, over the whole text, so that a subject introduced
      * late is known everywhere and the unnamed-subject rule sees them all. */
