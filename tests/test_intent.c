@@ -246,6 +246,22 @@ IT_TEST(intent_parser_odd_input_is_handled) {
         if (s == IT_OK) it_intent_free(&in);
         else IT_CHECK(e.msg[0] != '\0');
     }
+    /* quotes in warnings are cut at ~190 bytes: never inside a character
+     * (found by the fuzzer: the JSON writer refused the cut string) */
+    for (int shift = 0; shift < 4; shift++) {
+        it_buf_init(&b);
+        for (int k = 0; k < 186 + shift; k++) IT_REQUIRE_OK(it_buf_printf(&b, "%c", k % 7 == 6 ? ' ' : 'q'), NULL);
+        for (int k = 0; k < 20; k++) IT_REQUIRE_OK(it_buf_printf(&b, "\xCF\x9A\xE2\x82\xAC"), NULL);
+        s = it_intent_parse(&e, &in, b.data, b.len, &o);
+        IT_CHECK_INT(s, IT_OK);
+        if (s == IT_OK) {
+            char *j = NULL;
+            IT_CHECK_INT(it_intent_to_json(&e, &j, &in, 0), IT_OK);
+            it_free(j);
+            it_intent_free(&in);
+        }
+        it_buf_free(&b);
+    }
     /* many subjects: over the maximum is an error that names it */
     it_buf_init(&b);
     for (int i = 0; i < 20; i++) IT_REQUIRE_OK(it_buf_printf(&b, "a creature named N%c. ", 'A' + i), NULL);

@@ -106,7 +106,34 @@ char *it_intent_strndup(it_intent *in, const char *s, size_t n)
     }
     memcpy(d, s, n);
     d[n] = '\0';
+    it_intent_utf8_clean(d);
     return d;
+}
+
+/* Length of the valid UTF-8 sequence at s (1-4), 0 if invalid. */
+static int utf8_seq(const unsigned char *s)
+{
+    unsigned c = s[0];
+    if (c < 0x80) return 1;
+    int n = c >= 0xF0 && c <= 0xF4 ? 4 : c >= 0xE0 ? 3 : c >= 0xC2 && c < 0xE0 ? 2 : 0;
+    if (!n) return 0;
+    for (int k = 1; k < n; k++)
+        if ((s[k] & 0xC0) != 0x80) return 0;
+    if (n == 3 && ((c == 0xE0 && s[1] < 0xA0) || (c == 0xED && s[1] >= 0xA0))) return 0; /* overlong, surrogate */
+    if (n == 4 && ((c == 0xF0 && s[1] < 0x90) || (c == 0xF4 && s[1] >= 0x90))) return 0;
+    return n;
+}
+
+void it_intent_utf8_clean(char *s)
+{
+    /* Every string of an intent ends up in JSON, which must be valid UTF-8:
+     * a byte that does not start a valid sequence (a quote cut inside a
+     * character) becomes '?'. */
+    for (unsigned char *p = (unsigned char *)s; *p;) {
+        int n = utf8_seq(p);
+        if (n) p += n;
+        else *p++ = '?';
+    }
 }
 
 char *it_intent_strdup(it_intent *in, const char *s)

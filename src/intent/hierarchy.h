@@ -145,6 +145,9 @@ void it_intent_free(it_intent *in);
  * copied into the intent's arena; NULL stays NULL. */
 char *it_intent_strdup(it_intent *in, const char *s);
 char *it_intent_strndup(it_intent *in, const char *s, size_t n);
+/* Replaces each byte of s that does not start a valid UTF-8 sequence with
+ * '?' (strdup/strndup do it: a quote cut inside a character stays valid). */
+void it_intent_utf8_clean(char *s);
 it_status it_intent_add_subject(it_err *err, it_intent *in, int *out_index);
 it_status it_intent_add_concept(it_err *err, it_intent *in, it_intent_concept **out);
 it_status it_intent_add_ref(it_err *err, it_intent *in, it_intent_ref **out);

@@ -58,7 +58,10 @@ static it_status push(it_err *err, tok_list *tl, tok_kind kind, const char *w, s
     memset(t, 0, sizeof *t);
     t->kind = kind;
     t->long_word = wl >= PT_WORD_MAX;
-    if (wl >= PT_WORD_MAX) wl = PT_WORD_MAX - 1;
+    if (wl >= PT_WORD_MAX) {
+        wl = PT_WORD_MAX - 1;
+        while (wl > 0 && ((unsigned char)w[wl] & 0xC0) == 0x80) wl--; /* not inside a character */
+    }
     for (size_t i = 0; i < wl; i++) t->w[i] = (char)tolower((unsigned char)w[i]);
     t->w[wl] = '\0';
     t->off = off;

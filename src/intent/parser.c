@@ -67,7 +67,10 @@ static void span_text(char *buf, size_t n, const pctx *p, int a, int b)
     }
     size_t off = p->tl.t[a].off, end = p->tl.t[b - 1].end;
     size_t l = end - off;
-    if (l >= n) l = n - 1;
+    if (l >= n) {
+        l = n - 1;
+        while (l > 0 && ((unsigned char)p->tl.text[off + l] & 0xC0) == 0x80) l--; /* not inside a character */
+    }
     memcpy(buf, p->tl.text + off, l);
     buf[l] = '\0';
     for (char *c = buf; *c; c++)
@@ -97,7 +100,11 @@ static void quote_sentence(char *buf, size_t n, const pctx *p)
 {
     char tmp[200];
     span_text(tmp, sizeof tmp, p, p->s0, p->s1);
-    if (strlen(tmp) >= sizeof tmp - 1) snprintf(buf, n, "%.190s...", tmp);
+    if (strlen(tmp) >= sizeof tmp - 1) {
+        size_t cut = 190;
+        while (cut > 0 && ((unsigned char)tmp[cut] & 0xC0) == 0x80) cut--;
+        snprintf(buf, n, "%.*s...", (int)cut, tmp);
+    }
     else snprintf(buf, n, "%s", tmp);
 }
 
