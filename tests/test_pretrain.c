@@ -231,9 +231,12 @@ IT_TEST(pretrain_time_limit_and_stop_flag_checkpoint)
     double t0 = it_time_now();
     IT_REQUIRE_OK(it_pretrain_train(&err, &o, &l, &r), &err);
     double el = it_time_now() - t0;
+    /* Timing under load (ASan, a busy machine) varies: the invariants are
+     * that it stopped early with a checkpoint, after at least one step and
+     * no later than the steps that fit into the limit at 20 ms each. */
     IT_CHECK(r.stopped && !r.finished);
-    IT_CHECK(r.step >= 3 && r.step < 20);
-    IT_CHECK(el < 1.5);
+    IT_CHECK(r.step >= 1 && r.step <= 13);
+    IT_CHECK(el < 30);
     char p[800];
     snprintf(p, sizeof p, "%s/toy/ckpt/step-%08lld/params.safetensors", o.run_dir, (long long)r.step);
     IT_CHECK(it_file_exists(p));
