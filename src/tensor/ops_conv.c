@@ -130,6 +130,14 @@ static void col2im_add(const it_conv2d_shape *s, float *dx, const float *col)
                     if (iy < 0 || iy >= s->h) continue;
                     const float *src = row + oy * s->w_out;
                     float *dst = plane + iy * s->w;
+                    if (s->stride == 1) {
+                        /* The valid outputs form one run (as in im2col): a
+                         * branch-free add the compiler vectorises. */
+                        int64_t x0 = s->pad - kx, lo = x0 > 0 ? x0 : 0;
+                        int64_t hi = s->w + s->pad - kx < s->w_out ? s->w + s->pad - kx : s->w_out;
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox - x0] += src[ox];
+                        continue;
+                    }
                     for (int64_t ox = 0; ox < s->w_out; ox++) {
                         int64_t ix = ox * s->stride - s->pad + kx;
                         if (ix >= 0 && ix < s->w) dst[ix] += src[ox];
