@@ -160,7 +160,10 @@ static int toy_pretrain(int argc, char **argv)
     signal(SIGINT, on_signal);
     signal(SIGTERM, on_signal);
     it_status s = IT_OK;
-    if (!strcmp(pos[0], "all")) {
+    if (!strcmp(pos[0], "all") && c.config) {
+        it_err_set(&err, IT_ERR_ARG, "--config is one component's architecture; it cannot apply to all");
+        s = IT_ERR_ARG;
+    } else if (!strcmp(pos[0], "all")) {
         for (size_t i = 0; i < sizeof ALL_ORDER / sizeof ALL_ORDER[0] && !s && !g_stop; i++) {
             const component *cp = find_component(ALL_ORDER[i]);
             if (!cp) {
