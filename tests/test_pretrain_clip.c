@@ -16,6 +16,7 @@
 #include "tensor/autograd.h"
 #include "tensor/ops_eltwise.h"
 #include "tensor/ops_loss.h"
+#include "tensor/optim.h"
 #include "test.h"
 #include "text/clip_tokenizer.h"
 #include "toy/captions.h"
@@ -420,4 +421,232 @@ IT_TEST(pretrain_clip_shipped_configs) {
     free(want);
     it_free(have);
     it_clip_tokenizer_free(tok);
+}
+
+/* ================================================================ training */
+
+/* Symmetric InfoNCE of a loaded CLIP on batch 0 of seed 99 (16 pairs, no
+ * augmentation), in double: the fixed yardstick of the learning test. */
+static double fixed_batch_loss(it_test_ctx *t, const char *clip_dir)
+{
+    it_err e;
+    it_clip c;
+    if (it_clip_load(&e, &c, clip_dir)) {
+        it_test_fail(t, __FILE__, __LINE__, "%s", e.msg);
+        return NAN;
+    }
+    enum { B = 16 };
+    it_toyclip_batch b;
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    it_autograd_set_enabled(&ctx, 0);
+    float img[B * 64], txt[B * 64];
+    double loss = NAN;
+    if (c.embed_dim <= 64 && !it_toyclip_batch_alloc(&e, &b, B)) {
+        if (!it_toyclip_batch_make(&e, &b, c.tok, &c.pre, 99, 0, 0.25f, 0)) {
+            it_tensor *px = it_tensor_wrap(&ctx, b.pixels, IT_DTYPE_F32, IT_SHAPE(B, 3, 128, 128));
+            it_tensor *ids = it_tensor_wrap(&ctx, b.ids, IT_DTYPE_I32, IT_SHAPE(B, b.T));
+            if (!it_clip_embed_pixels(&e, &ctx, &c, px, img) && !it_clip_embed_ids(&e, &ctx, &c, ids, txt)) {
+                float lg[B * B];
+                it_clip_logits(&c, lg, img, B, txt, B);
+                double s = 0;
+                for (int dir = 0; dir < 2; dir++)
+                    for (int i = 0; i < B; i++) {
+                        double mx = -INFINITY, z = 0;
+                        for (int j = 0; j < B; j++) mx = fmax(mx, dir ? lg[j * B + i] : lg[i * B + j]);
+                        for (int j = 0; j < B; j++) z += exp((dir ? lg[j * B + i] : lg[i * B + j]) - mx);
+                        s += mx + log(z) - lg[i * B + i];
+                    }
+                loss = s / (2 * B);
+            }
+        }
+        it_toyclip_batch_free(&b);
+    }
+    it_ctx_free(&ctx);
+    it_clip_free(&c);
+    return loss;
+}
+
+/* The "loss" values of a run's train.jsonl, in order, as written. */
+static int read_losses(const char *run, char losses[][32], int max)
+{
+    char p[4096];
+    snprintf(p, sizeof p, "%s/clip/train.jsonl", run);
+    FILE *f = fopen(p, "r");
+    if (!f) return -1;
+    char line[2048];
+    int n = 0;
+    while (fgets(line, sizeof line, f) && n < max) {
+        const char *l = strstr(line, "\"loss\":");
+        if (!l || strstr(line, "\"event\"")) continue;
+        sscanf(l + 7, "%31[^,}]", losses[n++]);
+    }
+    fclose(f);
+    return n;
+}
+
+static void tiny_opts(it_pretrain_opts *o, const char *out, const char *run)
+{
+    it_pretrain_opts_init(o);
+    o->component = "clip";
+    o->out = out;
+    o->run_dir = run;
+    o->config = "{\"size\": \"tiny\", \"warmup_frac\": 0.1}";
+    o->steps = 30;
+    o->batch = 8;
+    o->lr = 3e-3;
+    o->checkpoint_every = 7;
+    o->eval_every = -1;
+    o->eval_n = 8;
+    o->quiet = 1;
+}
+
+/* out/tokenizer from the shipped one (saves the build in every run). */
+static void seed_tokenizer(it_test_ctx *t, const char *out)
+{
+    static const char *files[] = {"vocab.json", "merges.txt", "tokenizer_config.json", "special_tokens_map.json"};
+    char dir[4096], a[4200], b[4200];
+    snprintf(dir, sizeof dir, "%s/tokenizer", out);
+    it_err e;
+    IT_CHECK_OK(it_mkdir_p(&e, dir), &e);
+    for (int i = 0; i < 4; i++) {
+        uint8_t *d = NULL;
+        size_t n = 0;
+        snprintf(a, sizeof a, SHIPPED "/tokenizer/%s", files[i]);
+        snprintf(b, sizeof b, "%s/%s", dir, files[i]);
+        IT_CHECK_OK(it_file_read(&e, &d, &n, a, 1 << 24), &e);
+        IT_CHECK_OK(it_file_write_atomic(&e, b, d, n), &e);
+        it_free(d);
+    }
+}
+
+IT_TEST(pretrain_clip_learns_and_resumes_bit_identically) {
+    it_threads_set(1);
+    it_err e;
+    const char *out_a = it_test_tmp(t, "out_a"), *run_a = it_test_tmp(t, "run_a");
+    const char *out_b = it_test_tmp(t, "out_b"), *run_b = it_test_tmp(t, "run_b");
+    seed_tokenizer(t, out_a);
+    seed_tokenizer(t, out_b);
+    char clip_a[4096];
+    snprintf(clip_a, sizeof clip_a, "%s/clip", out_a);
+    /* A: one step, interim export, then resumed to the end. */
+    it_pretrain_opts o;
+    tiny_opts(&o, out_a, run_a);
+    o.stop_after = 1;
+    o.export_partial = 1;
+    IT_REQUIRE_OK(it_pretrain_clip(&e, &o), &e);
+    double first = fixed_batch_loss(t, clip_a);
+    tiny_opts(&o, out_a, run_a);
+    o.stop_after = 13;
+    o.resume = 1;
+    IT_REQUIRE_OK(it_pretrain_clip(&e, &o), &e); /* interrupted again at step 14 */
+    tiny_opts(&o, out_a, run_a);
+    o.resume = 1;
+    IT_REQUIRE_OK(it_pretrain_clip(&e, &o), &e);
+    double last = fixed_batch_loss(t, clip_a);
+    /* B: the same run without interruption. */
+    tiny_opts(&o, out_b, run_b);
+    IT_REQUIRE_OK(it_pretrain_clip(&e, &o), &e);
+    /* Training lowers the contrastive loss on pairs it never saw. */
+    IT_CHECK(isfinite(first) && isfinite(last));
+    if (!(last < first - 0.15))
+        it_test_fail(t, __FILE__, __LINE__, "fixed-batch loss %.4f after step 1, %.4f after 30", first, last);
+    /* Resumed twice, the losses are those of the uninterrupted run, bit for
+     * bit (written with 9 significant digits: every float apart). */
+    static char la[64][32], lb[64][32];
+    int na = read_losses(run_a, la, 64), nb = read_losses(run_b, lb, 64);
+    IT_CHECK_INT(na, 30);
+    IT_CHECK_INT(nb, 30);
+    for (int i = 0; i < na && i < nb; i++)
+        if (strcmp(la[i], lb[i])) {
+            it_test_fail(t, __FILE__, __LINE__, "step %d: loss %s resumed, %s uninterrupted", i + 1, la[i], lb[i]);
+            break;
+        }
+    char pa[4096], pb[4096];
+    snprintf(pa, sizeof pa, "%s/clip/ckpt/step-00000030/params.safetensors", run_a);
+    snprintf(pb, sizeof pb, "%s/clip/ckpt/step-00000030/params.safetensors", run_b);
+    IT_CHECK(same_file(pa, pb));
+    /* The record names the quality it measured on the exported files. */
+    snprintf(pa, sizeof pa, "%s/pretrain/clip.json", out_b);
+    json_error_t je;
+    json_t *rec = json_load_file(pa, 0, &je);
+    IT_REQUIRE(rec);
+    IT_CHECK(json_is_true(json_object_get(rec, "finished")));
+    json_t *m = json_object_get(rec, "metrics");
+    IT_CHECK(json_is_number(json_object_get(m, "t2i_top1")));
+    IT_CHECK(json_is_object(json_object_get(m, "zero_shot")));
+    json_decref(rec);
+    /* A checkpoint of other options is refused. */
+    tiny_opts(&o, out_b, run_b);
+    o.resume = 1;
+    o.lr = 1e-3;
+    o.steps = 31;
+    IT_CHECK(it_pretrain_clip(&e, &o) != IT_OK);
+    IT_CHECK_CONTAINS(e.msg, "checkpoint of another run");
+    tiny_opts(&o, out_b, run_b);
+    o.config = "{\"size\": \"huge\"}";
+    IT_CHECK(it_pretrain_clip(&e, &o) != IT_OK);
+    IT_CHECK_CONTAINS(e.msg, "clip --config: key \"size\" unknown or its value invalid");
+    it_threads_set(0);
+}
+
+static it_status collect_param(it_err *err, void *user, it_tensor *t)
+{
+    (void)err;
+    it_optim_param **p = user;
+    **p = (it_optim_param){t->name, it_f32(t), t->grad, (size_t)t->n, 0};
+    (*p)++;
+    return IT_OK;
+}
+
+/* The contrastive signal reaches both towers: 100 AdamW steps (clipped at norm 1) on one batch
+ * of 8 pairs take the loss from chance (ln 8 = 2.08) to memorised. */
+IT_TEST(pretrain_clip_memorises_a_batch) {
+    it_threads_set(1);
+    it_err e;
+    it_clip_tokenizer *tok;
+    IT_REQUIRE_OK(it_clip_tokenizer_load(&e, &tok, SHIPPED "/tokenizer"), &e);
+    it_toyclip_config cfg;
+    it_toyclip_config_make(&cfg, IT_TOYCLIP_TINY, tok);
+    it_toyclip m;
+    IT_REQUIRE_OK(it_toyclip_init(&e, &m, &cfg, 4), &e);
+    it_toyclip_batch b;
+    IT_REQUIRE_OK(it_toyclip_batch_alloc(&e, &b, 8), &e);
+    IT_REQUIRE_OK(it_toyclip_batch_make(&e, &b, tok, &m.pre, 17, 0, 0.25f, 1), &e);
+    it_optim_param ps[256], *p = ps;
+    IT_REQUIRE(m.text.params.n + m.vision.params.n + 1 <= 256);
+    IT_REQUIRE_OK(it_toyclip_each_param(&e, &m, collect_param, &p), &e);
+    it_optim opt;
+    it_optim_config oc = it_optim_adamw_defaults(3e-3);
+    IT_REQUIRE_OK(it_optim_init(&e, &opt, &oc, ps, (size_t)(p - ps)), &e);
+    it_ctx ctx, in;
+    it_ctx_init(&ctx, 0);
+    it_ctx_init(&in, 0);
+    it_tensor *px = it_tensor_wrap(&in, b.pixels, IT_DTYPE_F32, IT_SHAPE(8, 3, 128, 128));
+    it_tensor *ids = it_tensor_wrap(&in, b.ids, IT_DTYPE_I32, IT_SHAPE(8, b.T));
+    double first = 0, last = 0, acc = 0;
+    for (int s = 0; s < 100; s++) {
+        it_ctx_reset(&ctx);
+        it_tensor *loss;
+        it_toyclip_stats st;
+        IT_REQUIRE_OK(it_toyclip_loss(&e, &ctx, &m, px, ids, &loss, &st), &e);
+        IT_REQUIRE_OK(it_autograd_backward(&e, &ctx, loss), &e);
+        it_optim_clip_grad_norm(&opt, 1.0);
+        it_optim_step(&opt, 3e-3);
+        it_optim_zero_grad(&opt);
+        if (s == 0) first = st.loss;
+        last = st.loss;
+        acc = 0.5 * (st.acc_i2t + st.acc_t2i);
+    }
+    if (!(first > 1.5 && last < 0.3 && acc == 1.0))
+        it_test_fail(t, __FILE__, __LINE__, "loss %.4f -> %.4f, in-batch accuracy %.2f", first, last, acc);
+    /* The temperature is learned too. */
+    IT_CHECK(m.logit_scale != 2.6592f);
+    it_optim_free(&opt);
+    it_ctx_free(&ctx);
+    it_ctx_free(&in);
+    it_toyclip_batch_free(&b);
+    it_toyclip_free(&m);
+    it_clip_tokenizer_free(tok);
+    it_threads_set(0);
 }

@@ -12,6 +12,7 @@
 #include "base/mem.h"
 #include "cli/args.h"
 #include "toy/pretrain.h"
+#include "toy/pretrain_clip.h"
 #include "toy/pretrain_detector.h"
 #include "toy/pretrain_preference.h"
 #include "toy/pretrain_unet.h"
@@ -29,6 +30,7 @@ typedef struct component {
 
 /* `all` runs the rows in this order (dependencies first). */
 static const component COMPONENTS[] = {
+    {"clip", it_pretrain_clip, it_quality_clip, ""},
     {"vae", it_pretrain_vae, it_quality_vae, ""},
     {"unet", it_pretrain_unet, it_quality_unet, "clip,vae"},
     {"detector", it_pretrain_detector, it_quality_detector, "clip"},

@@ -1,16 +1,15 @@
-/* pretrain_clip.h: pretraining the toy CLIP (toyclip.h) with our engine, and
- * measuring it.
+/* pretrain_clip.h: the toy CLIP component of `intenttuner toy pretrain` and
+ * `toy quality`.
  *
- * Owns: the training run (AdamW, warm-up + cosine, global-norm clipping,
- * logit scale clamped to log 100 as CLIP does), its run folder
- * (checkpoint.safetensors + checkpoint.optim.safetensors written atomically,
- * log.jsonl), --resume with bit-identical losses (the data of step k is a
- * pure function of (seed, k)), a time limit that stops cleanly at a
- * checkpoint, the export of the weights reached (interim or final) to
- * OUT/{tokenizer,clip,text_encoder}, and the quality figures: text-to-image
- * retrieval among fresh renders and zero-shot attribute accuracy, read
- * through the real loader (vision/clip.h). Does not own the model, data or
- * loss (toyclip.h) or the CLI. */
+ * Owns: the CLIP run on the framework's loop (pretrain.h): the tokenizer
+ * built into OUT/tokenizer when absent, the step (a batch of renders and
+ * captions, symmetric InfoNCE, the logit scale clamped to [0, log 100]
+ * before each step as CLIP does), an in-training retrieval evaluation, the
+ * export of the weights reached to OUT/clip and OUT/text_encoder, and the
+ * quality figures: text-to-image retrieval among fresh renders and
+ * zero-shot attribute accuracy, read through the real loader
+ * (vision/clip.h). Does not own the model, data or loss (toyclip.h), the
+ * loop and checkpoints (pretrain.h) or the CLI. */
 #ifndef IT_PRETRAIN_CLIP_H
 #define IT_PRETRAIN_CLIP_H
 
@@ -19,45 +18,30 @@
 
 #include "base/status.h"
 #include "toy/creature.h"
+#include "toy/pretrain.h"
 #include "toy/toyclip.h"
+#include "vision/clip.h"
 
-typedef struct it_clip_pretrain_opts {
-    it_toyclip_size size;
-    uint64_t seed;              /* data stream and initialisation */
-    int64_t steps;              /* total optimiser steps of the run */
-    int batch;                  /* image-caption pairs per step (negatives: batch - 1) */
-    double lr, warmup_frac;     /* peak lr; warm-up share of the steps */
-    double clip_grad;           /* global-norm clipping; 0 = off */
-    float p_character;          /* share of named characters in the stream */
-    int augment;
-    const char *out;            /* models root: OUT/tokenizer, OUT/clip, OUT/text_encoder */
-    const char *run_dir;        /* checkpoints and log.jsonl; NULL = none (no resume) */
-    int resume;
-    int64_t checkpoint_every;
-    double time_limit;          /* seconds; > 0: stop at a checkpoint before exceeding it */
-    int64_t stop_after;         /* > 0: at most this many steps in this invocation (tests) */
-    int64_t log_every;
-    int export_dtype_f32;       /* export f32 instead of f16 (tests) */
-    int no_export;              /* train and checkpoint only (tests) */
-    double *trace;              /* NULL, or (steps): trace[k] = loss of step k as computed */
-    int quiet;
-} it_clip_pretrain_opts;
+/* Defaults of a run (override with --steps, --batch, --lr). */
+#define IT_CLIP_PRETRAIN_STEPS 2000
+#define IT_CLIP_PRETRAIN_BATCH 64
+#define IT_CLIP_PRETRAIN_LR 7e-4
 
-void it_clip_pretrain_defaults(it_clip_pretrain_opts *o);
+/* Trains (or resumes) the toy CLIP and, when finished (or with
+ * export_partial / export_only), exports OUT/clip and OUT/text_encoder and
+ * records OUT/pretrain/clip.json with the quality figures.
+ * o->config (JSON) may set "size" ("toy" default, "tiny" for tests),
+ * "p_character" (0.25), "augment" (true), "warmup_frac" (0.05). */
+it_status it_pretrain_clip(it_err *err, const it_pretrain_opts *o);
+/* Quality of OUT/clip (or o->model_dir/clip) on eval_n (default 100) fresh
+ * renders of o->eval_seed, into report. */
+it_status it_quality_clip(it_err *err, const it_pretrain_opts *o, json_t *report);
 
-typedef struct it_clip_pretrain_result {
-    int64_t step;               /* steps done after this invocation */
-    int finished;               /* step == steps */
-    double seconds;             /* wall time of this invocation */
-    double cpu_seconds;         /* process CPU time of this invocation */
-    double loss;                /* moving average at the end */
-    double acc_i2t;             /* moving average of in-batch top-1 */
-    double logit_scale;
-} it_clip_pretrain_result;
-
-/* Builds the tokenizer when OUT/tokenizer has none, trains (or resumes),
- * exports what it reached. res may be NULL. */
-it_status it_clip_pretrain(it_err *err, const it_clip_pretrain_opts *o, it_clip_pretrain_result *res);
+/* The run identity the checkpoints carry (architecture and options that
+ * change the losses); exposed so that a checkpoint can be checked or
+ * converted by tools. */
+void it_clip_pretrain_key(char *buf, size_t n, const it_toyclip_config *c, const it_pretrain_opts *o,
+                          int64_t steps, int batch, double lr, double warmup_frac, float p_character, int augment);
 
 /* ---------------------------------------------------------------- quality */
 
@@ -67,14 +51,16 @@ typedef struct it_clip_quality {
     double i2t_top1;                    /* image -> text, the same pairs */
     double t2i_top1_short;              /* the same with short captions (ambiguous by design) */
     double zs_acc[IT_TOY_N_ATTRS];      /* zero-shot attribute accuracy; -1 = not measured */
-    int zs_n[IT_TOY_N_ATTRS];           /* images that counted per attribute */
+    int zs_n[IT_TOY_N_ATTRS];           /* renders that counted per attribute */
     double zs_mean;                     /* mean over measured attributes */
     double seconds;
 } it_clip_quality;
 
-/* Measures the CLIP folder dir (tokenizer inside) on n fresh renders of
- * stream seed (purpose eval, generic creatures and pretraining characters;
- * held-out ones are excluded so the figures speak of what was trained). */
+/* Measures a loaded CLIP on n fresh renders of stream seed (purpose
+ * pretrain: unseen images of the trained distribution, no held-out
+ * character or pose). zero_shot 0 skips the attribute part. */
+it_status it_clip_quality_model(it_err *err, it_clip *m, uint64_t seed, int n, int zero_shot, it_clip_quality *q);
+/* The same for a CLIP folder (tokenizer inside), loaded with vision/clip.h. */
 it_status it_clip_quality_measure(it_err *err, const char *dir, uint64_t seed, int n, it_clip_quality *q);
 /* The figures as JSON (new reference). */
 json_t *it_clip_quality_json(const it_clip_quality *q);

@@ -224,32 +224,31 @@ static it_status embed_images(it_err *err, it_clip *m, it_ctx *ctx, const uint8_
     return st;
 }
 
-it_status it_clip_quality_measure(it_err *err, const char *dir, uint64_t seed, int n, it_clip_quality *q)
+it_status it_clip_quality_model(it_err *err, it_clip *m, uint64_t seed, int n, int zero_shot_on, it_clip_quality *q)
 {
     memset(q, 0, sizeof *q);
+    for (int a = 0; a < IT_TOY_N_ATTRS; a++) q->zs_acc[a] = -1;
     if (n < 2 || n > 10000) return it_err_set(err, IT_ERR_ARG, "clip quality: renders must be in 2..10000");
     double t0 = it_time_now();
-    it_clip m;
-    IT_TRY(it_clip_load(err, &m, dir));
-    int S = IT_TOYCLIP_RENDER, d = m.embed_dim;
+    int S = IT_TOYCLIP_RENDER, d = m->embed_dim;
     it_ctx ctx;
     it_ctx_init(&ctx, 0);
     it_autograd_set_enabled(&ctx, 0);
     uint8_t *rgb = it_malloc((size_t)n * S * S * 3);
     it_toy_attrs *attrs = it_malloc((size_t)n * sizeof *attrs);
     float *img = it_malloc((size_t)n * d * sizeof(float));
-    text_cache tc = {&m, &ctx, NULL, NULL, 0, 0};
+    text_cache tc = {m, &ctx, NULL, NULL, 0, 0};
     it_status st = rgb && attrs && img ? IT_OK : it_err_set(err, IT_ERR_NOMEM, "clip quality: out of memory");
     it_toy_constraint c;
     it_toy_constraint_init(&c);
     /* Purpose pretrain on a fresh seed: unseen renders of the trained
      * distribution (held-out characters and pose refused). */
     if (!st) st = it_toy_render_batch(err, S, S, &c, seed, 0, n, IT_TOY_PRETRAIN, rgb, attrs, NULL);
-    if (!st) st = embed_images(err, &m, &ctx, rgb, n, S, img);
+    if (!st) st = embed_images(err, m, &ctx, rgb, n, S, img);
     q->n = n;
     if (!st) st = retrieval(err, &tc, attrs, img, n, seed, IT_TOY_CAP_LONG, &q->t2i_top1, &q->t2i_top5, &q->i2t_top1);
     if (!st) st = retrieval(err, &tc, attrs, img, n, seed, IT_TOY_CAP_SHORT, &q->t2i_top1_short, NULL, NULL);
-    if (!st) st = zero_shot(err, &tc, attrs, img, n, q);
+    if (!st && zero_shot_on) st = zero_shot(err, &tc, attrs, img, n, q);
     q->seconds = it_time_now() - t0;
     it_free(tc.text);
     it_free(tc.emb);
@@ -257,6 +256,14 @@ it_status it_clip_quality_measure(it_err *err, const char *dir, uint64_t seed, i
     it_free(attrs);
     it_free(img);
     it_ctx_free(&ctx);
+    return st;
+}
+
+it_status it_clip_quality_measure(it_err *err, const char *dir, uint64_t seed, int n, it_clip_quality *q)
+{
+    it_clip m;
+    IT_TRY(it_clip_load(err, &m, dir));
+    it_status st = it_clip_quality_model(err, &m, seed, n, 1, q);
     it_clip_free(&m);
     return st;
 }
