@@ -385,6 +385,9 @@ IT_TEST(engine_conv_fast_matches_reference) {
         {2, 3, 9, 7, 5, 3, 3, 1, 1}, {1, 4, 8, 8, 3, 3, 3, 2, 1}, {2, 6, 5, 4, 7, 1, 1, 1, 0},
         {1, 2, 6, 9, 3, 1, 1, 2, 0}, {1, 3, 7, 7, 2, 5, 5, 1, 2}, {1, 2, 4, 4, 2, 3, 3, 1, 3},
         {1, 1, 3, 3, 1, 3, 3, 3, 0},
+        /* strided gathers with padding on both ends, odd and even widths */
+        {1, 2, 7, 9, 3, 3, 3, 2, 1}, {2, 2, 5, 6, 2, 3, 3, 3, 2}, {1, 1, 4, 5, 2, 5, 5, 2, 3},
+        {1, 2, 8, 8, 2, 4, 4, 4, 0},
     };
     for (size_t g = 0; g < sizeof geo / sizeof geo[0]; g++) {
         const int64_t *q = geo[g];

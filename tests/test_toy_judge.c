@@ -125,6 +125,95 @@ IT_TEST(toy_judge_load_errors) {
     it_judge_free(&a);
 }
 
+/* Copies a safetensors file, replacing one metadata value. */
+static void rewrite_meta(it_test_ctx *t, const char *src, const char *dst, const char *key, const char *value)
+{
+    it_err e;
+    it_safetensors *f;
+    it_safetensors_writer *w;
+    IT_REQUIRE_OK(it_safetensors_open(&e, &f, src), &e);
+    IT_REQUIRE_OK(it_safetensors_writer_new(&e, &w), &e);
+    for (size_t i = 0; i < it_safetensors_count(f); i++) {
+        const it_safetensors_tensor *tt = it_safetensors_at(f, i);
+        IT_CHECK_OK(it_safetensors_writer_add(&e, w, tt->name, tt->dtype, tt->n_dims, tt->shape, tt->data), &e);
+    }
+    for (size_t i = 0; i < it_safetensors_metadata_count(f); i++) {
+        const char *k, *v;
+        it_safetensors_metadata_at(f, i, &k, &v);
+        IT_CHECK_OK(it_safetensors_writer_set_metadata(&e, w, k, !strcmp(k, key) ? value : v), &e);
+    }
+    IT_CHECK_OK(it_safetensors_writer_save(&e, w, dst), &e);
+    it_safetensors_writer_free(w);
+    it_safetensors_close(f);
+}
+
+/* Layer count and strides come from the config; files of the first format
+ * (5 layers, no "stride" in the metadata) still load with their layout. */
+IT_TEST(toy_judge_config_layouts) {
+    it_err e;
+    it_judge a, b;
+    it_judge_config six = {64, {8, 8, 8, 16, 16, 16}, 16, {2, 2, 2, 2, 1, 2}};
+    IT_CHECK_INT(it_judge_n_conv(&six), 6);
+    IT_REQUIRE_OK(it_judge_init(&e, &a, &six, 3, 0), &e);
+    IT_CHECK_INT(a.n_params, 6 * 4 + 4);
+    IT_CHECK_STR(a.params[20].name, "conv6.weight");
+    IT_CHECK_STR(a.params[24].name, "fc.weight");
+    IT_CHECK_INT(a.params[24].shape[1], 16 * 2 * 2); /* 64 / 32 = a 2x2 grid */
+    const char *p6 = it_test_tmp(t, "six.safetensors");
+    IT_REQUIRE_OK(it_judge_save(&e, &a, p6, IT_DTYPE_F32, NULL), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &b, p6, 0), &e);
+    IT_CHECK(memcmp(&a.cfg, &b.cfg, sizeof a.cfg) == 0);
+    IT_CHECK(memcmp(a.data, b.data, (size_t)a.n_weights * sizeof(float)) == 0);
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    float *x = it_calloc(2 * 3 * 64 * 64, sizeof(float));
+    IT_REQUIRE(x);
+    it_tensor *lg = it_judge_forward(&ctx, &b, it_tensor_wrap(&ctx, x, IT_DTYPE_F32, IT_SHAPE(2, 3, 64, 64)));
+    IT_REQUIRE(lg != NULL);
+    IT_CHECK_INT(lg->shape[0], 2);
+    IT_CHECK_INT(lg->shape[1], it_judge_total_classes());
+    it_free(x);
+    it_ctx_free(&ctx);
+    it_judge_free(&b);
+    /* A config whose strides do not fit: one message each. */
+    static const struct {
+        it_judge_config c;
+        const char *msg;
+    } bad[] = {
+        {{64, {8, 8}, 16, {2, 3}}, "conv2 stride 3 must be 1 or 2"},
+        {{48, {8, 8, 8, 8, 8}, 16, {2, 2, 2, 2, 2}}, "multiple of 32"},
+        {{64, {0}, 16, {0}}, "no conv layer"},
+        {{64, {8, 12}, 16, {2, 2}}, "conv2 width 12"},
+    };
+    for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
+        IT_CHECK_INT(it_judge_init(&e, &b, &bad[i].c, 1, 0), IT_ERR_ARG);
+        IT_CHECK_CONTAINS(e.msg, bad[i].msg);
+    }
+    it_judge_free(&a);
+    /* The first format: five widths, no strides -> {2, 2, 2, 2, 1}. */
+    it_judge_config five = {32, {8, 8, 16, 16, 16}, 16};
+    IT_REQUIRE_OK(it_judge_init(&e, &a, &five, 4, 0), &e);
+    const char *p5 = it_test_tmp(t, "five.safetensors"), *v1 = it_test_tmp(t, "v1.safetensors");
+    IT_REQUIRE_OK(it_judge_save(&e, &a, p5, IT_DTYPE_F32, NULL), &e);
+    rewrite_meta(t, p5, v1, "config", "{\"size\":32,\"width\":[8,8,16,16,16],\"hidden\":16}");
+    IT_REQUIRE_OK(it_judge_load(&e, &b, v1, 0), &e);
+    static const int v1_stride[5] = {2, 2, 2, 2, 1};
+    IT_CHECK(memcmp(b.cfg.stride, v1_stride, sizeof v1_stride) == 0);
+    IT_CHECK(memcmp(a.data, b.data, (size_t)a.n_weights * sizeof(float)) == 0);
+    it_judge_free(&b);
+    /* Six widths without strides, or counts that differ: refused, naming the file. */
+    rewrite_meta(t, p5, v1, "config", "{\"size\":64,\"width\":[8,8,16,16,16,16],\"hidden\":16}");
+    IT_CHECK_INT(it_judge_load(&e, &b, v1, 0), IT_ERR_FORMAT);
+    IT_CHECK_CONTAINS(e.msg, "v1.safetensors: metadata 'config' has 6 conv widths but 0 strides");
+    rewrite_meta(t, p5, v1, "config", "{\"size\":32,\"width\":[8,8,16,16,16],\"hidden\":16,\"stride\":[2,2]}");
+    IT_CHECK_INT(it_judge_load(&e, &b, v1, 0), IT_ERR_FORMAT);
+    IT_CHECK_CONTAINS(e.msg, "has 5 conv widths but 2 strides");
+    rewrite_meta(t, p5, v1, "config", "{\"size\":32,\"width\":[8,0],\"hidden\":16}");
+    IT_CHECK_INT(it_judge_load(&e, &b, v1, 0), IT_ERR_FORMAT);
+    IT_CHECK_CONTAINS(e.msg, "not a judge config");
+    it_judge_free(&a);
+}
+
 IT_TEST(toy_judge_inference_deterministic) {
     it_err e;
     it_judge j;
@@ -273,6 +362,9 @@ IT_TEST(toy_judge_cli_errors) {
         {"toy train-judge --steps 0", 2, "out of range"},
         {"toy train-judge --steps 5 --resume", 2, "--resume and --stop-after need --checkpoint"},
         {"toy train-judge --steps 5 --seed 3 --eval-seed 3", 2, "evaluation seed must differ"},
+        {"toy train-judge --steps 5 --widths 16,x", 2, "--widths '16,x': expected up to 8 comma-separated numbers"},
+        {"toy train-judge --steps 5 --strides 2,2,2,2,2,2,2,2,2", 2, "expected up to 8"},
+        {"toy train-judge --steps 5 --strides 2,3,2,2,2", 2, "conv2 stride 3 must be 1 or 2"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char args[2048] = "";

@@ -424,6 +424,26 @@ static int toy_judge(int argc, char **argv)
     return fail ? it_cli_fail(&err) : 0;
 }
 
+/* "16,32,64" -> out[0..2], the rest of out zeroed (IT_JUDGE_N_CONV values at most). */
+static void parse_int_list(it_err *err, const char *opt, const char *text, int *out)
+{
+    int n = 0;
+    const char *p = text;
+    memset(out, 0, IT_JUDGE_N_CONV * sizeof *out);
+    while (*p) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v < 1 || v > 4096 || n == IT_JUDGE_N_CONV || (*end && *end != ',')) {
+            it_err_set(err, IT_ERR_ARG, "%s '%s': expected up to %d comma-separated numbers in 1..4096", opt, text,
+                       IT_JUDGE_N_CONV);
+            return;
+        }
+        out[n++] = (int)v;
+        p = *end ? end + 1 : end;
+    }
+    if (!n) it_err_set(err, IT_ERR_ARG, "%s is empty", opt);
+}
+
 static int toy_train_judge(int argc, char **argv)
 {
     it_judge_train_opts o;
@@ -433,6 +453,8 @@ static int toy_train_judge(int argc, char **argv)
     long log_every = o.log_every, stop_after = 0;
     double lr = o.lr, wd = o.weight_decay, p_char = o.p_character;
     int resume = 0, f32 = 0, no_aug = 0;
+    long hidden = o.model.hidden;
+    const char *widths = NULL, *strides = NULL;
     const it_opt opts[] = {
         {"out", 'o', IT_OPT_STR, &o.out, "FILE", "final weights (default " JUDGE_DEFAULT_WEIGHTS ")"},
         {"steps", 0, IT_OPT_INT, &steps, "N", "optimiser steps (default 3000)"},
@@ -442,7 +464,10 @@ static int toy_train_judge(int argc, char **argv)
         {"warmup", 0, IT_OPT_INT, &warmup, "N", "warm-up steps (default 100)"},
         {"weight-decay", 0, IT_OPT_FLOAT, &wd, "W", "AdamW weight decay (default 0.01)"},
         {"p-character", 0, IT_OPT_FLOAT, &p_char, "P", "share of named characters (default 0.5)"},
-        {"size", 0, IT_OPT_INT, &size, "PX", "input side of the network (default 64)"},
+        {"size", 0, IT_OPT_INT, &size, "PX", "input side of the network (default 128, the render size)"},
+        {"widths", 0, IT_OPT_STR, &widths, "C,C,...", "channels of the conv layers (default 16,32,64,128,128)"},
+        {"strides", 0, IT_OPT_STR, &strides, "S,S,...", "stride (1 or 2) of each conv layer (default 2,2,2,2,2)"},
+        {"hidden", 0, IT_OPT_INT, &hidden, "N", "width of the MLP layer (default 256)"},
         {"checkpoint", 'c', IT_OPT_STR, &o.checkpoint, "PREFIX", "write PREFIX.safetensors + PREFIX.optim.safetensors"},
         {"checkpoint-every", 0, IT_OPT_INT, &ck_every, "N", "checkpoint period in steps (default 100)"},
         {"init", 0, IT_OPT_STR, &o.init, "FILE", "start from these judge weights instead of random ones (a second stage)"},
@@ -471,7 +496,11 @@ static int toy_train_judge(int argc, char **argv)
         eval_n < 1 || eval_n > 1000000 || size < 32 || size > 512 || warmup < 0 || seed < 0 || eval_seed < 0 ||
         !(p_char >= 0 && p_char <= 1))
         it_err_set(&err, IT_ERR_ARG, "an option is out of range (see --help)");
+    if (!err.code && widths) parse_int_list(&err, "--widths", widths, o.model.width);
+    if (!err.code && strides) parse_int_list(&err, "--strides", strides, o.model.stride);
+    if (!err.code && (hidden < 8 || hidden > 4096)) it_err_set(&err, IT_ERR_ARG, "--hidden %ld not in 8..4096", hidden);
     if (err.code) return it_cli_fail(&err);
+    o.model.hidden = (int)hidden;
     o.seed = (uint64_t)seed, o.steps = steps, o.batch = (int)batch, o.warmup = warmup < steps ? warmup : steps - 1;
     o.checkpoint_every = ck_every, o.log_every = log_every, o.eval_every = eval_every, o.eval_n = (int)eval_n;
     o.eval_seed = (uint64_t)eval_seed, o.model.size = (int)size, o.lr = lr, o.weight_decay = wd;

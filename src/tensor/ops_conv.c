@@ -81,6 +81,17 @@ void it_cpu_conv2d_bwd_ref(const it_conv2d_shape *s, float *dx, float *dw, float
 /* ---------------------------------------------------------------- im2col */
 
 /* col (Cin*kh*kw, Hout*Wout) from one sample x (Cin, H, W). */
+/* The output columns ox in [lo, hi) whose input column ox * stride - pad + kx
+ * lies inside the image (hi <= lo when none does). */
+static void valid_range(const it_conv2d_shape *s, int64_t kx, int64_t *lo, int64_t *hi)
+{
+    int64_t off = kx - s->pad; /* ix = ox * stride + off */
+    int64_t l = off >= 0 ? 0 : (-off + s->stride - 1) / s->stride;
+    int64_t h = s->w - off <= 0 ? 0 : (s->w - off + s->stride - 1) / s->stride; /* first ox with ix >= w */
+    *lo = l < s->w_out ? l : s->w_out;
+    *hi = h < s->w_out ? h : s->w_out;
+}
+
 static void im2col(const it_conv2d_shape *s, float *col, const float *x)
 {
     int64_t P = s->h_out * s->w_out;
@@ -106,10 +117,13 @@ static void im2col(const it_conv2d_shape *s, float *col, const float *x)
                         if (hi > lo) memcpy(dst + lo, src + lo - x0, (size_t)(hi - lo) * sizeof(float));
                         for (int64_t ox = hi > lo ? hi : lo; ox < s->w_out; ox++) dst[ox] = 0;
                     } else {
-                        for (int64_t ox = 0; ox < s->w_out; ox++) {
-                            int64_t ix = ox * s->stride - s->pad + kx;
-                            dst[ox] = (ix >= 0 && ix < s->w) ? src[ix] : 0.0f;
-                        }
+                        /* Strided: zero the padded ends, then a branch-free gather. */
+                        int64_t lo, hi;
+                        valid_range(s, kx, &lo, &hi);
+                        for (int64_t ox = 0; ox < lo; ox++) dst[ox] = 0;
+                        const float *sp = src + lo * s->stride - s->pad + kx;
+                        for (int64_t ox = lo; ox < hi; ox++) dst[ox] = sp[(ox - lo) * s->stride];
+                        for (int64_t ox = hi > lo ? hi : lo; ox < s->w_out; ox++) dst[ox] = 0;
                     }
                 }
             }
@@ -138,10 +152,11 @@ static void col2im_add(const it_conv2d_shape *s, float *dx, const float *col)
                         for (int64_t ox = lo; ox < hi; ox++) dst[ox - x0] += src[ox];
                         continue;
                     }
-                    for (int64_t ox = 0; ox < s->w_out; ox++) {
-                        int64_t ix = ox * s->stride - s->pad + kx;
-                        if (ix >= 0 && ix < s->w) dst[ix] += src[ox];
-                    }
+                    /* Strided: the valid outputs, without a test per element. */
+                    int64_t lo, hi;
+                    valid_range(s, kx, &lo, &hi);
+                    float *dp = dst + lo * s->stride - s->pad + kx;
+                    for (int64_t ox = lo; ox < hi; ox++) dp[(ox - lo) * s->stride] += src[ox];
                 }
             }
 }

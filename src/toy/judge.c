@@ -74,11 +74,38 @@ void it_judge_labels(int32_t *labels, const it_toy_attrs *a)
 
 it_judge_config it_judge_default_config(void)
 {
-    it_judge_config c = {64, {24, 48, 96, 128, 48}, 256};
+    it_judge_config c = {128, {16, 32, 64, 128, 128}, 256, {2, 2, 2, 2, 2}};
     return c;
 }
 
-static const int g_stride[IT_JUDGE_N_CONV] = {2, 2, 2, 2, 1};
+int it_judge_n_conv(const it_judge_config *c)
+{
+    int n = 0;
+    while (n < IT_JUDGE_N_CONV && c->width[n] > 0) n++;
+    return n;
+}
+
+/* The layout of the first judge files, which carry no strides. */
+static const int g_v1_stride[5] = {2, 2, 2, 2, 1};
+
+/* Fills in the strides of a config that has none (all 0). */
+static it_judge_config config_normalise(const it_judge_config *c)
+{
+    it_judge_config r = *c;
+    int any = 0;
+    for (int i = 0; i < IT_JUDGE_N_CONV; i++) any |= r.stride[i];
+    if (!any && it_judge_n_conv(c) == 5) memcpy(r.stride, g_v1_stride, sizeof g_v1_stride);
+    for (int i = it_judge_n_conv(c); i < IT_JUDGE_N_CONV; i++) r.width[i] = r.stride[i] = 0;
+    return r;
+}
+
+/* Side of the last grid (size over the product of the strides). */
+static int config_grid(const it_judge_config *c)
+{
+    int g = c->size;
+    for (int i = 0; i < it_judge_n_conv(c); i++) g /= c->stride[i] > 0 ? c->stride[i] : 1;
+    return g;
+}
 
 /* Every conv layer is followed by GroupNorm and SiLU: without the norm on
  * the first layers the heads learned several times slower (checked against
@@ -86,37 +113,57 @@ static const int g_stride[IT_JUDGE_N_CONV] = {2, 2, 2, 2, 1};
  * not the fused GroupNorm+SiLU, whose backward recomputes exp() per element
  * and cost more than the convolutions at 32x32 and 16x16. */
 
-/* Parameter names double as checkpoint keys (PyTorch style). */
-static const char *const g_names[IT_JUDGE_MAX_PARAMS] = {
-    "conv1.weight", "conv1.bias", "norm1.weight", "norm1.bias", "conv2.weight", "conv2.bias",
-    "norm2.weight", "norm2.bias", "conv3.weight", "conv3.bias", "norm3.weight", "norm3.bias",
-    "conv4.weight", "conv4.bias", "norm4.weight", "norm4.bias", "conv5.weight", "conv5.bias",
-    "norm5.weight", "norm5.bias", "fc.weight",    "fc.bias",    "heads.weight", "heads.bias",
+/* Parameter names double as checkpoint keys (PyTorch style): conv layer i
+ * has "conv<i+1>.weight", "conv<i+1>.bias", "norm<i+1>.weight",
+ * "norm<i+1>.bias"; then "fc.weight", "fc.bias", "heads.weight",
+ * "heads.bias". */
+static const char *const g_layer_names[IT_JUDGE_N_CONV][4] = {
+    {"conv1.weight", "conv1.bias", "norm1.weight", "norm1.bias"},
+    {"conv2.weight", "conv2.bias", "norm2.weight", "norm2.bias"},
+    {"conv3.weight", "conv3.bias", "norm3.weight", "norm3.bias"},
+    {"conv4.weight", "conv4.bias", "norm4.weight", "norm4.bias"},
+    {"conv5.weight", "conv5.bias", "norm5.weight", "norm5.bias"},
+    {"conv6.weight", "conv6.bias", "norm6.weight", "norm6.bias"},
+    {"conv7.weight", "conv7.bias", "norm7.weight", "norm7.bias"},
+    {"conv8.weight", "conv8.bias", "norm8.weight", "norm8.bias"},
 };
+static const char *const g_mlp_names[4] = {"fc.weight", "fc.bias", "heads.weight", "heads.bias"};
+
+static const char *param_name(int i, int n_conv)
+{
+    return i < 4 * n_conv ? g_layer_names[i / 4][i % 4] : g_mlp_names[i - 4 * n_conv];
+}
 
 static it_status config_check(it_err *err, const it_judge_config *c)
 {
-    if (c->size < 32 || c->size > 512 || c->size % 16)
-        return it_err_set(err, IT_ERR_ARG, "judge: input size %d must be a multiple of 16 in 32..512", c->size);
-    for (int i = 0; i < IT_JUDGE_N_CONV; i++)
+    int n = it_judge_n_conv(c), prod = 1;
+    if (n < 1) return it_err_set(err, IT_ERR_ARG, "judge: the config has no conv layer");
+    for (int i = 0; i < n; i++) {
         if (c->width[i] < JUDGE_GROUPS || c->width[i] > 1024 || c->width[i] % JUDGE_GROUPS)
             return it_err_set(err, IT_ERR_ARG, "judge: conv%d width %d must be a multiple of %d in 8..1024", i + 1,
                               c->width[i], JUDGE_GROUPS);
+        if (c->stride[i] != 1 && c->stride[i] != 2)
+            return it_err_set(err, IT_ERR_ARG, "judge: conv%d stride %d must be 1 or 2", i + 1, c->stride[i]);
+        prod *= c->stride[i];
+    }
+    if (c->size < 32 || c->size > 512 || c->size % prod)
+        return it_err_set(err, IT_ERR_ARG, "judge: input size %d must be in 32..512 and a multiple of %d (the strides)",
+                          c->size, prod);
     if (c->hidden < 8 || c->hidden > 4096) return it_err_set(err, IT_ERR_ARG, "judge: hidden width %d not in 8..4096", c->hidden);
     return IT_OK;
 }
 
-/* Shapes of every parameter, in g_names order. */
+/* Shapes of every parameter, in param_name order. */
 static int param_shapes(const it_judge_config *c, int64_t shapes[][4], int *ndims)
 {
     int k = 0, cin = 3;
-    for (int i = 0; i < IT_JUDGE_N_CONV; i++) {
+    for (int i = 0; i < it_judge_n_conv(c); i++) {
         int co = c->width[i];
         ndims[k] = 4, shapes[k][0] = co, shapes[k][1] = cin, shapes[k][2] = 3, shapes[k][3] = 3, k++;
         for (int r = 0; r < 3; r++) ndims[k] = 1, shapes[k][0] = co, k++;
         cin = co;
     }
-    int grid = c->size / 16; /* four stride-2 layers */
+    int grid = config_grid(c);
     ndims[k] = 2, shapes[k][0] = c->hidden, shapes[k][1] = (int64_t)cin * grid * grid, k++;
     ndims[k] = 1, shapes[k][0] = c->hidden, k++;
     ndims[k] = 2, shapes[k][0] = it_judge_total_classes(), shapes[k][1] = c->hidden, k++;
@@ -127,11 +174,12 @@ static int param_shapes(const it_judge_config *c, int64_t shapes[][4], int *ndim
 static it_status judge_alloc(it_err *err, it_judge *j, const it_judge_config *cfg, int with_grad)
 {
     memset(j, 0, sizeof *j);
-    IT_TRY(config_check(err, cfg));
-    j->cfg = *cfg;
+    it_judge_config c = config_normalise(cfg);
+    IT_TRY(config_check(err, &c));
+    j->cfg = c;
     int64_t shapes[IT_JUDGE_MAX_PARAMS][4];
     int ndims[IT_JUDGE_MAX_PARAMS];
-    j->n_params = param_shapes(cfg, shapes, ndims);
+    j->n_params = param_shapes(&c, shapes, ndims);
     int64_t total = 0;
     for (int i = 0; i < j->n_params; i++) total += it_shape_numel(ndims[i], shapes[i]);
     j->n_weights = total;
@@ -143,7 +191,7 @@ static it_status judge_alloc(it_err *err, it_judge *j, const it_judge_config *cf
     }
     int64_t off = 0;
     for (int i = 0; i < j->n_params; i++) {
-        IT_TRY(it_tensor_init_param(err, &j->params[i], g_names[i], j->data + off, j->grad ? j->grad + off : NULL,
+        IT_TRY(it_tensor_init_param(err, &j->params[i], param_name(i, it_judge_n_conv(&c)), j->data + off, j->grad ? j->grad + off : NULL,
                                     ndims[i], shapes[i]));
         off += j->params[i].n;
     }
@@ -158,7 +206,7 @@ it_status it_judge_init(it_err *err, it_judge *j, const it_judge_config *cfg, ui
     for (int i = 0; i < j->n_params; i++) {
         it_tensor *p = &j->params[i];
         float *d = it_f32(p);
-        const char *nm = g_names[i];
+        const char *nm = p->name;
         if (p->ndim >= 2) {
             /* He-normal for layers followed by SiLU; the heads start small so
              * that the first losses are near log(classes). */
@@ -184,8 +232,8 @@ it_tensor *it_judge_forward(it_ctx *ctx, const it_judge *j, it_tensor *x)
     it_tensor *p = (it_tensor *)j->params; /* ops take non-const tensors; weights are not written */
     it_tensor *h = x;
     int k = 0;
-    for (int i = 0; i < IT_JUDGE_N_CONV; i++) {
-        h = it_op_conv2d(ctx, h, &p[k], &p[k + 1], g_stride[i], 1);  /* (N, C_i, H_i, W_i) */
+    for (int i = 0; i < it_judge_n_conv(&j->cfg); i++) {
+        h = it_op_conv2d(ctx, h, &p[k], &p[k + 1], j->cfg.stride[i], 1);  /* (N, C_i, H_i, W_i) */
         h = it_op_silu(ctx, it_op_group_norm(ctx, h, &p[k + 2], &p[k + 3], JUDGE_GROUPS, 1e-5f, 0));
         k += 4;
     }
@@ -232,9 +280,12 @@ it_tensor *it_judge_loss(it_ctx *ctx, it_tensor *logits, const int32_t *labels, 
 
 static json_t *config_json(const it_judge_config *c)
 {
-    json_t *w = json_array();
-    for (int i = 0; i < IT_JUDGE_N_CONV; i++) json_array_append_new(w, json_integer(c->width[i]));
-    return json_pack("{s:i, s:o, s:i}", "size", c->size, "width", w, "hidden", c->hidden);
+    json_t *w = json_array(), *st = json_array();
+    for (int i = 0; i < it_judge_n_conv(c); i++) {
+        json_array_append_new(w, json_integer(c->width[i]));
+        json_array_append_new(st, json_integer(c->stride[i]));
+    }
+    return json_pack("{s:i, s:o, s:i, s:o}", "size", c->size, "width", w, "hidden", c->hidden, "stride", st);
 }
 
 /* The head schema: [[name, [class, ...]], ...]; a file trained for another
@@ -277,24 +328,40 @@ it_status it_judge_save(it_err *err, const it_judge *j, const char *path, it_dty
     return st;
 }
 
+/* Reads an integer array of 1..IT_JUDGE_N_CONV values in 1..4096 into out;
+ * returns its length, 0 if it is not one. */
+static int int_array(const json_t *a, int *out)
+{
+    size_t n = json_is_array(a) ? json_array_size(a) : 0;
+    if (n < 1 || n > IT_JUDGE_N_CONV) return 0;
+    for (size_t i = 0; i < n; i++) {
+        const json_t *v = json_array_get(a, i);
+        if (!json_is_integer(v) || json_integer_value(v) < 1 || json_integer_value(v) > 4096) return 0;
+        out[i] = (int)json_integer_value(v);
+    }
+    return (int)n;
+}
+
+/* The config in a file's metadata. Files of the first format have no
+ * "stride" (their layout is {2, 2, 2, 2, 1}, filled in by the loader). */
 static it_status config_parse(it_err *err, it_judge_config *c, const char *path, const char *text)
 {
     json_error_t je;
     json_t *j = text ? json_loads(text, 0, &je) : NULL;
-    json_t *w = j ? json_object_get(j, "width") : NULL;
-    int ok = j && json_is_integer(json_object_get(j, "size")) && json_is_integer(json_object_get(j, "hidden")) &&
-             json_is_array(w) && json_array_size(w) == IT_JUDGE_N_CONV;
+    memset(c, 0, sizeof *c);
+    int ok = j && json_is_integer(json_object_get(j, "size")) && json_is_integer(json_object_get(j, "hidden"));
+    int nw = ok ? int_array(json_object_get(j, "width"), c->width) : 0;
+    json_t *st = j ? json_object_get(j, "stride") : NULL;
+    int ns = st ? int_array(st, c->stride) : 0;
     if (ok) {
         c->size = (int)json_integer_value(json_object_get(j, "size"));
         c->hidden = (int)json_integer_value(json_object_get(j, "hidden"));
-        for (int i = 0; i < IT_JUDGE_N_CONV; i++) {
-            json_t *v = json_array_get(w, (size_t)i);
-            ok &= json_is_integer(v) && json_integer_value(v) > 0 && json_integer_value(v) <= 4096;
-            c->width[i] = ok ? (int)json_integer_value(v) : 0;
-        }
     }
     json_decref(j);
-    if (!ok) return it_err_set(err, IT_ERR_FORMAT, "%s: metadata 'config' is missing or not a judge config", path);
+    if (!ok || !nw) return it_err_set(err, IT_ERR_FORMAT, "%s: metadata 'config' is missing or not a judge config", path);
+    if (st ? ns != nw : nw != 5)
+        return it_err_set(err, IT_ERR_FORMAT, "%s: metadata 'config' has %d conv widths but %d strides", path, nw,
+                          st ? ns : 0);
     return IT_OK;
 }
 

@@ -45,16 +45,23 @@ void it_judge_labels(int32_t *labels, const it_toy_attrs *a);
 
 /* ------------------------------------------------------------- network */
 
-#define IT_JUDGE_N_CONV 5
+#define IT_JUDGE_N_CONV 8 /* conv layers at most */
 
+/* Each conv layer is a 3x3 convolution (stride 1 or 2, padding 1) followed by
+ * GroupNorm and SiLU; the last grid is flattened into the MLP. */
 typedef struct it_judge_config {
-    int size;                   /* input side in pixels, multiple of 16 (images are resized to size x size) */
-    int width[IT_JUDGE_N_CONV]; /* channels of each conv layer */
-    int hidden;                 /* MLP width after pooling */
+    int size;                    /* input side in pixels (images are resized to size x size) */
+    int width[IT_JUDGE_N_CONV];  /* channels of each conv layer; the first 0 ends the stack */
+    int hidden;                  /* MLP width after flattening */
+    int stride[IT_JUDGE_N_CONV]; /* 1 or 2 per layer; all 0 = {2, 2, 2, 2, 1}, the layout of the
+                                    first judge files (which carry no strides); size must be a
+                                    multiple of the product */
 } it_judge_config;
 
 /* The shipped configuration. */
 it_judge_config it_judge_default_config(void);
+/* Number of conv layers of a config (leading non-zero widths). */
+int it_judge_n_conv(const it_judge_config *c);
 
 enum { IT_JUDGE_MAX_PARAMS = 4 * IT_JUDGE_N_CONV + 4 };
 

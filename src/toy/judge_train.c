@@ -118,6 +118,20 @@ static it_status jpeg_round_trip(it_err *err, uint8_t *p, int w, int h, int qual
     return st;
 }
 
+/* Adds triangular noise (u1 + u2 - 1, variance 1/6) of standard deviation
+ * sigma: as good as Gaussian here. The uniforms come from a 64-bit LCG
+ * seeded from the image's counter RNG (two 16-bit uniforms per step): a
+ * Philox draw per value cost more than the rest of the augmentation. */
+static void add_noise(uint8_t *p, size_t n, float sigma, uint64_t state)
+{
+    const float k = sigma * 2.449490f / 65536.0f;
+    for (size_t i = 0; i < n; i++) {
+        state = state * 6364136223846793005ull + 1442695040888963407ull;
+        int u = (int)(state >> 48) + (int)((state >> 32) & 0xFFFF) - 65535; /* u1 + u2 - 1, in 1/65536 */
+        p[i] = clamp8((float)p[i] + k * (float)u);
+    }
+}
+
 it_status it_judge_augment(it_err *err, uint8_t *rgb, int w, int h, uint64_t seed, uint64_t index, int input_size,
                            float *scale, float *dx, float *dy)
 {
@@ -126,20 +140,7 @@ it_status it_judge_augment(it_err *err, uint8_t *rgb, int w, int h, uint64_t see
     size_t n_px = (size_t)w * h;
     if (it_rng_float(&r) < 0.8f) colour_jitter(rgb, n_px, &r);
     if (it_rng_float(&r) < 0.3f) IT_TRY(blur(err, rgb, w, h, urange(&r, 0.4f, 1.2f)));
-    if (it_rng_float(&r) < 0.5f) {
-        float sigma = urange(&r, 1.0f, 8.0f);
-        float *z = it_malloc(n_px * 3 * sizeof(float));
-        if (!z) return it_err_set(err, IT_ERR_NOMEM, "augment: out of memory");
-        /* Triangular noise (u1 + u2 - 1, variance 1/6) of standard deviation
-         * sigma: as good as Gaussian here and without its log/cos per value. */
-        it_rng_uniform(&r, z, n_px * 3);
-        float k = sigma * 2.449490f;
-        for (size_t i = 0; i < n_px * 3; i++) {
-            float u2 = z[(i * 7919 + 1) % (n_px * 3)];
-            rgb[i] = clamp8(rgb[i] + k * (z[i] + u2 - 1.0f));
-        }
-        it_free(z);
-    }
+    if (it_rng_float(&r) < 0.5f) add_noise(rgb, n_px * 3, urange(&r, 1.0f, 8.0f), it_rng_u64(&r));
     if (it_rng_float(&r) < 0.3f) IT_TRY(jpeg_round_trip(err, rgb, w, h, 30 + (int)it_rng_below(&r, 61)));
     float s = urange(&r, 0.9f, 1.1f), m = 0.05f * (float)input_size;
     float x = urange(&r, -m, m), y = urange(&r, -m, m);
