@@ -550,3 +550,40 @@ IT_TEST(engine_attention_aliased_inputs) {
     it_ctx_free(&ctx);
     tparam_free(&x), tparam_free(&a), tparam_free(&b), tparam_free(&c);
 }
+
+/* max_last: the row maximum forward; backward routes each row's gradient to
+ * its first maximal element only (ties included). */
+IT_TEST(engine_max_last_forward_backward) {
+    tparam X;
+    tparam_init(&X, 21, 1.0f, 1, IT_SHAPE(2, 3, 5));
+    X.data[7] = X.data[9] = 50.0f; /* row 1: a tie, the first (index 2 of the row) wins */
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    it_tensor *y = it_op_max_last(&ctx, &X.t);
+    IT_REQUIRE(y != NULL);
+    IT_CHECK_INT(y->ndim, 2);
+    IT_CHECK_INT(y->shape[0], 2);
+    IT_CHECK_INT(y->shape[1], 3);
+    int arg[6];
+    for (int r = 0; r < 6; r++) {
+        arg[r] = 0;
+        for (int d = 1; d < 5; d++)
+            if (X.data[r * 5 + d] > X.data[r * 5 + arg[r]]) arg[r] = d;
+        IT_CHECK(it_f32(y)[r] == X.data[r * 5 + arg[r]]);
+    }
+    IT_CHECK_INT(arg[1], 2);
+    /* loss = sum_r (r + 1) * y_r: d loss / d x = r + 1 at the argmax, else 0 */
+    it_tensor *k = it_tensor_new(&ctx, IT_DTYPE_F32, IT_SHAPE(2, 3));
+    IT_REQUIRE(k != NULL);
+    for (int r = 0; r < 6; r++) it_f32(k)[r] = (float)(r + 1);
+    it_err err;
+    IT_REQUIRE_OK(it_autograd_backward(&err, &ctx, it_op_sum(&ctx, it_op_mul(&ctx, y, k))), &err);
+    for (int r = 0; r < 6; r++)
+        for (int d = 0; d < 5; d++) IT_CHECK(X.grad[r * 5 + d] == (d == arg[r] ? (float)(r + 1) : 0.0f));
+    /* An empty last dim is refused with the op's name. */
+    it_ctx_reset(&ctx);
+    IT_CHECK(it_op_max_last(&ctx, it_tensor_zeros(&ctx, IT_DTYPE_F32, IT_SHAPE(2, 0))) == NULL);
+    IT_CHECK_CONTAINS(it_ctx_status(&ctx, &err) ? err.msg : "", "max_last");
+    it_ctx_free(&ctx);
+    tparam_free(&X);
+}

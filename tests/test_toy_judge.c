@@ -190,6 +190,24 @@ IT_TEST(toy_judge_config_layouts) {
         IT_CHECK_CONTAINS(e.msg, bad[i].msg);
     }
     it_judge_free(&a);
+    /* Pooled head: 2 x last width features, whatever the grid. */
+    it_judge_config pooled = {64, {8, 16}, 16, {2, 2}, 1};
+    IT_REQUIRE_OK(it_judge_init(&e, &a, &pooled, 5, 0), &e);
+    IT_CHECK_STR(a.params[8].name, "fc.weight");
+    IT_CHECK_INT(a.params[8].shape[1], 2 * 16);
+    const char *pp = it_test_tmp(t, "pooled.safetensors");
+    IT_REQUIRE_OK(it_judge_save(&e, &a, pp, IT_DTYPE_F32, NULL), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &b, pp, 0), &e);
+    IT_CHECK_INT(b.cfg.pool, 1);
+    it_ctx_init(&ctx, 0);
+    x = it_calloc(3 * 64 * 64, sizeof(float));
+    IT_REQUIRE(x);
+    lg = it_judge_forward(&ctx, &b, it_tensor_wrap(&ctx, x, IT_DTYPE_F32, IT_SHAPE(1, 3, 64, 64)));
+    IT_CHECK(lg != NULL && lg->shape[1] == it_judge_total_classes());
+    it_free(x);
+    it_ctx_free(&ctx);
+    it_judge_free(&b);
+    it_judge_free(&a);
     /* The first format: five widths, no strides -> {2, 2, 2, 2, 1}. */
     it_judge_config five = {32, {8, 8, 16, 16, 16}, 16};
     IT_REQUIRE_OK(it_judge_init(&e, &a, &five, 4, 0), &e);
@@ -208,6 +226,9 @@ IT_TEST(toy_judge_config_layouts) {
     rewrite_meta(t, p5, v1, "config", "{\"size\":32,\"width\":[8,8,16,16,16],\"hidden\":16,\"stride\":[2,2]}");
     IT_CHECK_INT(it_judge_load(&e, &b, v1, 0), IT_ERR_FORMAT);
     IT_CHECK_CONTAINS(e.msg, "has 5 conv widths but 2 strides");
+    rewrite_meta(t, p5, v1, "config", "{\"size\":32,\"width\":[8,8,16,16,16],\"hidden\":16,\"head\":\"avg\"}");
+    IT_CHECK_INT(it_judge_load(&e, &b, v1, 0), IT_ERR_FORMAT);
+    IT_CHECK_CONTAINS(e.msg, "unknown head");
     rewrite_meta(t, p5, v1, "config", "{\"size\":32,\"width\":[8,0],\"hidden\":16}");
     IT_CHECK_INT(it_judge_load(&e, &b, v1, 0), IT_ERR_FORMAT);
     IT_CHECK_CONTAINS(e.msg, "not a judge config");

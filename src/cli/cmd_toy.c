@@ -452,7 +452,7 @@ static int toy_train_judge(int argc, char **argv)
     long eval_every = o.eval_every, eval_n = o.eval_n, eval_seed = (long)o.eval_seed, size = o.model.size;
     long log_every = o.log_every, stop_after = 0;
     double lr = o.lr, wd = o.weight_decay, p_char = o.p_character;
-    int resume = 0, f32 = 0, no_aug = 0;
+    int resume = 0, f32 = 0, no_aug = 0, pool = o.model.pool, flatten = 0;
     long hidden = o.model.hidden;
     const char *widths = NULL, *strides = NULL;
     const it_opt opts[] = {
@@ -468,6 +468,8 @@ static int toy_train_judge(int argc, char **argv)
         {"widths", 0, IT_OPT_STR, &widths, "C,C,...", "channels of the conv layers (default 16,32,64,128,128)"},
         {"strides", 0, IT_OPT_STR, &strides, "S,S,...", "stride (1 or 2) of each conv layer (default 2,2,2,2,2)"},
         {"hidden", 0, IT_OPT_INT, &hidden, "N", "width of the MLP layer (default 256)"},
+        {"pool", 0, IT_OPT_FLAG, &pool, NULL, "global max+mean pooling of the last grid"},
+        {"flatten", 0, IT_OPT_FLAG, &flatten, NULL, "flatten the last grid into the MLP (the first judges' head)"},
         {"checkpoint", 'c', IT_OPT_STR, &o.checkpoint, "PREFIX", "write PREFIX.safetensors + PREFIX.optim.safetensors"},
         {"checkpoint-every", 0, IT_OPT_INT, &ck_every, "N", "checkpoint period in steps (default 100)"},
         {"init", 0, IT_OPT_STR, &o.init, "FILE", "start from these judge weights instead of random ones (a second stage)"},
@@ -501,6 +503,7 @@ static int toy_train_judge(int argc, char **argv)
     if (!err.code && (hidden < 8 || hidden > 4096)) it_err_set(&err, IT_ERR_ARG, "--hidden %ld not in 8..4096", hidden);
     if (err.code) return it_cli_fail(&err);
     o.model.hidden = (int)hidden;
+    o.model.pool = flatten ? 0 : pool;
     o.seed = (uint64_t)seed, o.steps = steps, o.batch = (int)batch, o.warmup = warmup < steps ? warmup : steps - 1;
     o.checkpoint_every = ck_every, o.log_every = log_every, o.eval_every = eval_every, o.eval_n = (int)eval_n;
     o.eval_seed = (uint64_t)eval_seed, o.model.size = (int)size, o.lr = lr, o.weight_decay = wd;

@@ -78,6 +78,46 @@ it_tensor *it_op_mean_last(it_ctx *ctx, it_tensor *x)
     return y;
 }
 
+static void max_last_backward(it_ctx *ctx, it_node *n)
+{
+    float *gx = it_autograd_grad(ctx, n->in[0]);
+    if (!gx) return;
+    int64_t D = n->iarg[0], R = n->out->n;
+    const int64_t *arg = n->saved;
+    const float *gy = n->out->grad;
+    for (int64_t r = 0; r < R; r++) gx[r * D + arg[r]] += gy[r];
+}
+
+it_tensor *it_op_max_last(it_ctx *ctx, it_tensor *x)
+{
+    if (it_ops_skip(ctx, 1, &x)) return NULL;
+    if (!it_ops_need_f32(ctx, "max_last", x)) return NULL;
+    if (x->ndim < 1 || x->shape[x->ndim - 1] == 0)
+        return it_ops_shape_error(ctx, "max_last", x, "needs a non-empty last dim");
+    int64_t D = x->shape[x->ndim - 1];
+    it_tensor *y = it_ops_out(ctx, x->ndim - 1, x->shape);
+    if (!y) return NULL;
+    int rec = it_autograd_wants(ctx, 1, &x);
+    int64_t *arg = rec ? it_ctx_alloc(ctx, (size_t)y->n * sizeof(int64_t)) : NULL;
+    if (rec && !arg) return NULL;
+    const float *X = x->data;
+    float *Y = y->data;
+    #pragma omp parallel for if (x->n > IT_PAR_MIN) schedule(static)
+    for (int64_t r = 0; r < y->n; r++) {
+        int64_t best = 0;
+        for (int64_t d = 1; d < D; d++)
+            if (X[r * D + d] > X[r * D + best]) best = d;
+        Y[r] = X[r * D + best];
+        if (arg) arg[r] = best;
+    }
+    it_node *n = it_autograd_record(ctx, y, "max_last", max_last_backward, 1, &x);
+    if (n) {
+        n->iarg[0] = D;
+        n->saved = arg;
+    }
+    return y;
+}
+
 /* ---------------------------------------------------------------- MSE */
 
 static void mse_backward(it_ctx *ctx, it_node *n)

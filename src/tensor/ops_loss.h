@@ -1,6 +1,7 @@
 /* ops_loss.h: reductions and losses.
  *
- * Owns: sum and mean over all elements (to a scalar) and over the last dim,
+ * Owns: sum and mean over all elements (to a scalar), mean and max over the
+ * last dim,
  * MSE with an optional per-element weight or mask, cross-entropy over class
  * logits, cosine similarity, L2 normalisation of rows. Reductions
  * accumulate in double. Does not own training-specific weightings (min-SNR
@@ -15,6 +16,9 @@ it_tensor *it_op_sum(it_ctx *ctx, it_tensor *x);
 it_tensor *it_op_mean(it_ctx *ctx, it_tensor *x);
 /* Mean over the last dim: (..., D) -> (...). */
 it_tensor *it_op_mean_last(it_ctx *ctx, it_tensor *x);
+/* Max over the last dim: (..., D) -> (...); the gradient goes to the first
+ * maximal element of each row (global max pooling of (N, C, H*W)). */
+it_tensor *it_op_max_last(it_ctx *ctx, it_tensor *x);
 
 /* mean(weight * (pred - target)^2) over all elements; weight NULL = 1.
  * pred, target, weight: same shape. Gradients flow to pred and target. */

@@ -74,7 +74,7 @@ void it_judge_labels(int32_t *labels, const it_toy_attrs *a)
 
 it_judge_config it_judge_default_config(void)
 {
-    it_judge_config c = {128, {16, 32, 64, 128, 128}, 256, {2, 2, 2, 2, 2}};
+    it_judge_config c = {128, {16, 32, 64, 128, 128}, 256, {2, 2, 2, 2, 2}, 0};
     return c;
 }
 
@@ -136,6 +136,7 @@ static const char *param_name(int i, int n_conv)
 
 static it_status config_check(it_err *err, const it_judge_config *c)
 {
+    if (c->pool != 0 && c->pool != 1) return it_err_set(err, IT_ERR_ARG, "judge: pool must be 0 (flatten) or 1 (max+mean)");
     int n = it_judge_n_conv(c), prod = 1;
     if (n < 1) return it_err_set(err, IT_ERR_ARG, "judge: the config has no conv layer");
     for (int i = 0; i < n; i++) {
@@ -164,7 +165,7 @@ static int param_shapes(const it_judge_config *c, int64_t shapes[][4], int *ndim
         cin = co;
     }
     int grid = config_grid(c);
-    ndims[k] = 2, shapes[k][0] = c->hidden, shapes[k][1] = (int64_t)cin * grid * grid, k++;
+    ndims[k] = 2, shapes[k][0] = c->hidden, shapes[k][1] = c->pool ? 2 * (int64_t)cin : (int64_t)cin * grid * grid, k++;
     ndims[k] = 1, shapes[k][0] = c->hidden, k++;
     ndims[k] = 2, shapes[k][0] = it_judge_total_classes(), shapes[k][1] = c->hidden, k++;
     ndims[k] = 1, shapes[k][0] = it_judge_total_classes(), k++;
@@ -238,11 +239,19 @@ it_tensor *it_judge_forward(it_ctx *ctx, const it_judge *j, it_tensor *x)
         k += 4;
     }
     if (!h) return NULL;
-    /* Flatten, not global pooling: where a colour sits (top: hat, middle:
-     * outfit) is what tells the heads apart, and pooling over a mostly
-     * background image learned the creature's attributes more slowly. */
-    int64_t n = h->shape[0], flat = h->shape[1] * h->shape[2] * h->shape[3];
-    h = it_op_reshape(ctx, h, IT_SHAPE(n, flat));                            /* (N, C5 * grid * grid) */
+    int64_t n = h->shape[0], c = h->shape[1], cells = h->shape[2] * h->shape[3];
+    if (j->cfg.pool) {
+        /* Max and mean over the grid: a part is detected by the same weights
+         * wherever the creature stands; the max keeps a small part's signal
+         * from being averaged away by the background. */
+        it_tensor *g = it_op_reshape(ctx, h, IT_SHAPE(n, c, cells));
+        it_tensor *both[2] = {it_op_max_last(ctx, g), it_op_mean_last(ctx, g)};
+        h = it_op_concat(ctx, 2, both, 1);                                  /* (N, 2 C) */
+    } else {
+        /* Flatten: where a colour sits (top: hat, middle: outfit) is kept,
+         * at the price of weights per grid cell. */
+        h = it_op_reshape(ctx, h, IT_SHAPE(n, c * cells));                  /* (N, C * grid * grid) */
+    }
     h = it_op_silu(ctx, it_op_linear(ctx, h, &p[k], &p[k + 1]));             /* (N, hidden) */
     return it_op_linear(ctx, h, &p[k + 2], &p[k + 3]);                       /* (N, total classes) */
 }
@@ -285,7 +294,8 @@ static json_t *config_json(const it_judge_config *c)
         json_array_append_new(w, json_integer(c->width[i]));
         json_array_append_new(st, json_integer(c->stride[i]));
     }
-    return json_pack("{s:i, s:o, s:i, s:o}", "size", c->size, "width", w, "hidden", c->hidden, "stride", st);
+    return json_pack("{s:i, s:o, s:i, s:o, s:s}", "size", c->size, "width", w, "hidden", c->hidden, "stride", st,
+                     "head", c->pool ? "pool" : "flatten");
 }
 
 /* The head schema: [[name, [class, ...]], ...]; a file trained for another
@@ -353,11 +363,15 @@ static it_status config_parse(it_err *err, it_judge_config *c, const char *path,
     int nw = ok ? int_array(json_object_get(j, "width"), c->width) : 0;
     json_t *st = j ? json_object_get(j, "stride") : NULL;
     int ns = st ? int_array(st, c->stride) : 0;
+    const char *head = j ? json_string_value(json_object_get(j, "head")) : NULL;
+    int head_ok = !j || !json_object_get(j, "head") || (head && (!strcmp(head, "pool") || !strcmp(head, "flatten")));
     if (ok) {
         c->size = (int)json_integer_value(json_object_get(j, "size"));
         c->hidden = (int)json_integer_value(json_object_get(j, "hidden"));
+        c->pool = head && !strcmp(head, "pool");
     }
     json_decref(j);
+    if (!head_ok) return it_err_set(err, IT_ERR_FORMAT, "%s: metadata 'config' has an unknown head (expected \"pool\" or \"flatten\")", path);
     if (!ok || !nw) return it_err_set(err, IT_ERR_FORMAT, "%s: metadata 'config' is missing or not a judge config", path);
     if (st ? ns != nw : nw != 5)
         return it_err_set(err, IT_ERR_FORMAT, "%s: metadata 'config' has %d conv widths but %d strides", path, nw,

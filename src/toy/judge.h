@@ -48,7 +48,7 @@ void it_judge_labels(int32_t *labels, const it_toy_attrs *a);
 #define IT_JUDGE_N_CONV 8 /* conv layers at most */
 
 /* Each conv layer is a 3x3 convolution (stride 1 or 2, padding 1) followed by
- * GroupNorm and SiLU; the last grid is flattened into the MLP. */
+ * GroupNorm and SiLU; the last grid is flattened or pooled into the MLP. */
 typedef struct it_judge_config {
     int size;                    /* input side in pixels (images are resized to size x size) */
     int width[IT_JUDGE_N_CONV];  /* channels of each conv layer; the first 0 ends the stack */
@@ -56,6 +56,9 @@ typedef struct it_judge_config {
     int stride[IT_JUDGE_N_CONV]; /* 1 or 2 per layer; all 0 = {2, 2, 2, 2, 1}, the layout of the
                                     first judge files (which carry no strides); size must be a
                                     multiple of the product */
+    int pool;                    /* 0: the last grid is flattened (position-specific weights; the
+                                    first files); 1: global max and mean pooling per channel
+                                    (2 x last width features, the same weights wherever a part is) */
 } it_judge_config;
 
 /* The shipped configuration. */
