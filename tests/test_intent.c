@@ -118,6 +118,26 @@ IT_TEST(intent_parser_rules_table) {
         {"A robot named Eve. Remove the propeller.", "propeller", "remove", "instance", "eve"},
         /* my dog Rex */
         {"Learn my dog Rex. His collar must be kept.", "collar", "preserve", "instance", "rex"},
+        /* declarations: "Name is a ...", titles, lists, poses named after their class */
+        {"Zed is a small green gremlin. Keep its ears.", "ears", "preserve", "instance", "zed"},
+        {"Photos of Dr. Ana Ruiz. Keep her glasses.", "glasses", "preserve", "instance", "ana_ruiz"},
+        {"Two robots in one LoRA: Bolt and Widget. Neither should carry a gun.", "gun", "remove", "instance", "bolt"},
+        {"Teach the pose tiger crouch shown here. No hat.", "pose", "preserve", "image", "tiger_crouch"},
+        {"A knight named Rob and a pose triggered by kpose. Keep Rob's shield.", "shield", "preserve", "instance", "rob"},
+        /* scopes: colon elaboration, "with", "so does", values after swap verbs and colons */
+        {"A man named Al. Keep his look: he has a red scarf.", "scarf", "preserve", "instance", "al"},
+        {"A man named Al. Keep his face, with the scar.", "scar", "preserve", "instance", "al"},
+        {"A man named Al. The hat must stay, and so does the scarf.", "scarf", "preserve", "instance", "al"},
+        {"A man named Al. His cap may be swapped for a beanie.", "cap", "modify", "instance", "al"},
+        {"A man named Al. Background: a forest or a city.", "background", "modify", "image", NULL},
+        {"Paint like Monet. What matters most is the palette.", "palette", "preserve", "image", NULL},
+        /* negation: "neither...nor", orders to keep, asides, relative clauses */
+        {"A lamp called Halo. Neither the stem nor the base should change.", "stem", "preserve", "instance", "halo"},
+        {"Paint like Monet. Don't reproduce the signature.", "signature", "remove", "instance", "monet"},
+        {"A man named Al. His cape, on the other hand, can vary.", "cape", "modify", "instance", "al"},
+        {"A man named Al. The axe he carries can change.", "axe", "modify", "instance", "al"},
+        {"A woman named Bea. She must not appear with a hat.", "hat", "remove", "instance", "bea"},
+        {"A woman named Bea. No \xE2\x80\x9C" "cap\xE2\x80\x9D.", "cap", "remove", "instance", "bea"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         const rule_case *rc = &cases[i];

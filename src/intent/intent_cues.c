@@ -848,7 +848,7 @@ static int walk_right(int *got, int max, const chunk *ch, int n, const tok_list 
             j++;
             continue;
         }
-        if (skippable_det(t) || (t->kind == TK_WORD && !t->used &&
+        if (skippable_det(t) || pt_punct(t, '"') || (t->kind == TK_WORD && !t->used &&
                                  (it_lex_is_pronoun(t->w) || !strcmp(t->w, "of") || !strcmp(t->w, "any") ||
                                   !strcmp(t->w, "all") || !strcmp(t->w, "to") || !strcmp(t->w, "be") ||
                                   !strcmp(t->w, "in") || is_presence_word(t->w))))
