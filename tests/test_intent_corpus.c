@@ -15,6 +15,7 @@
 #include "intent/hierarchy.h"
 #include "intent/parser.h"
 #include "test.h"
+#include "toy/scenario.h"
 
 #define MAX_TUPLES 64
 
@@ -263,4 +264,56 @@ IT_TEST(intent_corpus_heldout4) {
     IT_CHECK(sc.cases == 24);
     double worst = report("held-out 4 (first run in docs; later rules saw it)", &sc);
     IT_CHECK(worst >= 80.0);
+}
+
+/* The toy scenarios' own intent.json files (as `toy scenario NAME` writes
+ * them, reference paths relative to the folder) parse to their expected
+ * hierarchy: the corpus cases t74-t76 hold copies of the texts, this test
+ * catches a scenario text that changes without its expectation. */
+IT_TEST(intent_toy_scenarios_parse) {
+    static const struct {
+        const char *name;
+        const char *tuples[12];
+    } cases[] = {
+        {"vincent", {"vincent|face|preserve|instance", "vincent|scar|preserve|instance", "vincent|jacket|modify|instance",
+                     "vincent|hair colour|modify|attribute", "vincent|necklace|remove|instance", NULL}},
+        {"landing", {"herolanding|pose|preserve|image", "herolanding|creature|modify|instance", "*|palette|modify|image",
+                     "herolanding|outfit|modify|instance", "*|background|modify|image", NULL}},
+        {"duo", {"mira|face|preserve|instance", "tobi|face|preserve|instance", "mira|eyes|preserve|instance",
+                 "tobi|eyes|preserve|instance", "mira|teardrop|preserve|instance", "tobi|clover|preserve|instance",
+                 "mira|outfit|modify|instance", "tobi|outfit|modify|instance", "mira|hair colour|modify|attribute",
+                 "tobi|hair colour|modify|attribute", "*|background|modify|image", NULL}},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        it_err e;
+        char dir[1024], path[1100];
+        snprintf(dir, sizeof dir, "%s", it_test_tmp(t, cases[i].name));
+        IT_REQUIRE_OK(it_toy_scenario_write(&e, cases[i].name, dir, 1, 64), &e);
+        snprintf(path, sizeof path, "%s/intent.json", dir);
+        it_intent scratch, in;
+        char *text = NULL;
+        IT_REQUIRE_OK(it_intent_init(&e, &scratch), &e);
+        IT_REQUIRE_OK(it_intent_read_input(&e, &scratch, &text, path, dir), &e);
+        it_intent_parse_opts po = {.domain = scratch.domain_source == IT_DOMSRC_OVERRIDE ? (int)scratch.domain : -1,
+                                   .refs = scratch.refs, .n_refs = scratch.n_refs, .image_size = it_intent_image_size};
+        IT_REQUIRE_OK(it_intent_parse(&e, &in, text, strlen(text), &po), &e);
+        int n_exp = 0;
+        for (; cases[i].tuples[n_exp]; n_exp++) {
+            int found = 0;
+            for (int k = 0; k < in.n_concepts && !found; k++) {
+                char key[160], tup[260];
+                const it_intent_concept *c = &in.concepts[k];
+                it_intent_concept_key(key, sizeof key, c);
+                snprintf(tup, sizeof tup, "%s|%s|%s|%s", c->subject >= 0 ? in.subjects[c->subject].trigger : "*", key,
+                         it_intent_op_name(c->op), it_intent_level_name(c->level));
+                found = !strcmp(tup, cases[i].tuples[n_exp]);
+            }
+            if (!found) it_test_fail(t, __FILE__, __LINE__, "%s: missing %s", cases[i].name, cases[i].tuples[n_exp]);
+        }
+        IT_CHECK_INT(in.n_concepts, n_exp);
+        /* every reference cited: no "unused reference" warning */
+        for (int k = 0; k < in.n_warnings; k++) IT_CHECK(strstr(in.warnings[k], "is not used") == NULL);
+        it_intent_free(&in);
+        it_intent_free(&scratch);
+    }
 }
