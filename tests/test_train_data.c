@@ -499,3 +499,54 @@ IT_TEST(train_data_bucketed_run_resumes_and_masks_reach_the_loss)
     IT_CHECK_INT(nonzero, 0);
     it_lora_free(&l);
 }
+
+/* Out of memory at every allocation of opening a dataset (buckets, reg,
+ * masks) and of the latent cache: IT_ERR_NOMEM, nothing leaked. */
+IT_TEST(train_data_out_of_memory)
+{
+    char dir[1024], reg[1024];
+    make_mixed(t, dir, sizeof dir);
+    write_img(t, dir, "s0.mask.png", 30, 30, 1, v_left_white, 15);
+    snprintf(reg, sizeof reg, "%s/reg/1_thing", t->tmpdir);
+    write_img(t, reg, "r.png", 20, 20, 3, v_noise, 30);
+    snprintf(reg, sizeof reg, "%s/reg", t->tmpdir);
+    it_ds_opts o;
+    it_ds_opts_init(&o);
+    o.dir = dir, o.reg_dir = reg, o.masked_loss = 1, o.resolution = 32, o.buckets = 1, o.step = 8, o.batch = 2;
+    it_err err;
+    int failures = 0, opened = 0;
+    for (long k = 0; k < 5000 && !opened; k++) {
+        size_t live = it_mem_live_blocks();
+        it_dataset ds;
+        it_mem_fail_after(k, 0);
+        it_status s = it_dataset_open_opts(&err, &ds, &o);
+        it_mem_fail_after(-1, 0);
+        if (s == IT_OK) {
+            opened = 1;
+            it_dataset_free(&ds);
+        } else {
+            failures++;
+            IT_CHECK_INT(s, IT_ERR_NOMEM);
+        }
+        IT_CHECK_INT(it_mem_live_blocks(), live);
+    }
+    IT_CHECK(opened && failures > 10);
+    char cdir[1100];
+    snprintf(cdir, sizeof cdir, "%s/oom_cache", t->tmpdir);
+    it_latent_key key = {1, 2, 8, 8, 8, 8, 0, 0, 0, 4, 4, 4};
+    float v[64] = {1};
+    opened = 0;
+    for (long k = 0; k < 1000 && !opened; k++) {
+        size_t live = it_mem_live_blocks();
+        it_latent_cache lc;
+        it_mem_fail_after(k, 0);
+        it_status s = it_latent_cache_open(&err, &lc, cdir);
+        if (!s) s = it_latent_cache_put(&err, &lc, &key, v, 64);
+        it_mem_fail_after(-1, 0);
+        IT_CHECK(s == IT_OK || s == IT_ERR_NOMEM || s == IT_ERR_IO);
+        opened = s == IT_OK;
+        it_latent_cache_free(&lc);
+        IT_CHECK_INT(it_mem_live_blocks(), live);
+    }
+    IT_CHECK(opened);
+}
