@@ -236,6 +236,11 @@ static it_status check_keys(it_err *err, const it_safetensors *f, size_t *n_down
     lora_key k;
     for (size_t i = 0; i < it_safetensors_count(f); i++) {
         const char *name = it_safetensors_at(f, i)->name;
+        /* keys end up in messages, which must stay one line (found by fuzz/lora_file.c) */
+        for (const char *c = name; *c; c++)
+            if ((unsigned char)*c < 0x20 || *c == 0x7f)
+                return it_err_set(err, IT_ERR_FORMAT, "%s: tensor %zu: key has control characters (not a LoRA weight)",
+                                  it_safetensors_label(f), i);
         if (parse_down_key(name, &k)) nd++;
         else if (!ends_with(name, ".lora_up.weight", &stem) && !ends_with(name, ".lora_B.weight", &stem) &&
                  !ends_with(name, ".alpha", &stem))
