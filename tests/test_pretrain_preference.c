@@ -98,6 +98,19 @@ IT_TEST(pretrain_preference_degradations)
     }
     for (int k = 0; k < IT_PREF_N_DEGRADE; k++) IT_CHECK(seen[k] > 0);
     IT_CHECK_STR(it_pref_degrade_name(IT_PREF_NO_EYES), "no_eyes");
+    /* out of memory in the kinds that allocate: a clean error, nothing leaked */
+    it_toy_attrs at;
+    IT_REQUIRE_OK(it_toy_sample(&err, &at, NULL, 9, 0, IT_TOY_PRETRAIN), &err);
+    const int alloc_kinds[3] = {IT_PREF_BLUR, IT_PREF_NOISE, IT_PREF_JPEG};
+    for (int k = 0; k < 3; k++) {
+        int got = -1;
+        it_mem_fail_after(0, 1);
+        it_status st = it_pref_degrade_image(&err, a, mask, &at, 128, 128, 9, 0, 1u << alloc_kinds[k], &got);
+        it_mem_fail_after(-1, 0);
+        IT_CHECK_INT(st, IT_ERR_NOMEM);
+        IT_CHECK_INT(got, alloc_kinds[k]);
+    }
+    IT_CHECK(it_pref_degrade_image(&err, a, mask, &at, 128, 128, 9, 0, 1u << IT_PREF_N_DEGRADE, NULL) == IT_ERR_ARG);
     it_free(clean), it_free(a), it_free(b), it_free(mask);
     it_toy_renderer_free(&rd);
 }
