@@ -199,6 +199,36 @@ IT_TEST(detloss_class_value_and_gradient)
     for (int i = 0; i < 3; i++) param_free(&p[i]);
 }
 
+static it_tensor *class_loss_q(it_ctx *ctx, it_tensor *const *p, void *user)
+{
+    class_case *c = user;
+    return it_detloss_class_q(ctx, p[0], p[1], p[2], p[3], &c->a, c->logits);
+}
+
+/* Text queries in the graph (a trainable projection): same value as the
+ * constant form, gradients for the queries too. */
+IT_TEST(detloss_class_text_query_gradient)
+{
+    enum { R = 6, D = 5, T = 3, K = 2, Q = T + K };
+    int32_t img_row[K] = {0, 3};
+    uint8_t target[R * Q];
+    for (int i = 0; i < R * Q; i++) target[i] = (uint8_t)(i % 4 == 1);
+    fd_param p[4] = {param_new(IT_SHAPE(R, D)), param_new(IT_SHAPE(R, 1)), param_new(IT_SHAPE(R, 1)),
+                     param_new(IT_SHAPE(T, D))};
+    fill(p[0].data, p[0].n, 31, -1, 1);
+    fill(p[1].data, p[1].n, 32, -0.5f, 0.5f);
+    fill(p[2].data, p[2].n, 33, -1, 1);
+    fill(p[3].data, p[3].n, 34, -1, 1);
+    class_case c = {{T, p[3].data, K, img_row, target, NULL, 0.25f, 2.0f, 3.0f}, NULL};
+    double v_const = eval_loss(class_loss, p, 3, &c, 0), v_graph = eval_loss(class_loss_q, p, 4, &c, 0);
+    IT_CHECK_NEAR(v_graph, v_const, 1e-7);
+    IT_CHECK(fd_check(class_loss_q, p, 4, &c, 1e-3f) < 2e-3);
+    double gq = 0;
+    for (int i = 0; i < T * D; i++) gq += fabs(p[3].grad[i]);
+    IT_CHECK(gq > 1e-4);
+    for (int i = 0; i < 4; i++) param_free(&p[i]);
+}
+
 /* ---------------------------------------------------------------- pairwise */
 
 static it_tensor *pair_loss(it_ctx *ctx, it_tensor *const *p, void *user)

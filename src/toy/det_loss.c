@@ -182,6 +182,7 @@ typedef struct class_saved {
     double *en;    /* (R, D) normalised embeddings */
     double *rn;    /* (R) norms */
     double *qn;    /* (Q, D) normalised queries */
+    double *tn;    /* (T) norms of the text queries */
     double *cosv;  /* (R, Q) */
 } class_saved;
 
@@ -206,9 +207,10 @@ static int class_prepare(it_ctx *ctx, class_saved *s, const float *emb)
     s->rn = it_ctx_alloc(ctx, (size_t)R * sizeof(double));
     s->qn = it_ctx_alloc(ctx, (size_t)((Q ? Q : 1) * D) * sizeof(double));
     s->cosv = it_ctx_alloc(ctx, (size_t)((R * Q) ? R * Q : 1) * sizeof(double));
-    if (!s->en || !s->rn || !s->qn || !s->cosv) return 0;
+    s->tn = it_ctx_alloc(ctx, (size_t)(T ? T : 1) * sizeof(double));
+    if (!s->en || !s->rn || !s->qn || !s->cosv || !s->tn) return 0;
     norm_rows(s->en, s->rn, emb, R, D);
-    if (T) norm_rows(s->qn, NULL, s->a.text_q, T, D);
+    if (T) norm_rows(s->qn, s->tn, s->a.text_q, T, D);
     for (int64_t k = 0; k < s->a.n_img; k++)
         memcpy(s->qn + (T + k) * D, s->en + (int64_t)s->a.img_row[k] * D, (size_t)D * sizeof(double));
     for (int64_t r = 0; r < R; r++)
@@ -229,8 +231,10 @@ static void class_backward(it_ctx *ctx, it_node *n)
     float *gsc = it_autograd_grad(ctx, n->in[2]);
     const float *emb = n->in[0]->data, *sh = n->in[1]->data, *sr = n->in[2]->data;
     double up = (double)n->out->grad[0] / s->a.norm;
+    float *gq = n->in[3] ? it_autograd_grad(ctx, n->in[3]) : NULL;
     double *den = it_ctx_calloc(ctx, (size_t)(R * D) * sizeof(double)); /* d loss / d normalised emb */
-    if (!den) return;
+    double *dqn = gq ? it_ctx_calloc(ctx, (size_t)((T ? T : 1) * D) * sizeof(double)) : NULL;
+    if (!den || (gq && !dqn)) return;
     for (int64_t r = 0; r < R; r++) {
         double sc = scale_of(sr[r]), dsh = 0, dsc = 0;
         for (int64_t q = 0; q < Q; q++) {
@@ -242,6 +246,8 @@ static void class_backward(it_ctx *ctx, it_node *n)
             dsc += dx * (c + sh[r]);
             double gc = dx * sc; /* d / d cos */
             for (int64_t k = 0; k < D; k++) den[r * D + k] += gc * s->qn[q * D + k];
+            if (q < T && dqn)
+                for (int64_t k = 0; k < D; k++) dqn[q * D + k] += gc * s->en[r * D + k];
             if (q >= T) {
                 int64_t src = s->a.img_row[q - T];
                 for (int64_t k = 0; k < D; k++) den[src * D + k] += gc * s->en[r * D + k];
@@ -249,6 +255,13 @@ static void class_backward(it_ctx *ctx, it_node *n)
         }
         if (gsh) gsh[r] += (float)dsh;
         if (gsc) gsc[r] += (float)(dsc * (sr[r] > 0 ? 1.0 : exp((double)sr[r])));
+    }
+    const float *tq = n->in[3] ? n->in[3]->data : NULL;
+    for (int64_t q = 0; gq && q < T; q++) { /* the same normalisation's backward, for text queries */
+        double nr = s->tn[q], inv = 1.0 / (nr + 1e-6), dot = 0;
+        for (int64_t k = 0; k < D; k++) dot += (double)tq[q * D + k] * dqn[q * D + k];
+        double k2 = nr > 0 ? dot / (nr * (nr + 1e-6) * (nr + 1e-6)) : 0;
+        for (int64_t k = 0; k < D; k++) gq[q * D + k] += (float)(dqn[q * D + k] * inv - tq[q * D + k] * k2);
     }
     if (!ge) return;
     /* e_hat = e / (|e| + eps): de = den / (|e| + eps) - e (e . den) / (|e| (|e| + eps)^2) */
@@ -263,9 +276,15 @@ static void class_backward(it_ctx *ctx, it_node *n)
 it_tensor *it_detloss_class(it_ctx *ctx, it_tensor *class_emb, it_tensor *shift, it_tensor *scale_raw,
                             const it_detloss_class_args *a, float *logits)
 {
-    it_tensor *in[3] = {class_emb, shift, scale_raw};
+    return it_detloss_class_q(ctx, class_emb, shift, scale_raw, NULL, a, logits);
+}
+
+it_tensor *it_detloss_class_q(it_ctx *ctx, it_tensor *class_emb, it_tensor *shift, it_tensor *scale_raw,
+                              it_tensor *text_q, const it_detloss_class_args *a, float *logits)
+{
+    it_tensor *in[4] = {class_emb, shift, scale_raw, text_q};
     if (it_ops_skip(ctx, 3, in)) return NULL;
-    for (int i = 0; i < 3; i++)
+    for (int i = 0; i < (text_q ? 4 : 3); i++)
         if (!it_ops_need_f32(ctx, "detloss_class", in[i])) return NULL;
     if (class_emb->ndim < 1) return it_ops_shape_error(ctx, "detloss_class", class_emb, "needs (..., D)");
     int64_t D = class_emb->shape[class_emb->ndim - 1], R = D ? class_emb->n / D : 0, Q = a->n_text + a->n_img;
@@ -274,10 +293,13 @@ it_tensor *it_detloss_class(it_ctx *ctx, it_tensor *class_emb, it_tensor *shift,
     for (int k = 0; k < a->n_img; k++)
         if (a->img_row[k] < 0 || a->img_row[k] >= R)
             return it_ops_shape_error(ctx, "detloss_class", class_emb, "an image query row is out of range");
+    if (text_q && (text_q->n != (int64_t)a->n_text * D))
+        return it_ops_shape_error(ctx, "detloss_class", text_q, "text queries must be (n_text, D)");
     class_saved *s = it_ctx_calloc(ctx, sizeof *s);
     it_tensor *y = it_ops_out(ctx, 0, NULL);
     if (!s || !y) return NULL;
     s->a = *a;
+    if (text_q) s->a.text_q = text_q->data;
     s->R = R;
     s->D = D;
     s->Q = Q;
@@ -294,13 +316,13 @@ it_tensor *it_detloss_class(it_ctx *ctx, it_tensor *class_emb, it_tensor *shift,
         }
     }
     it_f32(y)[0] = (float)(sum / a->norm);
-    if (!it_autograd_wants(ctx, 3, in)) return y;
+    if (!it_autograd_wants(ctx, 4, in)) return y;
     s->a.text_q = NULL; /* folded into qn */
     s->a.img_row = ctx_copy(ctx, a->img_row, (size_t)a->n_img * sizeof(int32_t));
     s->a.target = ctx_copy(ctx, a->target, (size_t)(R * Q));
     s->a.valid = a->valid ? ctx_copy(ctx, a->valid, (size_t)(R * Q)) : NULL;
     if (ctx->failed) return NULL;
-    it_node *n = it_autograd_record(ctx, y, "detloss_class", class_backward, 3, in);
+    it_node *n = it_autograd_record(ctx, y, "detloss_class", class_backward, 4, in);
     if (n) n->saved = s;
     return y;
 }

@@ -59,6 +59,11 @@ typedef struct it_detloss_class_args {
 it_tensor *it_detloss_class(it_ctx *ctx, it_tensor *class_emb, it_tensor *shift, it_tensor *scale_raw,
                             const it_detloss_class_args *a, float *logits);
 
+/* The same with the text queries as a tensor (T, D) of the graph, so they
+ * learn too (a trainable text projection); a->text_q is then ignored. */
+it_tensor *it_detloss_class_q(it_ctx *ctx, it_tensor *class_emb, it_tensor *shift, it_tensor *scale_raw,
+                              it_tensor *text_q, const it_detloss_class_args *a, float *logits);
+
 /* scores (2P) (any shape with 2P elements): the first P are the preferred
  * items, the next P the items they are preferred to -> scalar
  * mean_p softplus(s[P + p] - s[p]) = -log sigmoid(win - lose). */

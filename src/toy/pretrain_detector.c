@@ -93,11 +93,12 @@ typedef struct det_cfg {
     int image_queries;            /* 0: text queries only */
     int centre;                   /* 1: centre assignment (default); 0: one-to-one matching */
     int train_layers;             /* tower layers that learn, counted from the top (-1 = all) */
+    int train_text_proj;          /* 1: the text projection learns (queries recomputed per step) */
 } det_cfg;
 
 static void det_cfg_parse(det_cfg *c, const json_t *j)
 {
-    *c = (det_cfg){5.0f, 2.0f, 2.0f, 0.25f, 2.0f, 0.5f, 1, 1, 1, -1};
+    *c = (det_cfg){5.0f, 2.0f, 2.0f, 0.25f, 2.0f, 0.5f, 1, 1, 1, -1, 0};
     json_t *v;
     if (json_is_number(v = json_object_get(j, "w_l1"))) c->w_l1 = (float)json_number_value(v);
     if (json_is_number(v = json_object_get(j, "w_giou"))) c->w_giou = (float)json_number_value(v);
@@ -107,6 +108,7 @@ static void det_cfg_parse(det_cfg *c, const json_t *j)
     if (json_is_boolean(v = json_object_get(j, "image_queries"))) c->image_queries = json_is_true(v);
     if (json_is_string(v = json_object_get(j, "assign"))) c->centre = strcmp(json_string_value(v), "matching") != 0;
     if (json_is_integer(v = json_object_get(j, "train_layers"))) c->train_layers = (int)json_integer_value(v);
+    if (json_is_boolean(v = json_object_get(j, "train_text_projection"))) c->train_text_proj = json_is_true(v);
 }
 
 /* ---------------------------------------------------------------- model */
@@ -171,7 +173,8 @@ static void init_heads(it_owlvit *m, uint64_t seed)
 /* Detector from the CLIP folder: towers copied, heads initialised, the
  * preprocessing of an OWL-ViT v1 folder (fixed square, no crop) with the
  * CLIP's mean and std, and the CLIP's tokenizer. */
-static it_status build_model(it_err *err, it_owlvit *m, const char *clip_dir, int train_tower, uint64_t seed)
+static it_status build_model(it_err *err, it_owlvit *m, const char *clip_dir, int train_tower, int train_text,
+                             uint64_t seed)
 {
     it_clip c;
     IT_TRY(it_clip_load(err, &c, clip_dir));
@@ -182,7 +185,8 @@ static it_status build_model(it_err *err, it_owlvit *m, const char *clip_dir, in
     tc.has_projection = 1;
     tc.eos_token_id = 2; /* what the OWL-ViT loader uses: pooled at argmax(ids) */
     memset(m, 0, sizeof *m);
-    it_status s = it_owlvit_init_ex(err, m, &vc, &tc, train_tower ? IT_MODEL_TRAINABLE : 0, 0, IT_MODEL_TRAINABLE);
+    it_status s = it_owlvit_init_ex(err, m, &vc, &tc, train_tower ? IT_MODEL_TRAINABLE : 0,
+                                    train_text ? IT_MODEL_TRAINABLE : 0, IT_MODEL_TRAINABLE);
     int proj = 0;
     if (!s) {
         /* a square projection the CLIP cannot supply: random, frozen (invertible, so queries keep apart) */
@@ -212,6 +216,7 @@ typedef struct det_state {
     it_ctx ctx;
     int B, S, gh, gw, N, dq;
     float *text_q;            /* (N_QUERIES, dq) */
+    float *text_pooled;       /* (N_QUERIES, text hidden): train_text_proj only, the frozen tower's output */
     float *bias;              /* (N, 4) */
     uint8_t *rgb;             /* (B, RENDER, RENDER, 3) */
     float *pixels;            /* (B, 3, S, S) */
@@ -230,6 +235,7 @@ static void state_free(det_state *s)
     it_owlvit_free(&s->m);
     it_ctx_free(&s->ctx);
     it_free(s->text_q);
+    it_free(s->text_pooled);
     it_free(s->bias);
     it_free(s->rgb);
     it_free(s->pixels);
@@ -259,6 +265,29 @@ static int tower_trains(const char *name, int layers, int n_layers)
 /* The optimiser's list: the heads and the learning part of the tower;
  * frozen tower weights lose their gradient, so no op records them and the
  * backward pass stops above them. */
+/* The frozen text tower's pooled states of the queries (before the
+ * projection), for a trainable projection. */
+static it_status text_pooled(it_err *err, det_state *s)
+{
+    int L = s->m.text.cfg.max_positions, h = s->m.text.cfg.hidden;
+    s->text_pooled = it_malloc((size_t)N_QUERIES * h * sizeof(float));
+    if (!s->text_pooled) return it_err_set(err, IT_ERR_NOMEM, "detector: out of memory");
+    for (int k = 0; k < N_QUERIES; k++) {
+        it_mark mk = it_ctx_mark(&s->ctx);
+        int was = it_autograd_set_enabled(&s->ctx, 0);
+        it_tensor *ids = it_tensor_new(&s->ctx, IT_DTYPE_I32, IT_SHAPE(1, L));
+        it_status st = ids ? IT_OK : it_ctx_status(&s->ctx, err);
+        if (!st) st = it_clip_encode_padded(err, s->m.tok, ids->data, L, NULL, QUERIES[k].text, strlen(QUERIES[k].text));
+        it_clip_text_out to;
+        if (!st) st = it_clip_text_forward(err, &s->ctx, &s->m.text, ids, 0, 1, &to);
+        if (!st) memcpy(s->text_pooled + (size_t)k * h, it_f32(to.pooled), (size_t)h * sizeof(float));
+        it_autograd_set_enabled(&s->ctx, was);
+        it_ctx_release(&s->ctx, mk);
+        IT_TRY(st);
+    }
+    return IT_OK;
+}
+
 static it_status params_join(it_err *err, det_state *s)
 {
     const it_params *sets[2] = {&s->m.head, &s->m.vision.params};
@@ -275,6 +304,18 @@ static it_status params_join(it_err *err, det_state *s)
             }
             s->params[n++] = (it_optim_param){t->name, it_f32(t), t->grad, (size_t)t->n, 0};
         }
+    for (size_t i = 0; s->cfg.train_text_proj && i < s->m.text.params.n; i++) {
+        it_tensor *t = s->m.text.params.items[i];
+        if (t == s->m.text.proj->w) {
+            it_optim_param *np = it_realloc(s->params, (n + 1) * sizeof *s->params);
+            if (!np) return it_err_set(err, IT_ERR_NOMEM, "detector: out of memory");
+            s->params = np;
+            s->params[n++] = (it_optim_param){t->name, it_f32(t), t->grad, (size_t)t->n, 0};
+        } else {
+            t->grad = NULL;
+            t->requires_grad = 0;
+        }
+    }
     s->n_params = n;
     return IT_OK;
 }
@@ -286,7 +327,7 @@ static it_status state_init(it_err *err, det_state *s, const it_pretrain_opts *o
     det_cfg_parse(&s->cfg, cfg);
     it_ctx_init(&s->ctx, 0);
     IT_TRY(it_clip_source_resolve(err, s->clip_dir, sizeof s->clip_dir, o->out, run, cfg, o->seed, &s->interim));
-    IT_TRY(build_model(err, &s->m, s->clip_dir, s->cfg.train_tower, o->seed));
+    IT_TRY(build_model(err, &s->m, s->clip_dir, s->cfg.train_tower, s->cfg.train_text_proj, o->seed));
     s->B = o->batch > 0 ? o->batch : 8;
     s->S = s->m.vision.cfg.image_size;
     s->gh = s->gw = s->S / s->m.vision.cfg.patch_size;
@@ -305,7 +346,8 @@ static it_status state_init(it_err *err, det_state *s, const it_pretrain_opts *o
         return it_err_set(err, IT_ERR_NOMEM, "detector: out of memory");
     it_detloss_box_bias(s->bias, s->gh, s->gw);
     IT_TRY(text_queries(err, &s->m, &s->ctx, s->text_q));
-    return params_join(err, s);
+    IT_TRY(params_join(err, s));
+    return s->cfg.train_text_proj ? text_pooled(err, s) : IT_OK;
 }
 
 /* ---------------------------------------------------------------- data */
@@ -551,7 +593,12 @@ static it_status det_step(it_err *err, void *user, int64_t step, it_pretrain_sta
     if (!t) return it_err_set(err, IT_ERR_NOMEM, "detector: out of memory");
     IT_TRY(make_targets(err, s, t));
     it_tensor *lb = it_detloss_box(&s->ctx, h.box_raw, &t->box);
-    it_tensor *lc = it_detloss_class(&s->ctx, h.class_emb, h.shift, h.scale_raw, &t->cls, NULL);
+    it_tensor *tq = NULL;
+    if (s->text_pooled) /* queries = text_projection(pooled), learning */
+        tq = it_lin_forward(&s->ctx, s->m.text.proj,
+                            it_tensor_wrap(&s->ctx, s->text_pooled, IT_DTYPE_F32,
+                                           IT_SHAPE(N_QUERIES, s->m.text.cfg.hidden)));
+    it_tensor *lc = it_detloss_class_q(&s->ctx, h.class_emb, h.shift, h.scale_raw, tq, &t->cls, NULL);
     it_tensor *loss = it_op_add(&s->ctx, lb, it_op_scale(&s->ctx, lc, s->cfg.w_cls, 0.0f));
     IT_TRY(it_ctx_status(&s->ctx, err));
     IT_TRY(it_autograd_backward(err, &s->ctx, loss));
@@ -789,10 +836,11 @@ static void run_key(char *buf, size_t n, const det_state *s, int64_t steps, doub
     const it_clip_vision_config *v = &s->m.vision.cfg;
     snprintf(buf, n,
              "detector v2 clip=%s%s vision=%dx%d/p%d/%d batch=%d lr=%g steps=%lld seed=%llu tower=%d/%d imgq=%d aug=%g "
-             "assign=%s",
+             "assign=%s%s",
              s->interim ? "interim:" : "", s->clip_dir, v->hidden, v->n_layers, v->patch_size, v->image_size, s->B, lr,
              (long long)steps, (unsigned long long)s->o->seed, s->cfg.train_tower, s->cfg.train_layers,
-             s->cfg.image_queries, (double)s->cfg.augment, s->cfg.centre ? "centre" : "matching");
+             s->cfg.image_queries, (double)s->cfg.augment, s->cfg.centre ? "centre" : "matching",
+             s->cfg.train_text_proj ? " text_proj" : "");
 }
 
 it_status it_pretrain_detector(it_err *err, const it_pretrain_opts *o)
