@@ -853,8 +853,8 @@ it_status it_pretrain_detector(it_err *err, const it_pretrain_opts *o)
     det_state s;
     it_status st = state_init(err, &s, o, cfg, run);
     json_decref(cfg);
-    int64_t steps = o->steps > 0 ? o->steps : 3000;
-    double lr = o->lr > 0 ? o->lr : 3e-4;
+    int64_t steps = o->steps > 0 ? o->steps : 2500; /* the shipped run's settings */
+    double lr = o->lr > 0 ? o->lr : 1e-3;
     it_pretrain_result res;
     memset(&res, 0, sizeof res);
     if (!st) {
@@ -869,7 +869,7 @@ it_status it_pretrain_detector(it_err *err, const it_pretrain_opts *o)
         l.sched = it_lr_schedule_make(IT_LR_COSINE, steps / 20, steps);
         l.max_grad_norm = 1.0;
         l.steps = steps;
-        l.default_eval_every = 500;
+        l.default_eval_every = 250;
         l.step = det_step;
         l.eval = det_eval;
         l.user = &s;
