@@ -404,9 +404,10 @@ IT_TEST(toy_judge_cli_errors) {
 }
 
 /* The shipped judge on 400 renders of a seed it never saw (424242; training
- * used seeds 1-3, evaluation during training 1000003). The issue's target is
+ * used seeds 1-4, evaluation during training 1000003). The issue's target is
  * >= 98 % on every head; the weights shipped now do NOT reach it (see
- * models/toy/README.md). The floors below are the shipped weights' measured
+ * models/toy/README.md: on generic creatures eye count and mouth are at
+ * chance). The floors below are the shipped weights' measured
  * accuracy minus 5 points, so that a regression (a broken preprocessing,
  * renderer change or weights file) fails this test; raise them when better
  * weights ship. */
@@ -415,24 +416,24 @@ IT_TEST(toy_judge_shipped_accuracy_fresh_seed) {
         const char *head;
         double floor;
     } floors[] = {
-        {"identity", 0.71},
-        {"body_shape", 0.69},
+        {"identity", 0.72},
+        {"body_shape", 0.72},
         {"body_colour", 0.94},
-        {"eye_count", 0.44},
-        {"goggles", 0.72},
+        {"eye_count", 0.42},
+        {"goggles", 0.75},
         {"mouth", 0.42},
-        {"hair_style", 0.58},
-        {"hair_colour", 0.53},
-        {"hat", 0.59},
-        {"hat_colour", 0.72},
-        {"outfit", 0.84},
+        {"hair_style", 0.59},
+        {"hair_colour", 0.55},
+        {"hat", 0.64},
+        {"hat_colour", 0.78},
+        {"outfit", 0.87},
         {"outfit_colour", 0.93},
-        {"outfit_pattern", 0.57},
-        {"accessory", 0.42},
-        {"accessory_colour", 0.41},
+        {"outfit_pattern", 0.60},
+        {"accessory", 0.44},
+        {"accessory_colour", 0.42},
         {"pose", 0.95},
         {"background", 0.95},
-        {"marking", 0.71},
+        {"marking", 0.72},
     };
     it_err e;
     it_judge j;

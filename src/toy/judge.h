@@ -2,9 +2,9 @@
  * back into its attributes. FOR MEASUREMENT ONLY.
  *
  * Owns: the judge's heads (identity plus one per attribute, each with its
- * classes), the network (5 conv layers with GroupNorm and SiLU, the final
- * 4x4 grid flattened into an MLP, one linear layer holding every head's
- * logits), its
+ * classes), the network (1-8 conv layers with GroupNorm and SiLU, the last
+ * grid flattened or max+mean pooled into an MLP, one linear layer holding
+ * every head's logits; the layout is in the file's config), its
  * weights file (.safetensors, f16 or f32, with the schema in the metadata),
  * the image -> input preprocessing, and inference (class and confidence per
  * head). Does not own training (judge_train.h) nor rendering (toydraw.h).
