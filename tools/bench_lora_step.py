@@ -3,7 +3,9 @@
 UNet2DConditionModel with PEFT LoRA on kohya's default targets (every
 Linear / 1x1 Conv2d in the Transformer2DModel blocks), AdamW, clip 1.0.
 
-usage: bench_lora_step.py toy|sd15 THREADS REPS
+usage: bench_lora_step.py toy|sd15 THREADS REPS [ckpt]
+  ckpt: diffusers' gradient checkpointing (unet.enable_gradient_checkpointing():
+        every resnet and transformer block recomputed in backward)
   toy:  tests/fixtures/sd/sd1/unet, batch 8, 16x16 latents, rank 4
   sd15: SD 1.5 config (tests/fixtures/sd/sd15_manifest), random init,
         batch 1, 64x64, rank 16
@@ -23,6 +25,7 @@ TARGET = r".*attentions.*\.(proj_in|proj_out|to_q|to_k|to_v|to_out\.0|ff\.net\.0
 
 def main():
     shape, threads, reps = sys.argv[1], int(sys.argv[2]), int(sys.argv[3])
+    ckpt = sys.argv[4:] == ["ckpt"]
     torch.set_num_threads(threads)
     if shape == "toy":
         unet = UNet2DConditionModel.from_pretrained("tests/fixtures/sd/sd1/unet", torch_dtype=torch.float32)
@@ -32,6 +35,9 @@ def main():
         unet = UNet2DConditionModel.from_config(cfg)
         b, hw, rank = 1, 64, 16
     unet.requires_grad_(False)
+    if ckpt:
+        unet.enable_gradient_checkpointing()
+        unet.train()
     unet.add_adapter(LoraConfig(r=rank, lora_alpha=rank, init_lora_weights="gaussian", target_modules=TARGET))
     params = [p for p in unet.parameters() if p.requires_grad]
     n_mod = sum(1 for _, m in unet.named_modules() if hasattr(m, "lora_A") and "default" in m.lora_A)
@@ -40,11 +46,11 @@ def main():
     g = torch.Generator().manual_seed(0)
     lat = torch.randn(b, 4, hw, hw, generator=g)
     text = torch.randn(b, 77, unet.config.cross_attention_dim, generator=g)
-    times = []
+    times, cpu, loss0 = [], [], None
     for i in range(reps + 1):
         noise = torch.randn(lat.shape, generator=g)
         t = torch.randint(0, 1000, (b,), generator=g)
-        t0 = time.perf_counter()
+        t0, c0 = time.perf_counter(), time.process_time()
         pred = unet(sched.add_noise(lat, noise, t), t, text).sample
         loss = torch.nn.functional.mse_loss(pred, noise)
         loss.backward()
@@ -53,9 +59,13 @@ def main():
         opt.zero_grad()
         if i:
             times.append((time.perf_counter() - t0) * 1e3)
+            cpu.append((time.process_time() - c0) * 1e3)
+        else:
+            loss0 = loss.item()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
-    print("%-5s torch: %d LoRA modules, loss %.4f, median step %.1f ms, max RSS %.0f MB (threads %d)"
-          % (shape, n_mod, loss.item(), statistics.median(times), rss, threads))
+    name = shape + ("-ckpt" if ckpt else "")
+    print("%-10s torch: %d LoRA modules, first loss %.6f, median step %.1f ms (CPU %.1f ms), max RSS %.0f MB (threads %d)"
+          % (name, n_mod, loss0, statistics.median(times), statistics.median(cpu), rss, threads))
 
 
 if __name__ == "__main__":
