@@ -47,7 +47,8 @@ def main():
     lat = torch.randn(b, 4, hw, hw, generator=g)
     text = torch.randn(b, 77, unet.config.cross_attention_dim, generator=g)
     times, cpu, loss0 = [], [], None
-    for i in range(reps + 1):
+    warm = 1 if reps > 0 else 0  # REPS 0: one timed step, no warm-up
+    for i in range(max(reps, 1) + warm):
         noise = torch.randn(lat.shape, generator=g)
         t = torch.randint(0, 1000, (b,), generator=g)
         t0, c0 = time.perf_counter(), time.process_time()
@@ -57,10 +58,10 @@ def main():
         torch.nn.utils.clip_grad_norm_(params, 1.0)
         opt.step()
         opt.zero_grad()
-        if i:
+        if i >= warm:
             times.append((time.perf_counter() - t0) * 1e3)
             cpu.append((time.process_time() - c0) * 1e3)
-        else:
+        if i == 0:
             loss0 = loss.item()
     rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     name = shape + ("-ckpt" if ckpt else "")
