@@ -56,7 +56,7 @@ IT_TEST(pretrain_cli_errors)
         {"toy pretrain all --config x.json", 2, "cannot apply to all"},
         {"toy pretrain vae --config '{\"block_out_channels\": [8,' --run-dir RUN", 1, "--config:1:"},
         {"toy quality nosuch", 2, "unknown component 'nosuch'"},
-        {"toy quality vae --model-dir /nonexistent/toy", 1, "/nonexistent/toy/vae/config.json"},
+        {"toy quality vae --model-dir /nonexistent/toy --run-dir RUN", 1, "/nonexistent/toy/vae/config.json"},
     };
     char out[8192], args[1024];
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
@@ -92,7 +92,7 @@ IT_TEST(pretrain_cli_resume_export_quality)
     IT_CHECK(rec && json_is_false(json_object_get(rec, "finished")) &&
              json_integer_value(json_object_get(rec, "steps")) == 3);
     json_decref(rec);
-    snprintf(args, sizeof args, "toy quality vae --model-dir %s --eval-n 2 --json", o);
+    snprintf(args, sizeof args, "toy quality vae --model-dir %s --run-dir %s --eval-n 2 --json", o, run);
     IT_REQUIRE(run_bin(t, args, out, sizeof out) == 0);
     json_t *q = json_loads(out, 0, NULL);
     IT_CHECK(q && json_is_real(json_object_get(json_object_get(q, "vae"), "psnr_db")));

@@ -11,6 +11,7 @@
 #include "base/mem.h"
 #include "base/rng.h"
 #include "base/threads.h"
+#include "image/image.h"
 #include "models/vae.h"
 #include "tensor/autograd.h"
 #include "tensor/ops_eltwise.h"
@@ -219,7 +220,10 @@ IT_TEST(pretrain_vae_tiny_run_resumes_and_exports)
     it_vae m;
     IT_REQUIRE_OK(it_vae_load_dir(&err, &m, it_test_tmp(t, "outA")), &err);
     it_vae_quality q;
-    IT_REQUIRE_OK(it_vae_measure(&err, &m, o.eval_seed, 4, &q), &err);
+    IT_REQUIRE_OK(it_vae_measure(&err, &m, o.eval_seed, 4, &q, it_test_tmp(t, "grid.png")), &err);
+    it_image gi = {0};
+    IT_CHECK(it_image_load(&err, &gi, it_test_tmp(t, "grid.png")) == IT_OK && gi.w == 4 * 128 && gi.h == 256);
+    it_image_free(&gi);
     IT_CHECK(q.psnr > 5 && q.psnr < 60);
     IT_CHECK_NEAR(q.latent_std * m.cfg.scaling_factor, 1.0, 0.02); /* f16 export moves it slightly */
     it_vae_free(&m);

@@ -220,6 +220,7 @@ static int toy_quality(int argc, char **argv)
         {"model-dir", 'm', IT_OPT_STR, &c.model_dir, "DIR", "pipeline folder to measure (default models/toy)"},
         {"eval-seed", 0, IT_OPT_INT, &c.eval_seed, "S", "seed of the fresh renders (default 1000003)"},
         {"eval-n", 0, IT_OPT_INT, &c.eval_n, "N", "number of renders (default: the component's)"},
+        {"run-dir", 0, IT_OPT_STR, &c.run_dir, "DIR", "where sample grids go: DIR/COMPONENT/quality_*.png (default runs/toy)"},
         {NULL, 0, 0, NULL, NULL, NULL},
     };
     char names[256], desc[512];

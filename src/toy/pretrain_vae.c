@@ -20,6 +20,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "image/image.h"
 #include "models/sd_pipeline_load.h"
 #include "models/vae.h"
 #include "tensor/autograd.h"
@@ -33,6 +34,7 @@
 #define W_EDGE 0.5f
 #define W_KL 1e-4f
 #define EVAL_CHUNK 8
+#define GRID_COLS 8
 
 /* The shipped architecture (diffusers AutoencoderKL config). Four levels =
  * three 2x downsamplings = 8x; channels sized so that a batch-8 step on
@@ -228,10 +230,28 @@ static it_status vae_step(it_err *err, void *user, int64_t step, it_pretrain_sta
 
 /* ================================================================ measurement */
 
-it_status it_vae_measure(it_err *err, const it_vae *m, uint64_t seed, int n, it_vae_quality *q)
+/* Copies image b of a chunk (render and its 8-bit reconstruction) into the
+ * grid: renders on the top row, reconstructions below. */
+static void grid_put(it_image *g, int col, const uint8_t *ren, const float *rec)
+{
+    const int64_t hw = SIDE * SIDE;
+    for (int y = 0; y < SIDE; y++)
+        for (int x = 0; x < SIDE; x++)
+            for (int c = 0; c < 3; c++) {
+                float v = (rec[c * hw + y * SIDE + x] + 1.0f) * 127.5f;
+                g->data[((size_t)y * g->w + (size_t)col * SIDE + x) * 3 + c] = ren[((size_t)y * SIDE + x) * 3 + c];
+                g->data[((size_t)(y + SIDE) * g->w + (size_t)col * SIDE + x) * 3 + c] =
+                    (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v));
+            }
+}
+
+it_status it_vae_measure(it_err *err, const it_vae *m, uint64_t seed, int n, it_vae_quality *q, const char *grid)
 {
     memset(q, 0, sizeof *q);
     if (n < 1) return it_err_set(err, IT_ERR_ARG, "vae quality: need at least one image");
+    it_image g = {0};
+    int gcols = n < GRID_COLS ? n : GRID_COLS;
+    if (grid) IT_TRY(it_image_alloc(err, &g, gcols * SIDE, 2 * SIDE, 3));
     uint8_t *rgb = it_malloc((size_t)EVAL_CHUNK * SIDE * SIDE * 3);
     float *x = it_malloc((size_t)EVAL_CHUNK * 3 * SIDE * SIDE * sizeof(float));
     it_ctx ctx;
@@ -255,6 +275,8 @@ it_status it_vae_measure(it_err *err, const it_vae *m, uint64_t seed, int n, it_
         it_tensor *xr = it_vae_decode(&ctx, m, z);
         if ((s = it_ctx_status(&ctx, err))) break;
         for (int64_t i = 0; i < z->n; i++) zs += it_f32(z)[i], zs2 += (double)it_f32(z)[i] * it_f32(z)[i];
+        for (int b = 0; grid && b < k && start + b < gcols; b++)
+            grid_put(&g, start + b, rgb + (size_t)b * SIDE * SIDE * 3, it_f32(xr) + (size_t)b * 3 * SIDE * SIDE);
         zn += (double)z->n;
         const int64_t hw = SIDE * SIDE;
         for (int b = 0; b < k; b++) {
@@ -277,6 +299,8 @@ it_status it_vae_measure(it_err *err, const it_vae *m, uint64_t seed, int n, it_
     it_ctx_free(&ctx);
     it_free(rgb);
     it_free(x);
+    if (!s && grid) s = it_image_save_png(err, &g, grid);
+    it_image_free(&g);
     IT_TRY(s);
     q->n = n;
     q->psnr = sum_psnr / n;
@@ -299,7 +323,7 @@ static it_status vae_eval(it_err *err, void *user, int64_t step, json_t *metrics
     (void)step;
     vae_run *r = user;
     it_vae_quality q;
-    IT_TRY(it_vae_measure(err, &r->vae, r->o->eval_seed, r->o->eval_n > 0 ? r->o->eval_n : 32, &q));
+    IT_TRY(it_vae_measure(err, &r->vae, r->o->eval_seed, r->o->eval_n > 0 ? r->o->eval_n : 32, &q, NULL));
     json_t *j = quality_json(&q, r->o->eval_seed);
     if (j) json_object_update(metrics, j);
     json_decref(j);
@@ -391,7 +415,7 @@ it_status it_pretrain_vae(it_err *err, const it_pretrain_opts *o)
     if (!s && (res.finished || o->export_partial || o->export_only)) {
         it_vae_quality q;
         int n = o->eval_n > 0 ? o->eval_n : 64;
-        s = it_vae_measure(err, &r.vae, o->eval_seed, n, &q);
+        s = it_vae_measure(err, &r.vae, o->eval_seed, n, &q, NULL);
         double scaling = q.latent_std > 0 ? 1.0 / q.latent_std : 1.0;
         if (!s) s = export_vae(err, o, &r, scaling, res.step);
         if (!s) {
@@ -428,8 +452,12 @@ it_status it_quality_vae(it_err *err, const it_pretrain_opts *o, json_t *report)
     IT_TRY(it_vae_load_dir(err, &m, dir));
     it_vae_quality q;
     int n = o->eval_n > 0 ? o->eval_n : 200;
-    it_status s = it_vae_measure(err, &m, o->eval_seed, n, &q);
+    char run[1024], grid[1100];
+    it_status s = it_pretrain_run_path(err, o, run, sizeof run);
+    if (!s) snprintf(grid, sizeof grid, "%s/quality_vae.png", run);
+    if (!s) s = it_vae_measure(err, &m, o->eval_seed, n, &q, grid);
     if (!s) {
+        json_object_set_new(report, "grid", json_string(grid));
         json_t *j = quality_json(&q, o->eval_seed);
         json_object_update(report, j);
         json_decref(j);

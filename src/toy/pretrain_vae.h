@@ -20,7 +20,8 @@
  * exports OUT/vae/ and records OUT/pretrain/vae.json with the quality. */
 it_status it_pretrain_vae(it_err *err, const it_pretrain_opts *o);
 /* PSNR of the shipped OUT/vae (or o->model_dir) on eval_n (default 200)
- * fresh renders of o->eval_seed, into report. */
+ * fresh renders of o->eval_seed, into report; writes RUN_DIR/vae/
+ * quality_vae.png (renders above reconstructions). */
 it_status it_quality_vae(it_err *err, const it_pretrain_opts *o, json_t *report);
 
 typedef struct it_vae_quality {
@@ -33,8 +34,9 @@ typedef struct it_vae_quality {
 } it_vae_quality;
 
 /* Encodes (posterior mean) and decodes n renders of (seed, 0..n-1) at
- * 128x128 and measures them. */
-it_status it_vae_measure(it_err *err, const it_vae *m, uint64_t seed, int n, it_vae_quality *q);
+ * 128x128 and measures them. grid (may be NULL): a PNG of the first 8
+ * renders above their reconstructions. */
+it_status it_vae_measure(it_err *err, const it_vae *m, uint64_t seed, int n, it_vae_quality *q, const char *grid);
 
 /* Loads DIR/vae/{config.json, diffusion_pytorch_model.safetensors} through
  * the pipeline's loaders. */
