@@ -46,4 +46,7 @@ it_status it_image_pad(it_err *err, it_image *out, const it_image *in, int left,
 it_status it_image_paste(it_err *err, it_image *dst, const it_image *src, int x, int y,
                          const it_image *mask);
 
+/* Gaussian blur of packed RGB8 pixels (w x h x 3) in place. */
+it_status it_rgb8_blur(it_err *err, uint8_t *p, int w, int h, float sigma);
+
 #endif

@@ -10,6 +10,7 @@
 
 #include "base/log.h"
 #include "base/mem.h"
+#include "image/geom.h"
 #include "base/rng.h"
 #include "tensor/autograd.h"
 #include "tensor/optim.h"
@@ -69,39 +70,6 @@ static void colour_jitter(uint8_t *p, size_t n_px, it_rng *r)
     }
 }
 
-/* Separable Gaussian blur with edge clamping. */
-static it_status blur(it_err *err, uint8_t *p, int w, int h, float sigma)
-{
-    int rad = (int)ceilf(2.5f * sigma);
-    if (rad > 8) rad = 8;
-    float k[17], sum = 0;
-    for (int i = -rad; i <= rad; i++) sum += k[i + rad] = expf(-0.5f * (float)(i * i) / (sigma * sigma));
-    for (int i = 0; i <= 2 * rad; i++) k[i] /= sum;
-    float *tmp = it_malloc((size_t)w * h * 3 * sizeof(float));
-    if (!tmp) return it_err_set(err, IT_ERR_NOMEM, "augment: out of memory");
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
-                float v = 0;
-                for (int i = -rad; i <= rad; i++) {
-                    int xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i;
-                    v += k[i + rad] * p[((size_t)y * w + xx) * 3 + c];
-                }
-                tmp[((size_t)y * w + x) * 3 + c] = v;
-            }
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
-                float v = 0;
-                for (int i = -rad; i <= rad; i++) {
-                    int yy = y + i < 0 ? 0 : y + i >= h ? h - 1 : y + i;
-                    v += k[i + rad] * tmp[((size_t)yy * w + x) * 3 + c];
-                }
-                p[((size_t)y * w + x) * 3 + c] = clamp8(v);
-            }
-    it_free(tmp);
-    return IT_OK;
-}
 
 static it_status jpeg_round_trip(it_err *err, uint8_t *p, int w, int h, int quality)
 {
@@ -139,7 +107,7 @@ it_status it_judge_augment(it_err *err, uint8_t *rgb, int w, int h, uint64_t see
     it_rng_init(&r, mix64(seed ^ mix64(index + 0x1D6Eull)));
     size_t n_px = (size_t)w * h;
     if (it_rng_float(&r) < 0.8f) colour_jitter(rgb, n_px, &r);
-    if (it_rng_float(&r) < 0.3f) IT_TRY(blur(err, rgb, w, h, urange(&r, 0.4f, 1.2f)));
+    if (it_rng_float(&r) < 0.3f) IT_TRY(it_rgb8_blur(err, rgb, w, h, urange(&r, 0.4f, 1.2f)));
     if (it_rng_float(&r) < 0.5f) add_noise(rgb, n_px * 3, urange(&r, 1.0f, 8.0f), it_rng_u64(&r));
     if (it_rng_float(&r) < 0.3f) IT_TRY(jpeg_round_trip(err, rgb, w, h, 30 + (int)it_rng_below(&r, 61)));
     float s = urange(&r, 0.9f, 1.1f), m = 0.05f * (float)input_size;

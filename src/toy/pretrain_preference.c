@@ -11,6 +11,7 @@
 #include "base/fileio.h"
 #include "base/log.h"
 #include "base/mem.h"
+#include "image/geom.h"
 #include "base/rng.h"
 #include "tensor/autograd.h"
 #include "toy/clip_source.h"
@@ -38,38 +39,6 @@ static uint64_t mix64(uint64_t z)
 static float urange(it_rng *r, float lo, float hi) { return lo + (hi - lo) * it_rng_float(r); }
 static uint8_t clamp8(float v) { return (uint8_t)(v < 0 ? 0 : v > 255 ? 255 : lrintf(v)); }
 
-static it_status blur(it_err *err, uint8_t *p, int w, int h, float sigma)
-{
-    int rad = (int)ceilf(2.5f * sigma);
-    rad = rad > 8 ? 8 : rad;
-    float k[17], sum = 0;
-    for (int i = -rad; i <= rad; i++) sum += k[i + rad] = expf(-0.5f * (float)(i * i) / (sigma * sigma));
-    for (int i = 0; i <= 2 * rad; i++) k[i] /= sum;
-    float *tmp = it_malloc((size_t)w * h * 3 * sizeof(float));
-    if (!tmp) return it_err_set(err, IT_ERR_NOMEM, "degrade: out of memory");
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
-                float v = 0;
-                for (int i = -rad; i <= rad; i++) {
-                    int xx = x + i < 0 ? 0 : x + i >= w ? w - 1 : x + i;
-                    v += k[i + rad] * p[((size_t)y * w + xx) * 3 + c];
-                }
-                tmp[((size_t)y * w + x) * 3 + c] = v;
-            }
-    for (int y = 0; y < h; y++)
-        for (int x = 0; x < w; x++)
-            for (int c = 0; c < 3; c++) {
-                float v = 0;
-                for (int i = -rad; i <= rad; i++) {
-                    int yy = y + i < 0 ? 0 : y + i >= h ? h - 1 : y + i;
-                    v += k[i + rad] * tmp[((size_t)yy * w + x) * 3 + c];
-                }
-                p[((size_t)y * w + x) * 3 + c] = clamp8(v);
-            }
-    it_free(tmp);
-    return IT_OK;
-}
 
 static it_status noise(it_err *err, uint8_t *p, int w, int h, float sigma, it_rng *r)
 {
@@ -167,7 +136,7 @@ it_status it_pref_degrade_image(it_err *err, uint8_t *rgb, const uint8_t *mask, 
     if (k == IT_PREF_BLANK_FACE && !erase_part(rgb, mask, a, w, h, IT_TOY_PART_FACE, 0)) k = IT_PREF_BLUR;
     if (kind) *kind = k;
     switch (k) {
-    case IT_PREF_BLUR: return blur(err, rgb, w, h, urange(&r, 1.2f, 2.5f));
+    case IT_PREF_BLUR: return it_rgb8_blur(err, rgb, w, h, urange(&r, 1.2f, 2.5f));
     case IT_PREF_NOISE: return noise(err, rgb, w, h, urange(&r, 12.0f, 32.0f), &r);
     case IT_PREF_JPEG: return jpeg(err, rgb, w, h, 4 + (int)it_rng_below(&r, 9));
     case IT_PREF_PIXELATE: pixelate(rgb, w, h, 3 + (int)it_rng_below(&r, 3)); return IT_OK;
