@@ -1,5 +1,6 @@
 /* test_toy_judge.c: the toy judge: heads, weights file, inference, training
  * resume, and the shipped weights' accuracy on renders of a fresh seed. */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/wait.h>
@@ -341,6 +342,204 @@ IT_TEST(toy_judge_train_resume_is_exact) {
     IT_CHECK_CONTAINS(e.msg, "checkpoint of another run");
     free((char *)a.out), free((char *)a.checkpoint), free((char *)b.out), free((char *)b.checkpoint);
     free((char *)c.out), free((char *)c.checkpoint);
+}
+
+/* Which part's box anchors each head's dense supervision. */
+IT_TEST(toy_judge_aux_parts) {
+    static const struct {
+        const char *head;
+        int part;
+    } want[] = {
+        {"identity", IT_TOY_PART_FACE},   {"eye_count", IT_TOY_PART_FACE},  {"mouth", IT_TOY_PART_FACE},
+        {"goggles", IT_TOY_PART_FACE},    {"marking", IT_TOY_PART_FACE},    {"hat", IT_TOY_PART_HAT},
+        {"hair_style", IT_TOY_PART_HAIR}, {"accessory", IT_TOY_PART_ACCESSORY},
+        {"outfit_pattern", IT_TOY_PART_OUTFIT}, {"body_shape", IT_TOY_PART_BODY},
+        {"pose", -1},                     {"background", -1},
+    };
+    for (size_t i = 0; i < sizeof want / sizeof want[0]; i++) {
+        int h = 0;
+        while (h < IT_JUDGE_N_HEADS && strcmp(it_judge_head_name(h), want[i].head)) h++;
+        IT_REQUIRE(h < IT_JUDGE_N_HEADS);
+        IT_CHECK_INT(it_judge_aux_part(h), want[i].part);
+    }
+}
+
+/* With dense part supervision: resume is still exact, the checkpoint holds
+ * the auxiliary head and the final file does not (it loads as a plain
+ * judge), and a layer beyond the network is refused. */
+IT_TEST(toy_judge_train_aux_resume_is_exact) {
+    it_err e;
+    it_judge_train_result r;
+    it_judge_train_opts a = tiny_train(t, "auxa"), b = tiny_train(t, "auxb");
+    a.aux_layer = b.aux_layer = 3;
+    IT_REQUIRE_OK(it_judge_train(&e, &a, &r), &e);
+    b.stop_after = 3;
+    IT_REQUIRE_OK(it_judge_train(&e, &b, &r), &e);
+    char ck[1024];
+    snprintf(ck, sizeof ck, "%s.safetensors", b.checkpoint);
+    it_safetensors *f = NULL;
+    const it_safetensors_tensor *tt;
+    IT_REQUIRE_OK(it_safetensors_open(&e, &f, ck), &e);
+    IT_CHECK_OK(it_safetensors_get(&e, f, "aux.weight", &tt), &e);
+    IT_CHECK_INT(tt->shape[0], it_judge_total_classes());
+    IT_CHECK_INT(tt->shape[1], 16); /* channels of layer 3 */
+    it_safetensors_close(f);
+    b.stop_after = 0;
+    b.resume = 1;
+    IT_REQUIRE_OK(it_judge_train(&e, &b, &r), &e);
+    IT_CHECK_INT(r.steps_done, 6);
+    it_judge ja, jb;
+    IT_REQUIRE_OK(it_judge_load(&e, &ja, a.out, 0), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &jb, b.out, 0), &e);
+    IT_CHECK(memcmp(ja.data, jb.data, (size_t)ja.n_weights * sizeof(float)) == 0);
+    it_judge_free(&ja);
+    it_judge_free(&jb);
+    IT_REQUIRE_OK(it_safetensors_open(&e, &f, a.out), &e);
+    IT_CHECK(it_safetensors_get(&e, f, "aux.weight", &tt) != IT_OK);
+    it_safetensors_close(f);
+    /* The same checkpoint without dense supervision is another run. */
+    it_judge_train_opts c = tiny_train(t, "auxb");
+    c.resume = 1;
+    IT_CHECK_INT(it_judge_train(&e, &c, &r), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(e.msg, "checkpoint of another run");
+    it_judge_train_opts d = tiny_train(t, "auxd");
+    d.aux_layer = 6;
+    IT_CHECK_INT(it_judge_train(&e, &d, &r), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(e.msg, "--aux-layer 6 but the network has 5 conv layers");
+    free((char *)a.out), free((char *)a.checkpoint), free((char *)b.out), free((char *)b.checkpoint);
+    free((char *)c.out), free((char *)c.checkpoint), free((char *)d.out), free((char *)d.checkpoint);
+}
+
+/* A time limit stops after the step that crossed it, checkpoints, writes the
+ * weights so far; resuming finishes the run. */
+IT_TEST(toy_judge_train_time_limit) {
+    it_err e;
+    it_judge_train_result r;
+    it_judge_train_opts a = tiny_train(t, "tl");
+    a.time_limit = 1e-9;
+    IT_REQUIRE_OK(it_judge_train(&e, &a, &r), &e);
+    IT_CHECK_INT(r.steps_done, 1);
+    it_judge j;
+    IT_REQUIRE_OK(it_judge_load(&e, &j, a.out, 0), &e);
+    it_judge_free(&j);
+    a.time_limit = 0;
+    a.resume = 1;
+    IT_REQUIRE_OK(it_judge_train(&e, &a, &r), &e);
+    IT_CHECK_INT(r.steps_done, 6);
+    free((char *)a.out), free((char *)a.checkpoint);
+}
+
+/* The crop branches: which heads each answers, window arithmetic, exact
+ * resampling of an identity window, parameters, file round trip, and
+ * inference that does not depend on the batch. */
+IT_TEST(toy_judge_crops) {
+    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_EYE_COUNT), 0);
+    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_MOUTH), 0);
+    IT_CHECK_INT(it_judge_crop_of_head(IT_JUDGE_HEAD_IDENTITY), 0);
+    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_HAT), 1);
+    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_ACCESSORY), 1);
+    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_BODY_SHAPE), 2);
+    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_POSE), -1);
+    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_BODY_COLOUR), -1);
+    int owned = 0;
+    for (int b = 0; b < IT_JUDGE_N_CROPS; b++)
+        for (int k = 0; it_judge_crop_get(b)->heads[k] >= 0; k++) owned++;
+    int answered = 0;
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) answered += it_judge_crop_of_head(h) >= 0;
+    IT_CHECK_INT(owned, answered); /* no head in two branches */
+    const float anchors[IT_JUDGE_LOC] = {60, 50, 30, 20, 64, 70, 50, 90};
+    float cx, cy, half;
+    it_judge_crop_window(0, anchors, &cx, &cy, &half);
+    IT_CHECK_NEAR(cx, 60, 1e-5);
+    IT_CHECK_NEAR(cy, 50, 1e-5);
+    IT_CHECK_NEAR(half, 24, 1e-5); /* 1.6 x 30 / 2 */
+    it_judge_crop_window(1, anchors, &cx, &cy, &half);
+    IT_CHECK_NEAR(cy, 40, 1e-5);   /* moved up by half the face height */
+    IT_CHECK_NEAR(half, 39, 1e-5);
+    it_judge_crop_window(2, anchors, &cx, &cy, &half);
+    IT_CHECK_NEAR(cx, 64, 1e-5);
+    IT_CHECK_NEAR(half, 0.5 * 1.05 * 90, 1e-4);
+    enum { S = 16 };
+    float x[3 * S * S], y[3 * S * S];
+    for (int i = 0; i < 3 * S * S; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
+    it_judge_crop_sample(y, S, x, S, S / 2.0f, S / 2.0f, S / 2.0f);
+    double worst = 0;
+    for (int i = 0; i < 3 * S * S; i++) worst = fmax(worst, fabs((double)x[i] - y[i]));
+    IT_CHECK(worst < 1e-5);
+
+    it_err e;
+    it_judge a, b;
+    it_judge_config cfg = tiny_config();
+    cfg.crops = 1;
+    IT_REQUIRE_OK(it_judge_init(&e, &a, &cfg, 5, 0), &e);
+    IT_CHECK_INT(a.n_main, 5 * 4 + 4);
+    IT_CHECK_INT(a.n_params, a.n_main + 2 + IT_JUDGE_N_CROPS * IT_JUDGE_CROP_PARAMS);
+    IT_CHECK_STR(a.params[a.n_main].name, "locator.weight");
+    IT_CHECK_STR(a.params[a.n_main + 2].name, "face.conv1.weight");
+    IT_CHECK_STR(a.params[a.n_params - 1].name, "body.heads.bias");
+    const char *path = it_test_tmp(t, "crops.safetensors");
+    IT_REQUIRE_OK(it_judge_save(&e, &a, path, IT_DTYPE_F32, NULL), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &b, path, 0), &e);
+    IT_CHECK_INT(b.cfg.crops, 1);
+    IT_CHECK_INT(b.n_weights, a.n_weights);
+    IT_CHECK(memcmp(a.data, b.data, (size_t)a.n_weights * sizeof(float)) == 0);
+    it_judge_free(&b);
+
+    enum { N = 4, R = 128 };
+    uint8_t *rgb = it_malloc((size_t)N * R * R * 3);
+    IT_REQUIRE(rgb);
+    it_toy_constraint c;
+    it_toy_constraint_init(&c);
+    IT_REQUIRE_OK(it_toy_render_batch(&e, R, R, &c, 12, 0, N, IT_TOY_EVAL, rgb, NULL, NULL), &e);
+    it_image imgs[N];
+    for (int i = 0; i < N; i++) imgs[i] = (it_image){R, R, 3, rgb + (size_t)i * R * R * 3};
+    it_ctx ctx;
+    it_ctx_init(&ctx, 0);
+    it_judge_pred p[N], one;
+    IT_CHECK_OK(it_judge_classify(&e, &a, &ctx, imgs, N, p), &e);
+    IT_CHECK_OK(it_judge_classify(&e, &a, &ctx, &imgs[2], 1, &one), &e);
+    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
+        IT_CHECK_INT(one.cls[h], p[2].cls[h]);
+        IT_CHECK_NEAR(one.prob[h], p[2].prob[h], 1e-5);
+    }
+    it_ctx_free(&ctx);
+    it_free(rgb);
+    it_judge_free(&a);
+}
+
+/* Training with crops resumes exactly, and --init may start it from a file
+ * without crops (the main network only). */
+IT_TEST(toy_judge_train_crops) {
+    it_err e;
+    it_judge_train_result r;
+    it_judge_train_opts base = tiny_train(t, "plain");
+    IT_REQUIRE_OK(it_judge_train(&e, &base, &r), &e);
+    it_judge_train_opts a = tiny_train(t, "cra"), b = tiny_train(t, "crb");
+    a.model.crops = b.model.crops = 1;
+    a.init = b.init = base.out;
+    IT_REQUIRE_OK(it_judge_train(&e, &a, &r), &e);
+    b.stop_after = 4;
+    IT_REQUIRE_OK(it_judge_train(&e, &b, &r), &e);
+    b.stop_after = 0;
+    b.resume = 1;
+    IT_REQUIRE_OK(it_judge_train(&e, &b, &r), &e);
+    it_judge ja, jb, j0;
+    IT_REQUIRE_OK(it_judge_load(&e, &ja, a.out, 0), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &jb, b.out, 0), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &j0, base.out, 0), &e);
+    IT_CHECK_INT(ja.cfg.crops, 1);
+    IT_CHECK(memcmp(ja.data, jb.data, (size_t)ja.n_weights * sizeof(float)) == 0);
+    IT_CHECK(memcmp(ja.data, j0.data, (size_t)j0.n_weights * sizeof(float)) != 0); /* it trained on */
+    it_judge_free(&ja);
+    it_judge_free(&jb);
+    it_judge_free(&j0);
+    /* The other way round is refused: a crops file cannot start a judge without them. */
+    it_judge_train_opts c = tiny_train(t, "crc");
+    c.init = a.out;
+    IT_CHECK_INT(it_judge_train(&e, &c, &r), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(e.msg, "its network differs from the requested one");
+    free((char *)a.out), free((char *)a.checkpoint), free((char *)b.out), free((char *)b.checkpoint);
+    free((char *)c.out), free((char *)c.checkpoint), free((char *)base.out), free((char *)base.checkpoint);
 }
 
 static int run_cli(it_test_ctx *t, const char *args, const char *outname)

@@ -450,9 +450,9 @@ static int toy_train_judge(int argc, char **argv)
     it_judge_train_defaults(&o);
     long seed = (long)o.seed, steps = o.steps, batch = o.batch, warmup = o.warmup, ck_every = o.checkpoint_every;
     long eval_every = o.eval_every, eval_n = o.eval_n, eval_seed = (long)o.eval_seed, size = o.model.size;
-    long log_every = o.log_every, stop_after = 0;
-    double lr = o.lr, wd = o.weight_decay, p_char = o.p_character;
-    int resume = 0, f32 = 0, no_aug = 0, pool = o.model.pool, flatten = 0;
+    long log_every = o.log_every, stop_after = 0, aux_layer = o.aux_layer;
+    double lr = o.lr, wd = o.weight_decay, p_char = o.p_character, aux_w = o.aux_weight, time_limit = 0;
+    int resume = 0, f32 = 0, no_aug = 0, pool = o.model.pool, flatten = 0, no_crops = 0;
     long hidden = o.model.hidden;
     const char *widths = NULL, *strides = NULL;
     const it_opt opts[] = {
@@ -470,6 +470,7 @@ static int toy_train_judge(int argc, char **argv)
         {"hidden", 0, IT_OPT_INT, &hidden, "N", "width of the MLP layer (default 256)"},
         {"pool", 0, IT_OPT_FLAG, &pool, NULL, "global max+mean pooling of the last grid"},
         {"flatten", 0, IT_OPT_FLAG, &flatten, NULL, "flatten the last grid into the MLP (the first judges' head)"},
+        {"no-crops", 0, IT_OPT_FLAG, &no_crops, NULL, "no locator and crop networks (the judges before them)"},
         {"checkpoint", 'c', IT_OPT_STR, &o.checkpoint, "PREFIX", "write PREFIX.safetensors + PREFIX.optim.safetensors"},
         {"checkpoint-every", 0, IT_OPT_INT, &ck_every, "N", "checkpoint period in steps (default 100)"},
         {"init", 0, IT_OPT_STR, &o.init, "FILE", "start from these judge weights instead of random ones (a second stage)"},
@@ -482,6 +483,11 @@ static int toy_train_judge(int argc, char **argv)
         {"eval-seed", 0, IT_OPT_INT, &eval_seed, "S", "evaluation seed (default 1000003)"},
         {"f32", 0, IT_OPT_FLAG, &f32, NULL, "save the final weights in f32 instead of f16"},
         {"no-augment", 0, IT_OPT_FLAG, &no_aug, NULL, "train on clean renders (diagnostics)"},
+        {"aux-layer", 0, IT_OPT_INT, &aux_layer, "L",
+         "dense part supervision on the grid of conv layer L (1-based; 0 = off; training only)"},
+        {"aux-weight", 0, IT_OPT_FLOAT, &aux_w, "W", "weight of the dense supervision loss (default 1)"},
+        {"time-limit", 0, IT_OPT_FLOAT, &time_limit, "SECONDS",
+         "stop after this wall time: checkpoint, write the weights so far to --out (resume continues)"},
         {NULL, 0, 0, NULL, NULL, NULL},
     };
     const it_cmd_spec spec = {
@@ -496,7 +502,8 @@ static int toy_train_judge(int argc, char **argv)
     it_err_clear(&err);
     if (steps < 1 || steps > 100000000 || batch < 1 || batch > 4096 || ck_every < 1 || log_every < 1 || eval_every < 0 || stop_after < 0 ||
         eval_n < 1 || eval_n > 1000000 || size < 32 || size > 512 || warmup < 0 || seed < 0 || eval_seed < 0 ||
-        !(p_char >= 0 && p_char <= 1))
+        !(p_char >= 0 && p_char <= 1) || aux_layer < 0 || aux_layer > IT_JUDGE_N_CONV || !(aux_w >= 0 && aux_w <= 100) ||
+        !(time_limit >= 0))
         it_err_set(&err, IT_ERR_ARG, "an option is out of range (see --help)");
     if (!err.code && widths) parse_int_list(&err, "--widths", widths, o.model.width);
     if (!err.code && strides) parse_int_list(&err, "--strides", strides, o.model.stride);
@@ -504,10 +511,12 @@ static int toy_train_judge(int argc, char **argv)
     if (err.code) return it_cli_fail(&err);
     o.model.hidden = (int)hidden;
     o.model.pool = flatten ? 0 : pool;
+    o.model.crops = !no_crops;
     o.seed = (uint64_t)seed, o.steps = steps, o.batch = (int)batch, o.warmup = warmup < steps ? warmup : steps - 1;
     o.checkpoint_every = ck_every, o.log_every = log_every, o.eval_every = eval_every, o.eval_n = (int)eval_n;
     o.eval_seed = (uint64_t)eval_seed, o.model.size = (int)size, o.lr = lr, o.weight_decay = wd;
     o.p_character = (float)p_char, o.resume = resume, o.stop_after = stop_after, o.out_f32 = f32, o.augment = !no_aug;
+    o.aux_layer = (int)aux_layer, o.aux_weight = aux_w, o.time_limit = time_limit;
     o.quiet = it_common.quiet || it_common.json;
     char *dir = strdup(o.out), *slash = dir ? strrchr(dir, '/') : NULL;
     if (slash) *slash = 0;

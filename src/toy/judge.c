@@ -74,7 +74,7 @@ void it_judge_labels(int32_t *labels, const it_toy_attrs *a)
 
 it_judge_config it_judge_default_config(void)
 {
-    it_judge_config c = {128, {16, 32, 64, 128, 128}, 256, {2, 2, 2, 2, 2}, 0};
+    it_judge_config c = {128, {16, 32, 64, 128, 128}, 256, {2, 2, 2, 2, 2}, 0, 1};
     return c;
 }
 
@@ -131,11 +131,17 @@ static const char *const g_mlp_names[4] = {"fc.weight", "fc.bias", "heads.weight
 
 static const char *param_name(int i, int n_conv)
 {
-    return i < 4 * n_conv ? g_layer_names[i / 4][i % 4] : g_mlp_names[i - 4 * n_conv];
+    if (i < 4 * n_conv) return g_layer_names[i / 4][i % 4];
+    if (i < 4 * n_conv + 4) return g_mlp_names[i - 4 * n_conv];
+    i -= 4 * n_conv + 4;
+    if (i < 2) return i ? "locator.bias" : "locator.weight";
+    i -= 2;
+    return it_judge_crop_param_name(i / IT_JUDGE_CROP_PARAMS, i % IT_JUDGE_CROP_PARAMS);
 }
 
 static it_status config_check(it_err *err, const it_judge_config *c)
 {
+    if (c->crops != 0 && c->crops != 1) return it_err_set(err, IT_ERR_ARG, "judge: crops must be 0 or 1");
     if (c->pool != 0 && c->pool != 1) return it_err_set(err, IT_ERR_ARG, "judge: pool must be 0 (flatten) or 1 (max+mean)");
     int n = it_judge_n_conv(c), prod = 1;
     if (n < 1) return it_err_set(err, IT_ERR_ARG, "judge: the config has no conv layer");
@@ -169,6 +175,11 @@ static int param_shapes(const it_judge_config *c, int64_t shapes[][4], int *ndim
     ndims[k] = 1, shapes[k][0] = c->hidden, k++;
     ndims[k] = 2, shapes[k][0] = it_judge_total_classes(), shapes[k][1] = c->hidden, k++;
     ndims[k] = 1, shapes[k][0] = it_judge_total_classes(), k++;
+    if (!c->crops) return k;
+    ndims[k] = 2, shapes[k][0] = IT_JUDGE_LOC, shapes[k][1] = c->hidden, k++;
+    ndims[k] = 1, shapes[k][0] = IT_JUDGE_LOC, k++;
+    for (int b = 0; b < IT_JUDGE_N_CROPS; b++)
+        for (int i = 0; i < IT_JUDGE_CROP_PARAMS; i++, k++) ndims[k] = it_judge_crop_param_shape(b, i, shapes[k]);
     return k;
 }
 
@@ -181,6 +192,7 @@ static it_status judge_alloc(it_err *err, it_judge *j, const it_judge_config *cf
     int64_t shapes[IT_JUDGE_MAX_PARAMS][4];
     int ndims[IT_JUDGE_MAX_PARAMS];
     j->n_params = param_shapes(&c, shapes, ndims);
+    j->n_main = 4 * it_judge_n_conv(&c) + 4;
     int64_t total = 0;
     for (int i = 0; i < j->n_params; i++) total += it_shape_numel(ndims[i], shapes[i]);
     j->n_weights = total;
@@ -212,10 +224,16 @@ it_status it_judge_init(it_err *err, it_judge *j, const it_judge_config *cfg, ui
             /* He-normal for layers followed by SiLU; the heads start small so
              * that the first losses are near log(classes). */
             int64_t fan_in = p->n / p->shape[0];
-            float std = strcmp(nm, "heads.weight") ? sqrtf(2.0f / (float)fan_in) : 0.01f;
+            int small = strstr(nm, "heads.weight") || !strcmp(nm, "locator.weight");
+            float std = small ? 0.01f : sqrtf(2.0f / (float)fan_in);
             it_rng_normal(&r, d, (size_t)p->n, 0.0f, std);
         } else if (strstr(nm, "norm") && strstr(nm, ".weight")) {
             for (int64_t k = 0; k < p->n; k++) d[k] = 1.0f;
+        } else if (!strcmp(nm, "locator.bias")) {
+            /* A typical face and body box (over the side): the locator
+             * starts from the average creature instead of from 0. */
+            static const float typical[IT_JUDGE_LOC] = {0.5f, 0.45f, 0.25f, 0.2f, 0.5f, 0.55f, 0.5f, 0.75f};
+            memcpy(d, typical, sizeof typical);
         }
     }
     return IT_OK;
@@ -230,15 +248,56 @@ void it_judge_free(it_judge *j)
 
 it_tensor *it_judge_forward(it_ctx *ctx, const it_judge *j, it_tensor *x)
 {
+    return it_judge_forward_tap(ctx, j, x, -1, NULL);
+}
+
+it_tensor *it_judge_forward_tap(it_ctx *ctx, const it_judge *j, it_tensor *x, int tap_layer, it_tensor **tap)
+{
+    it_judge_out o;
+    it_judge_config main_only = j->cfg;
+    main_only.crops = 0;
+    it_judge view = *j; /* the main network alone: no locator, no crops */
+    view.cfg = main_only;
+    it_judge_forward_ex(ctx, &view, x, NULL, tap_layer, &o);
+    if (tap) *tap = o.tap;
+    return o.logits;
+}
+
+/* The crops of branch b for every image of x (N, 3, S, S), placed by
+ * anchors (N, IT_JUDGE_LOC) in input pixels. A constant: no gradient flows
+ * back into the image or the locator (the locator learns from its own
+ * loss). */
+static it_tensor *make_crops(it_ctx *ctx, int b, it_tensor *x, const float *anchors)
+{
+    if (!x) return NULL;
+    int64_t n = x->shape[0], S = x->shape[2];
+    int side = it_judge_crop_get(b)->side;
+    it_tensor *c = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(n, 3, side, side));
+    if (!c) return NULL;
+    const float *xd = it_f32(x);
+    float *cd = it_f32(c);
+    for (int64_t i = 0; i < n; i++) {
+        float cx, cy, half;
+        it_judge_crop_window(b, anchors + i * IT_JUDGE_LOC, &cx, &cy, &half);
+        it_judge_crop_sample(cd + i * 3 * side * side, side, xd + i * 3 * S * S, (int)S, cx, cy, half);
+    }
+    return c;
+}
+
+void it_judge_forward_ex(it_ctx *ctx, const it_judge *j, it_tensor *x, const float *anchors, int tap_layer,
+                         it_judge_out *out)
+{
+    memset(out, 0, sizeof *out);
     it_tensor *p = (it_tensor *)j->params; /* ops take non-const tensors; weights are not written */
     it_tensor *h = x;
     int k = 0;
     for (int i = 0; i < it_judge_n_conv(&j->cfg); i++) {
         h = it_op_conv2d(ctx, h, &p[k], &p[k + 1], j->cfg.stride[i], 1);  /* (N, C_i, H_i, W_i) */
         h = it_op_silu(ctx, it_op_group_norm(ctx, h, &p[k + 2], &p[k + 3], JUDGE_GROUPS, 1e-5f, 0));
+        if (i == tap_layer) out->tap = h;
         k += 4;
     }
-    if (!h) return NULL;
+    if (!h) return;
     int64_t n = h->shape[0], c = h->shape[1], cells = h->shape[2] * h->shape[3];
     if (j->cfg.pool) {
         /* Max and mean over the grid: a part is detected by the same weights
@@ -253,7 +312,77 @@ it_tensor *it_judge_forward(it_ctx *ctx, const it_judge *j, it_tensor *x)
         h = it_op_reshape(ctx, h, IT_SHAPE(n, c * cells));                  /* (N, C * grid * grid) */
     }
     h = it_op_silu(ctx, it_op_linear(ctx, h, &p[k], &p[k + 1]));             /* (N, hidden) */
-    return it_op_linear(ctx, h, &p[k + 2], &p[k + 3]);                       /* (N, total classes) */
+    out->logits = it_op_linear(ctx, h, &p[k + 2], &p[k + 3]);                /* (N, total classes) */
+    if (!j->cfg.crops || !out->logits) return;
+    k += 4;
+    out->loc = it_op_linear(ctx, h, &p[k], &p[k + 1]);                       /* (N, 8) over the side */
+    if (!out->loc) return;
+    float *pred = NULL;
+    if (!anchors) {
+        /* Inference: the locator's boxes, in input pixels. */
+        it_tensor *a = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(n, IT_JUDGE_LOC));
+        if (!a) return;
+        pred = it_f32(a);
+        const float *l = it_f32(out->loc);
+        for (int64_t i = 0; i < n * IT_JUDGE_LOC; i++) pred[i] = l[i] * (float)j->cfg.size;
+        anchors = pred;
+    }
+    k += 2;
+    for (int b = 0; b < IT_JUDGE_N_CROPS; b++, k += IT_JUDGE_CROP_PARAMS)
+        out->crop[b] = it_judge_crop_forward(ctx, b, &p[k], make_crops(ctx, b, x, anchors));
+}
+
+/* Offset of head h's logits in the main row, and in its crop network's. */
+static int head_offset(int h)
+{
+    int off = 0;
+    for (int i = 0; i < h; i++) off += it_judge_head_classes(i);
+    return off;
+}
+
+static int crop_offset(int b, int h)
+{
+    const it_judge_crop_spec *s = it_judge_crop_get(b);
+    int off = 0;
+    for (int k = 0; s->heads[k] >= 0 && s->heads[k] != h; k++) off += it_judge_head_classes(s->heads[k]);
+    return off;
+}
+
+/* Argmax of row[0 .. nc). */
+static int argmax(const float *row, int nc)
+{
+    int best = 0;
+    for (int c = 1; c < nc; c++)
+        if (row[c] > row[best]) best = c;
+    return best;
+}
+
+it_tensor *it_judge_loss_ex(it_ctx *ctx, const it_judge_out *o, const int32_t *labels, int n, int *correct)
+{
+    it_tensor *sum = it_judge_loss(ctx, o->logits, labels, n, correct);
+    for (int b = 0; b < IT_JUDGE_N_CROPS; b++) {
+        it_tensor *lg = o->crop[b];
+        if (!lg || !sum) continue;
+        const it_judge_crop_spec *s = it_judge_crop_get(b);
+        it_tensor *part = NULL;
+        int nh = 0;
+        for (int k = 0; s->heads[k] >= 0; k++, nh++) {
+            int h = s->heads[k], nc = it_judge_head_classes(h), off = crop_offset(b, h);
+            it_tensor *lab = it_tensor_new(ctx, IT_DTYPE_I32, IT_SHAPE(n));
+            if (!lab) return NULL;
+            int32_t *ld = lab->data;
+            int right = 0;
+            for (int i = 0; i < n; i++) {
+                ld[i] = labels[(size_t)i * IT_JUDGE_N_HEADS + h];
+                right += argmax(it_f32(lg) + (size_t)i * lg->shape[1] + off, nc) == ld[i];
+            }
+            if (correct) correct[h] = right;
+            it_tensor *ce = it_op_cross_entropy(ctx, it_op_slice(ctx, lg, 1, off, nc), lab);
+            part = part ? it_op_add(ctx, part, ce) : ce;
+        }
+        sum = it_op_add(ctx, sum, it_op_scale(ctx, part, 1.0f / (float)nh, 0.0f));
+    }
+    return sum;
 }
 
 it_tensor *it_judge_loss(it_ctx *ctx, it_tensor *logits, const int32_t *labels, int n, int *correct)
@@ -294,8 +423,12 @@ static json_t *config_json(const it_judge_config *c)
         json_array_append_new(w, json_integer(c->width[i]));
         json_array_append_new(st, json_integer(c->stride[i]));
     }
-    return json_pack("{s:i, s:o, s:i, s:o, s:s}", "size", c->size, "width", w, "hidden", c->hidden, "stride", st,
-                     "head", c->pool ? "pool" : "flatten");
+    json_t *o = json_pack("{s:i, s:o, s:i, s:o, s:s}", "size", c->size, "width", w, "hidden", c->hidden, "stride", st,
+                          "head", c->pool ? "pool" : "flatten");
+    /* Only files with crop networks say so: older readers see the config
+     * they know (and then miss the crop tensors, which they never read). */
+    if (o && c->crops) json_object_set_new(o, "crops", json_integer(c->crops));
+    return o;
 }
 
 /* The head schema: [[name, [class, ...]], ...]; a file trained for another
@@ -315,6 +448,12 @@ static char *schema_string(void)
 
 it_status it_judge_save(it_err *err, const it_judge *j, const char *path, it_dtype dtype, const char *const *meta)
 {
+    return it_judge_save_with(err, j, NULL, 0, path, dtype, meta);
+}
+
+it_status it_judge_save_with(it_err *err, const it_judge *j, const it_tensor *extra, int n_extra, const char *path,
+                             it_dtype dtype, const char *const *meta)
+{
     it_safetensors_writer *w = NULL;
     json_t *cfg = config_json(&j->cfg);
     char *cfg_s = cfg ? json_dumps(cfg, JSON_COMPACT) : NULL, *schema = schema_string();
@@ -325,6 +464,9 @@ it_status it_judge_save(it_err *err, const it_judge *j, const char *path, it_dty
         const it_tensor *p = &j->params[i];
         st = it_safetensors_writer_add_f32_as(err, w, p->name, dtype, p->ndim, p->shape, it_f32(p));
     }
+    for (int i = 0; !st && i < n_extra; i++)
+        st = it_safetensors_writer_add_f32_as(err, w, extra[i].name, dtype, extra[i].ndim, extra[i].shape,
+                                              it_f32(&extra[i]));
     if (!st) st = it_safetensors_writer_set_metadata(err, w, "format", JUDGE_FORMAT);
     if (!st) st = it_safetensors_writer_set_metadata(err, w, "config", cfg_s);
     if (!st) st = it_safetensors_writer_set_metadata(err, w, "heads", schema);
@@ -369,6 +511,8 @@ static it_status config_parse(it_err *err, it_judge_config *c, const char *path,
         c->size = (int)json_integer_value(json_object_get(j, "size"));
         c->hidden = (int)json_integer_value(json_object_get(j, "hidden"));
         c->pool = head && !strcmp(head, "pool");
+        json_t *cr = json_object_get(j, "crops");
+        c->crops = json_is_integer(cr) ? (int)json_integer_value(cr) : cr ? -1 : 0;
     }
     json_decref(j);
     if (!head_ok) return it_err_set(err, IT_ERR_FORMAT, "%s: metadata 'config' has an unknown head (expected \"pool\" or \"flatten\")", path);
@@ -453,18 +597,29 @@ it_status it_judge_input(it_err *err, float *dst, int size, const uint8_t *rgb, 
 
 /* ================================================================ inference */
 
-static void decode_logits(const float *row, it_judge_pred *p)
+/* Class and softmax probability of the head whose logits are row[0 .. nc). */
+static void decode_head(const float *row, int nc, int *cls, float *prob)
 {
-    int off = 0;
+    int best = argmax(row, nc);
+    double z = 0;
+    for (int c = 0; c < nc; c++) z += exp((double)row[c] - row[best]);
+    *cls = best;
+    *prob = (float)(1.0 / z);
+}
+
+/* Image i of a forward: each head from its crop network if it has one,
+ * else from the main network. */
+static void decode_out(const it_judge_out *o, int64_t i, it_judge_pred *p)
+{
+    const float *row = it_f32(o->logits) + (size_t)i * o->logits->shape[1];
     for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
-        int nc = it_judge_head_classes(h), best = 0;
-        for (int c = 1; c < nc; c++)
-            if (row[off + c] > row[off + best]) best = c;
-        double z = 0;
-        for (int c = 0; c < nc; c++) z += exp((double)row[off + c] - row[off + best]);
-        p->cls[h] = best;
-        p->prob[h] = (float)(1.0 / z);
-        off += nc;
+        int b = it_judge_crop_of_head(h), nc = it_judge_head_classes(h);
+        if (b >= 0 && o->crop[b]) {
+            const it_tensor *lg = o->crop[b];
+            decode_head(it_f32(lg) + (size_t)i * lg->shape[1] + crop_offset(b, h), nc, &p->cls[h], &p->prob[h]);
+        } else {
+            decode_head(row + head_offset(h), nc, &p->cls[h], &p->prob[h]);
+        }
     }
 }
 
@@ -477,9 +632,10 @@ it_status it_judge_classify_inputs(it_err *err, const it_judge *j, it_ctx *ctx, 
         int m = n - b < JUDGE_BATCH ? n - b : JUDGE_BATCH;
         it_ctx_reset(ctx);
         it_tensor *in = it_tensor_wrap(ctx, (void *)(x + (size_t)b * 3 * S * S), IT_DTYPE_F32, IT_SHAPE(m, 3, S, S));
-        it_tensor *lg = it_judge_forward(ctx, j, in);
+        it_judge_out o;
+        it_judge_forward_ex(ctx, j, in, NULL, -1, &o);
         st = it_ctx_status(ctx, err);
-        for (int i = 0; !st && i < m; i++) decode_logits(it_f32(lg) + (size_t)i * lg->shape[1], &out[b + i]);
+        for (int i = 0; !st && i < m; i++) decode_out(&o, i, &out[b + i]);
     }
     it_ctx_reset(ctx);
     it_autograd_set_enabled(ctx, was);

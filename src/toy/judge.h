@@ -25,6 +25,7 @@
 #include "image/image.h"
 #include "tensor/tensor.h"
 #include "toy/creature.h"
+#include "toy/judge_crop.h"
 
 /* ------------------------------------------------------------- heads */
 
@@ -59,6 +60,9 @@ typedef struct it_judge_config {
     int pool;                    /* 0: the last grid is flattened (position-specific weights; the
                                     first files); 1: global max and mean pooling per channel
                                     (2 x last width features, the same weights wherever a part is) */
+    int crops;                   /* 1: the main network also regresses the face and body boxes and the
+                                    crop networks of judge_crop.h answer their heads; 0: none (files
+                                    before them) */
 } it_judge_config;
 
 /* The shipped configuration. */
@@ -66,12 +70,15 @@ it_judge_config it_judge_default_config(void);
 /* Number of conv layers of a config (leading non-zero widths). */
 int it_judge_n_conv(const it_judge_config *c);
 
-enum { IT_JUDGE_MAX_PARAMS = 4 * IT_JUDGE_N_CONV + 4 };
+enum { IT_JUDGE_MAX_PARAMS = 4 * IT_JUDGE_N_CONV + 4 + 2 + IT_JUDGE_N_CROPS * IT_JUDGE_CROP_PARAMS };
 
 typedef struct it_judge {
     it_judge_config cfg;
     int n_params;
-    it_tensor params[IT_JUDGE_MAX_PARAMS]; /* named as checkpoint keys: "conv1.weight", "norm1.bias", ... */
+    it_tensor params[IT_JUDGE_MAX_PARAMS]; /* named as checkpoint keys: "conv1.weight", "norm1.bias", ...;
+                                              with crops: then "locator.weight", "locator.bias" and each
+                                              crop network's "face.conv1.weight", ... */
+    int n_main;                            /* parameters of the main network (conv stack and MLP) */
     float *data;                           /* (n_weights) every parameter, contiguous */
     float *grad;                           /* (n_weights) or NULL (inference only) */
     int64_t n_weights;
@@ -90,9 +97,36 @@ it_status it_judge_load(it_err *err, it_judge *j, const char *path, int with_gra
  * metadata pairs {key, value, key, value, ..., NULL} or NULL. */
 it_status it_judge_save(it_err *err, const it_judge *j, const char *path, it_dtype dtype,
                         const char *const *meta);
+/* Same with extra tensors (training-only parameters kept in checkpoints,
+ * e.g. the dense-supervision head; it_judge_load ignores them). */
+it_status it_judge_save_with(it_err *err, const it_judge *j, const it_tensor *extra, int n_extra, const char *path,
+                             it_dtype dtype, const char *const *meta);
 
 /* x: (N, 3, size, size) in [-1, 1] -> logits (N, it_judge_total_classes()). */
 it_tensor *it_judge_forward(it_ctx *ctx, const it_judge *j, it_tensor *x);
+/* Same, and *tap receives the output of conv layer tap_layer (0-based, after
+ * its norm and SiLU): the feature grid that training's dense part
+ * supervision reads (judge_train.c). */
+it_tensor *it_judge_forward_tap(it_ctx *ctx, const it_judge *j, it_tensor *x, int tap_layer, it_tensor **tap);
+
+/* Everything a forward pass gives. */
+typedef struct it_judge_out {
+    it_tensor *logits;                    /* (N, total classes): the main network's */
+    it_tensor *loc;                       /* (N, IT_JUDGE_LOC) locator, over the input side; NULL without crops */
+    it_tensor *crop[IT_JUDGE_N_CROPS];    /* (N, crop classes) or NULL */
+    it_tensor *tap;                       /* conv layer tap_layer's output or NULL */
+} it_judge_out;
+
+/* Full forward: anchors (N, IT_JUDGE_LOC) in input pixels places the crops
+ * (training: the true boxes); NULL places them at the locator's boxes
+ * (inference). */
+void it_judge_forward_ex(it_ctx *ctx, const it_judge *j, it_tensor *x, const float *anchors, int tap_layer,
+                         it_judge_out *out);
+/* Loss of a full forward: the main heads' mean cross-entropy plus, per crop
+ * network, its heads' mean cross-entropy. correct (IT_JUDGE_N_HEADS) counts
+ * right answers of the combined reading (a head answered by a crop network
+ * counts that network's answer), as inference gives. */
+it_tensor *it_judge_loss_ex(it_ctx *ctx, const it_judge_out *o, const int32_t *labels, int n, int *correct);
 
 /* Mean cross-entropy over the heads: logits (N, total), labels (N, heads) I32.
  * Returns a scalar; correct (IT_JUDGE_N_HEADS), if not NULL, receives the

@@ -39,10 +39,27 @@ typedef struct it_judge_train_opts {
     int eval_n;             /* images per evaluation */
     uint64_t eval_seed;     /* must differ from seed */
     int augment;            /* 0 disables augmentation (diagnostics) */
+    int aux_layer;          /* dense part supervision on the grid of conv layer aux_layer (1-based); 0 = off */
+    double aux_weight;      /* weight of its loss beside the heads' loss */
+    double time_limit;      /* > 0: stop after this many seconds of this invocation, checkpoint, write
+                               the weights reached so far to out and return (steps_done < steps) */
     int quiet;              /* no progress bar */
 } it_judge_train_opts;
 
 void it_judge_train_defaults(it_judge_train_opts *o);
+
+/* Dense part supervision (training only; the shipped network is unchanged):
+ * a 1x1 linear layer on the feature grid of conv layer aux_layer predicts,
+ * in every grid cell whose centre lies inside the box of the part a head
+ * reads (the face for eye count, mouth, goggles, marking and identity; the
+ * hat, hair, outfit, accessory or body box for theirs, the face or body
+ * box when that part is absent), the image's class of that head. The
+ * renderer gives the boxes; the scale/shift augmentation moves them with
+ * the image. It teaches the early layers what the small parts look like
+ * and where they are, which the image-level heads alone did not within
+ * 150k images (eye count and mouth stayed at chance). Its parameters
+ * ("aux.weight", "aux.bias") live in checkpoints, not in the final file. */
+int it_judge_aux_part(int head); /* IT_TOY_PART_* whose box anchors head, -1 = none */
 
 /* Results of a run (the final evaluation, of the weights as saved; zeros
  * when stop_after ended the invocation before the last step). */

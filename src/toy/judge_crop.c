@@ -1,0 +1,133 @@
+/* judge_crop.c: the judge's part crops: branch specs, crop sampling, and
+ * the forward of a crop network (see judge_crop.h for why).
+ *
+ * Measurement only, like the whole judge. */
+#include "toy/judge_crop.h"
+
+#include <math.h>
+#include <stdio.h>
+
+#include "tensor/ops_conv.h"
+#include "tensor/ops_eltwise.h"
+#include "tensor/ops_gemm.h"
+#include "tensor/ops_norm.h"
+#include "tensor/ops_shape.h"
+#include "toy/creature.h"
+#include "toy/judge.h"
+
+#define H(attr) (1 + (attr))
+
+/* Face: 1.6 x the face box at 32 px keeps the eyes (4-5 px in a 128 render)
+ * at about their native size. Head: the face box widened and moved up so
+ * that a hat above and a necklace or scarf below are inside. Body: the
+ * whole creature (the body box holds head to feet). */
+static const it_judge_crop_spec g_specs[IT_JUDGE_N_CROPS] = {
+    {"face", IT_JUDGE_ANCHOR_FACE, 1.6f, 0.0f, 32, {32, 32, 64, 64}, {1, 2, 2, 2}, 128,
+     {IT_JUDGE_HEAD_IDENTITY, H(IT_TOY_EYE_COUNT), H(IT_TOY_GOGGLES), H(IT_TOY_MOUTH), H(IT_TOY_MARKING), -1}},
+    {"head", IT_JUDGE_ANCHOR_FACE, 2.6f, -0.5f, 48, {16, 32, 64, 64}, {1, 2, 2, 2}, 128,
+     {H(IT_TOY_HAIR_STYLE), H(IT_TOY_HAIR_COLOUR), H(IT_TOY_HAT), H(IT_TOY_HAT_COLOUR), H(IT_TOY_ACCESSORY),
+      H(IT_TOY_ACCESSORY_COLOUR), -1}},
+    {"body", IT_JUDGE_ANCHOR_BODY, 1.05f, 0.0f, 48, {16, 32, 64, 64}, {1, 2, 2, 2}, 128,
+     {H(IT_TOY_BODY_SHAPE), H(IT_TOY_OUTFIT), H(IT_TOY_OUTFIT_PATTERN), -1}},
+};
+
+/* Parameter names (checkpoint keys): "<branch>.conv<k>.weight", ... */
+#define CROP_NAMES(p)                                                                                          \
+    {p ".conv1.weight", p ".conv1.bias", p ".norm1.weight", p ".norm1.bias", p ".conv2.weight", p ".conv2.bias",   \
+     p ".norm2.weight", p ".norm2.bias", p ".conv3.weight", p ".conv3.bias", p ".norm3.weight", p ".norm3.bias",   \
+     p ".conv4.weight", p ".conv4.bias", p ".norm4.weight", p ".norm4.bias", p ".fc.weight",   p ".fc.bias",       \
+     p ".heads.weight", p ".heads.bias"}
+static const char *const g_names[IT_JUDGE_N_CROPS][IT_JUDGE_CROP_PARAMS] = {CROP_NAMES("face"), CROP_NAMES("head"),
+                                                                            CROP_NAMES("body")};
+
+const it_judge_crop_spec *it_judge_crop_get(int b) { return b >= 0 && b < IT_JUDGE_N_CROPS ? &g_specs[b] : NULL; }
+
+int it_judge_crop_of_head(int head)
+{
+    for (int b = 0; b < IT_JUDGE_N_CROPS; b++)
+        for (int k = 0; g_specs[b].heads[k] >= 0; k++)
+            if (g_specs[b].heads[k] == head) return b;
+    return -1;
+}
+
+int it_judge_crop_classes(int b)
+{
+    int n = 0;
+    for (int k = 0; g_specs[b].heads[k] >= 0; k++) n += it_judge_head_classes(g_specs[b].heads[k]);
+    return n;
+}
+
+const char *it_judge_crop_param_name(int b, int i) { return g_names[b][i]; }
+
+int it_judge_crop_param_shape(int b, int i, int64_t *shape)
+{
+    const it_judge_crop_spec *s = &g_specs[b];
+    if (i < 4 * IT_JUDGE_CROP_CONV) {
+        int l = i / 4, co = s->width[l], ci = l ? s->width[l - 1] : 3;
+        if (i % 4 == 0) {
+            shape[0] = co, shape[1] = ci, shape[2] = 3, shape[3] = 3;
+            return 4;
+        }
+        shape[0] = co;
+        return 1;
+    }
+    int g = s->side;
+    for (int l = 0; l < IT_JUDGE_CROP_CONV; l++) g /= s->stride[l];
+    int64_t flat = (int64_t)s->width[IT_JUDGE_CROP_CONV - 1] * g * g;
+    switch (i - 4 * IT_JUDGE_CROP_CONV) {
+    case 0: shape[0] = s->hidden, shape[1] = flat; return 2;
+    case 1: shape[0] = s->hidden; return 1;
+    case 2: shape[0] = it_judge_crop_classes(b), shape[1] = s->hidden; return 2;
+    default: shape[0] = it_judge_crop_classes(b); return 1;
+    }
+}
+
+void it_judge_crop_window(int b, const float *anchors, float *cx, float *cy, float *half)
+{
+    const it_judge_crop_spec *s = &g_specs[b];
+    const float *a = anchors + 4 * s->anchor;
+    float w = a[2] > 1.0f ? a[2] : 1.0f, h = a[3] > 1.0f ? a[3] : 1.0f;
+    *cx = a[0];
+    *cy = a[1] + s->shift * h;
+    *half = 0.5f * s->factor * (w > h ? w : h);
+    if (*half < 4.0f) *half = 4.0f;
+}
+
+void it_judge_crop_sample(float *dst, int side, const float *x, int S, float cx, float cy, float half)
+{
+    size_t plane = (size_t)S * S, oplane = (size_t)side * side;
+    float step = 2.0f * half / (float)side, x0 = cx - half, y0 = cy - half;
+    for (int v = 0; v < side; v++) {
+        float sy = y0 + ((float)v + 0.5f) * step - 0.5f;
+        sy = sy < 0 ? 0 : sy > (float)(S - 1) ? (float)(S - 1) : sy;
+        int iy = (int)sy, iy1 = iy + 1 < S ? iy + 1 : iy;
+        float fy = sy - (float)iy;
+        for (int u = 0; u < side; u++) {
+            float sx = x0 + ((float)u + 0.5f) * step - 0.5f;
+            sx = sx < 0 ? 0 : sx > (float)(S - 1) ? (float)(S - 1) : sx;
+            int ix = (int)sx, ix1 = ix + 1 < S ? ix + 1 : ix;
+            float fx = sx - (float)ix;
+            for (int c = 0; c < 3; c++) {
+                const float *p = x + c * plane;
+                float top = p[(size_t)iy * S + ix] * (1 - fx) + p[(size_t)iy * S + ix1] * fx;
+                float bot = p[(size_t)iy1 * S + ix] * (1 - fx) + p[(size_t)iy1 * S + ix1] * fx;
+                dst[c * oplane + (size_t)v * side + u] = top * (1 - fy) + bot * fy;
+            }
+        }
+    }
+}
+
+it_tensor *it_judge_crop_forward(it_ctx *ctx, int b, it_tensor *p, it_tensor *crops)
+{
+    const it_judge_crop_spec *s = &g_specs[b];
+    it_tensor *h = crops;
+    for (int l = 0; l < IT_JUDGE_CROP_CONV; l++) {
+        h = it_op_conv2d(ctx, h, &p[4 * l], &p[4 * l + 1], s->stride[l], 1);
+        h = it_op_silu(ctx, it_op_group_norm(ctx, h, &p[4 * l + 2], &p[4 * l + 3], 8, 1e-5f, 0));
+    }
+    if (!h) return NULL;
+    h = it_op_reshape(ctx, h, IT_SHAPE(h->shape[0], h->shape[1] * h->shape[2] * h->shape[3]));
+    int k = 4 * IT_JUDGE_CROP_CONV;
+    h = it_op_silu(ctx, it_op_linear(ctx, h, &p[k], &p[k + 1]));
+    return it_op_linear(ctx, h, &p[k + 2], &p[k + 3]);
+}
