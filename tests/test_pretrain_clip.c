@@ -423,6 +423,52 @@ IT_TEST(pretrain_clip_shipped_configs) {
     it_clip_tokenizer_free(tok);
 }
 
+/* Attributes a caption states (parsed back; the name does not count). */
+static int n_claims(const char *text)
+{
+    it_toy_claim c[32];
+    int dangling = 0, n = it_toy_caption_claims(text, c, 32, &dangling), k = 0;
+    for (int i = 0; i < n; i++) k += c[i].attr < IT_TOY_N_ATTRS;
+    return k;
+}
+
+/* The caption mixture: p_long 1 gives only long captions (5-10 attributes),
+ * p_long 0 only short (1-3) and tag lists (4-8), about half each; the
+ * default of a fresh batch is the tokenizer's thirds, and a batch's images
+ * never depend on the mixture. */
+IT_TEST(pretrain_clip_caption_mixture) {
+    it_threads_set(1);
+    it_err e;
+    it_clip_tokenizer *tok;
+    IT_REQUIRE_OK(it_clip_tokenizer_load(&e, &tok, SHIPPED "/tokenizer"), &e);
+    it_preprocess pre;
+    it_toyclip_preprocess(&pre);
+    enum { B = 48 };
+    it_toyclip_batch b;
+    IT_REQUIRE_OK(it_toyclip_batch_alloc(&e, &b, B), &e);
+    IT_CHECK(b.p_long < 0);
+    static const float mix[3] = {-1.0f, 1.0f, 0.0f};
+    int few[3] = {0}, many[3] = {0}, mid[3] = {0};
+    uint8_t *rgb0 = it_malloc((size_t)B * 128 * 128 * 3);
+    IT_REQUIRE(rgb0);
+    for (int k = 0; k < 3; k++) {
+        b.p_long = mix[k];
+        IT_REQUIRE_OK(it_toyclip_batch_make(&e, &b, tok, &pre, 5, 2, 0.25f, 0), &e);
+        if (k == 0) memcpy(rgb0, b.rgb, (size_t)B * 128 * 128 * 3);
+        else IT_CHECK(!memcmp(rgb0, b.rgb, (size_t)B * 128 * 128 * 3));
+        for (int i = 0; i < B; i++) {
+            int n = n_claims(b.captions[i]);
+            few[k] += n <= 3, many[k] += n >= 5, mid[k] += n == 4;
+        }
+    }
+    IT_CHECK_INT(many[1], B); /* long only */
+    IT_CHECK(few[2] >= B / 4 && few[2] + mid[2] + many[2] == B && few[2] <= 3 * B / 4);
+    IT_CHECK(few[0] >= B / 6 && many[0] >= B / 6); /* thirds */
+    it_free(rgb0);
+    it_toyclip_batch_free(&b);
+    it_clip_tokenizer_free(tok);
+}
+
 /* ================================================================ training */
 
 /* Symmetric InfoNCE of a loaded CLIP on batch 0 of seed 99 (16 pairs, no

@@ -29,6 +29,7 @@ typedef struct clip_run {
     float p_character;
     int augment;
     double warmup_frac;
+    float p_long;
 } clip_run;
 
 /* ================================================================ options */
@@ -39,6 +40,7 @@ static it_status read_config(it_err *err, const it_pretrain_opts *o, it_toyclip_
     r->p_character = 0.25f;
     r->augment = 1;
     r->warmup_frac = 0.05;
+    r->p_long = IT_CLIP_PRETRAIN_P_LONG;
     json_t *j = NULL;
     IT_TRY(it_pretrain_config_json(err, o, &j));
     if (!j) return IT_OK;
@@ -56,10 +58,13 @@ static it_status read_config(it_err *err, const it_pretrain_opts *o, it_toyclip_
         else if (!strcmp(k, "warmup_frac") && json_is_number(v) && json_number_value(v) >= 0 &&
                  json_number_value(v) < 1)
             r->warmup_frac = json_number_value(v);
+        else if (!strcmp(k, "p_long") && json_is_number(v) &&
+                 ((json_number_value(v) >= 0 && json_number_value(v) <= 1) || json_number_value(v) == -1))
+            r->p_long = (float)json_number_value(v);
         else {
             st = it_err_set(err, IT_ERR_ARG,
                             "clip --config: key \"%s\" unknown or its value invalid (size \"toy\"|\"tiny\", "
-                            "p_character 0..1, augment true|false, warmup_frac 0..<1)", k);
+                            "p_character 0..1, augment true|false, warmup_frac 0..<1, p_long 0..1 or -1)", k);
             break;
         }
     }
@@ -68,14 +73,18 @@ static it_status read_config(it_err *err, const it_pretrain_opts *o, it_toyclip_
 }
 
 void it_clip_pretrain_key(char *buf, size_t n, const it_toyclip_config *c, const it_pretrain_opts *o,
-                          int64_t steps, int batch, double lr, double warmup_frac, float p_character, int augment)
+                          int64_t steps, int batch, double lr, double warmup_frac, float p_character, int augment,
+                          float p_long)
 {
+    char captions[48] = "";
+    /* Absent for the first runs' mixture (p_long -1), so their checkpoints still resume. */
+    if (p_long >= 0) snprintf(captions, sizeof captions, " p_long=%g", (double)p_long);
     snprintf(buf, n,
              "toyclip-1 seed=%llu batch=%d steps=%lld lr=%g warmup=%g clip=1 p_character=%g augment=%d "
-             "vocab=%d text=%dx%dx%d vision=%dx%dx%d/%d embed=%d",
+             "vocab=%d text=%dx%dx%d vision=%dx%dx%d/%d embed=%d%s",
              (unsigned long long)o->seed, batch, (long long)steps, lr, warmup_frac, (double)p_character, augment,
              c->text.vocab_size, c->text.hidden, c->text.n_layers, c->text.n_heads, c->vision.hidden,
-             c->vision.n_layers, c->vision.n_heads, c->vision.patch_size, c->embed_dim);
+             c->vision.n_layers, c->vision.n_heads, c->vision.patch_size, c->embed_dim, captions);
 }
 
 /* ================================================================ setup */
@@ -142,6 +151,7 @@ static it_status setup(it_err *err, clip_run *r, const it_pretrain_opts *o, it_p
     r->batch = o->batch > 0 ? o->batch : IT_CLIP_PRETRAIN_BATCH;
     if (r->batch < 2) return it_err_set(err, IT_ERR_ARG, "clip: --batch must be >= 2 (the other pairs are the negatives)");
     IT_TRY(it_toyclip_batch_alloc(err, &r->b, r->batch));
+    r->b.p_long = r->p_long;
     it_toyclip_each_param(err, &r->m, count_param, &r->n_params);
     r->params = it_malloc(r->n_params * sizeof *r->params);
     if (!r->params) return it_err_set(err, IT_ERR_NOMEM, "clip: out of memory");
@@ -150,7 +160,7 @@ static it_status setup(it_err *err, clip_run *r, const it_pretrain_opts *o, it_p
     l->steps = o->steps > 0 ? o->steps : IT_CLIP_PRETRAIN_STEPS;
     double lr = o->lr > 0 ? o->lr : IT_CLIP_PRETRAIN_LR;
     it_clip_pretrain_key(r->key, sizeof r->key, &cfg, o, l->steps, r->batch, lr, r->warmup_frac, r->p_character,
-                         r->augment);
+                         r->augment, r->p_long);
     l->key = r->key;
     l->params = r->params;
     l->n_params = r->n_params;

@@ -22,16 +22,22 @@
 #include "toy/toyclip.h"
 #include "vision/clip.h"
 
-/* Defaults of a run (override with --steps, --batch, --lr). */
-#define IT_CLIP_PRETRAIN_STEPS 2000
-#define IT_CLIP_PRETRAIN_BATCH 64
-#define IT_CLIP_PRETRAIN_LR 7e-4
+/* Defaults of a run (override with --steps, --batch, --lr; config
+ * "p_long"). Chosen from the recipe exploration in docs/TOYWORLD.md (CLIP):
+ * mostly long captions and 128 pairs per step leave the background-only
+ * plateau within a few hundred steps. The first runs used 2000 steps of
+ * 64 pairs, lr 7e-4 and p_long -1 (a third each of short, long, tags). */
+#define IT_CLIP_PRETRAIN_STEPS 1500
+#define IT_CLIP_PRETRAIN_BATCH 128
+#define IT_CLIP_PRETRAIN_LR 1e-3
+#define IT_CLIP_PRETRAIN_P_LONG 0.8f
 
 /* Trains (or resumes) the toy CLIP and, when finished (or with
  * export_partial / export_only), exports OUT/clip and OUT/text_encoder and
  * records OUT/pretrain/clip.json with the quality figures.
  * o->config (JSON) may set "size" ("toy" default, "tiny" for tests),
- * "p_character" (0.25), "augment" (true), "warmup_frac" (0.05). */
+ * "p_character" (0.25), "augment" (true), "warmup_frac" (0.05), "p_long"
+ * (0.8: share of long captions; -1 the tokenizer's thirds). */
 it_status it_pretrain_clip(it_err *err, const it_pretrain_opts *o);
 /* Quality of OUT/clip (or o->model_dir/clip) on eval_n (default 100) fresh
  * renders of o->eval_seed, into report. */
@@ -41,7 +47,8 @@ it_status it_quality_clip(it_err *err, const it_pretrain_opts *o, json_t *report
  * change the losses); exposed so that a checkpoint can be checked or
  * converted by tools. */
 void it_clip_pretrain_key(char *buf, size_t n, const it_toyclip_config *c, const it_pretrain_opts *o,
-                          int64_t steps, int batch, double lr, double warmup_frac, float p_character, int augment);
+                          int64_t steps, int batch, double lr, double warmup_frac, float p_character, int augment,
+                          float p_long);
 
 /* ---------------------------------------------------------------- quality */
 

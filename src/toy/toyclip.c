@@ -31,14 +31,22 @@ static uint64_t mix64(uint64_t z)
 /* ================================================================ captions */
 
 /* The caption of image `index` of a stream: style, name and variant drawn
- * from (seed, index), so training and the tokenizer see the same mixture:
- * a third each of short, long and tag-list captions, names on 70 %. */
+ * from (seed, index). p_long < 0: the tokenizer's mixture, a third each of
+ * short, long and tag-list captions; otherwise long captions with chance
+ * p_long and short and tag lists sharing the rest (docs/TOYWORLD.md: long
+ * captions state 5-10 attributes, so each pair teaches more, and the
+ * contrastive loss leaves the background-only plateau several times
+ * sooner). Names on 70 % either way. */
 static it_status caption_of(it_err *err, it_toy_caption *cap, const it_toy_attrs *a, uint64_t seed,
-                            uint64_t index)
+                            uint64_t index, float p_long)
 {
     it_rng r;
     it_rng_init(&r, mix64(seed ^ mix64(index + 0xC1A9ull)));
     int style = (int)it_rng_below(&r, 3);
+    if (p_long >= 0) {
+        float u = it_rng_float(&r), v = it_rng_float(&r);
+        style = u < p_long ? IT_TOY_CAP_LONG : v < 0.5f ? IT_TOY_CAP_SHORT : IT_TOY_CAP_TAGS;
+    }
     int with_name = it_rng_float(&r) < 0.7f;
     int variant = (int)it_rng_below(&r, 1 << 20);
     return it_toy_caption_make(err, cap, a, (it_toy_caption_style)style, with_name, 0, seed, index, variant);
@@ -61,7 +69,7 @@ it_status it_toyclip_tokenizer_build(it_err *err, const char *dir, int n_images,
         it_toy_attrs a;
         it_toy_caption cap;
         st = it_toy_sample(err, &a, &c, TOKENIZER_SEED, (uint64_t)i, IT_TOY_PRETRAIN);
-        if (!st) st = caption_of(err, &cap, &a, TOKENIZER_SEED, (uint64_t)i);
+        if (!st) st = caption_of(err, &cap, &a, TOKENIZER_SEED, (uint64_t)i, -1.0f);
         if (!st) st = it_bpe_trainer_add_text(err, tr, cap.text, strlen(cap.text));
     }
     /* min_frequency 8: a word must recur to become a token; the cap is far
@@ -307,6 +315,7 @@ it_status it_toyclip_batch_alloc(it_err *err, it_toyclip_batch *b, int B)
     memset(b, 0, sizeof *b);
     size_t S = IT_TOYCLIP_RENDER;
     b->B = B;
+    b->p_long = -1.0f;
     b->rgb = it_malloc((size_t)B * S * S * 3);
     b->attrs = it_malloc((size_t)B * sizeof *b->attrs);
     b->pixels = it_malloc((size_t)B * 3 * S * S * sizeof(float));
@@ -374,7 +383,7 @@ it_status it_toyclip_batch_make(it_err *err, it_toyclip_batch *b, const it_clip_
         it_preprocess_normalize(pre, &img, b->pixels + (size_t)i * 3 * S * S);
         it_toy_caption cap;
         int n_valid = 0;
-        st = caption_of(err, &cap, &b->attrs[i], seed, index);
+        st = caption_of(err, &cap, &b->attrs[i], seed, index, b->p_long);
         if (!st) st = it_clip_encode_padded(err, tok, b->ids77 + (size_t)i * L, L, &n_valid, cap.text, strlen(cap.text));
         if (!st) snprintf(b->captions[i], sizeof b->captions[i], "%s", cap.text);
         if (n_valid > T) T = n_valid;

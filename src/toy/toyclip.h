@@ -104,6 +104,9 @@ size_t it_toyclip_numel(const it_toyclip *m);
 /* One training batch, host side. */
 typedef struct it_toyclip_batch {
     int B, T;                     /* images; tokens per caption after trimming */
+    float p_long;                 /* caption styles: < 0 (alloc's default) a third each of short, long
+                                   * and tags, as the tokenizer's stream; else long with this chance,
+                                   * short and tags sharing the rest */
     uint8_t *rgb;                 /* (B, 128, 128, 3) renders, before augmentation */
     it_toy_attrs *attrs;          /* (B) */
     float *pixels;                /* (B, 3, 128, 128) augmented and normalised */
