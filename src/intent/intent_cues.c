@@ -187,11 +187,9 @@ static void build_cue_index(void)
 }
 
 /* Range [*lo, *hi) of cues whose first word is w (empty if none). */
-static void cue_range(const char *w, size_t *lo, size_t *hi)
+IT_LEX_NOCOV static void cue_range_h(const char *w, unsigned h, size_t wl, size_t *lo, size_t *hi)
 {
     pthread_once(&g_cue_once, build_cue_index);
-    size_t wl;
-    unsigned h = it_lex_hash(w, &wl);
     *lo = *hi = 0;
     for (size_t k = h & (CUE_SLOTS - 1); g_cue_hash[k].word; k = (k + 1) & (CUE_SLOTS - 1)) {
         const cue_slot *c = &g_cue_hash[k];
@@ -201,6 +199,13 @@ static void cue_range(const char *w, size_t *lo, size_t *hi)
             return;
         }
     }
+}
+
+static void cue_range(const char *w, size_t *lo, size_t *hi)
+{
+    size_t wl;
+    unsigned h = it_lex_hash(w, &wl);
+    cue_range_h(w, h, wl, lo, hi);
 }
 
 /* Does the pattern match tokens at i? Returns the number of tokens. */
@@ -227,32 +232,26 @@ static int is_negator(const tok *t)
                                   !strcmp(t->w, "none"));
 }
 
-static int is_modal(const char *w)
-{
-    IT_WORDSET_DEFINE(l, "should", "must", "can", "could", "may", "might", "will", "would",
+IT_WORDSET_DEFINE(g_modal, "should", "must", "can", "could", "may", "might", "will", "would",
                                     "shall", "to");
-    return it_wordset_has(&l, w);
-}
 
-int pt_is_filler(const char *w)
-{
-    IT_WORDSET_DEFINE(l, 
+static int is_modal(const char *w) { return it_wordset_has(&g_modal, w); }
+
+IT_WORDSET_DEFINE(g_filler, 
         "should", "must", "can", "could", "may", "might", "will", "would", "shall", "be", "is",
         "are", "was", "were", "been", "being", "am", "to", "need", "needs", "has", "have", "had",
         "also", "too", "really", "just", "look", "looks", "seem", "seems", "get", "gets", "able",
         "please", "freely", "completely", "totally", "fully", "entirely", "both", "all", "still",
         "strictly", "definitely", "absolutely", "do", "does", "ought", "got", "stay", "very", "feel", "ever",
         "be able", "allowed");
-    return it_wordset_has(&l, w);
-}
 
-int pt_is_clause_word(const char *w)
-{
-    IT_WORDSET_DEFINE(l, "but", "while", "whereas", "although", "though", "however",
+int pt_is_filler(const char *w) { return it_wordset_has(&g_filler, w); }
+
+IT_WORDSET_DEFINE(g_clause, "but", "while", "whereas", "although", "though", "however",
                                     "so", "because", "since", "then", "yet", "otherwise", "except",
                                     "unless", "who", "which", "that", "where", "when");
-    return it_wordset_has(&l, w);
-}
+
+int pt_is_clause_word(const char *w) { return it_wordset_has(&g_clause, w); }
 
 /* Direction of an ambiguous verb ("change", "switch"): after a modal, "to",
  * a form of be or a noun it is a predicate (postfix); otherwise imperative. */
@@ -273,8 +272,8 @@ static cue_dir verb_dir(const tok_list *tl, int i, int s0)
         const tok *q = j - 2 >= s0 ? &tl->t[j - 2] : NULL;
         if (!q || q->kind == TK_PUNCT || pt_is(q, "please") || pt_is(q, "and") || pt_is(q, "but")) return CUE_RIGHT;
     }
-    if (is_modal(p->w) || !strcmp(p->w, "not") || !strcmp(p->w, "never")) return CUE_LEFT;
-    if (it_lex_is_function(p->w) && strcmp(p->w, "it") && strcmp(p->w, "them")) return CUE_RIGHT;
+    if (pt_wf(p, WF_MODAL) || !strcmp(p->w, "not") || !strcmp(p->w, "never")) return CUE_LEFT;
+    if (pt_wf(p, WF_FUNCTION) && strcmp(p->w, "it") && strcmp(p->w, "them")) return CUE_RIGHT;
     return p->used ? CUE_RIGHT : CUE_LEFT;
 }
 
@@ -287,7 +286,7 @@ static int find_negator(tok_list *tl, int i, int s0)
         if (is_negator(t) && (!t->used || pt_is(t, "never"))) return j;
         if (t->name) continue;
         if (t->used) return -1;
-        if (!(pt_is_filler(t->w) || it_lex_is_pronoun(t->w) || !strcmp(t->w, "let") || !strcmp(t->w, "her") ||
+        if (!(pt_wf(t, WF_FILLER) || pt_wf(t, WF_PRONOUN) || !strcmp(t->w, "let") || !strcmp(t->w, "her") ||
               !strcmp(t->w, "of") || !strcmp(t->w, "them") ||
               !strcmp(t->w, "make") || !strcmp(t->w, "allow") || !strcmp(t->w, "want") ||
               !strcmp(t->w, "i") || !strcmp(t->w, "we") || !strcmp(t->w, "you") || t->cap))
@@ -301,7 +300,7 @@ static int find_negator(tok_list *tl, int i, int s0)
 static int clause_neither(tok_list *tl, int i, int s0)
 {
     int j = i - 1;
-    while (j >= s0 && !(tl->t[j].kind == TK_PUNCT) && !(tl->t[j].kind == TK_WORD && pt_is_clause_word(tl->t[j].w))) j--;
+    while (j >= s0 && !(tl->t[j].kind == TK_PUNCT) && !(tl->t[j].kind == TK_WORD && pt_wf(&tl->t[j], WF_CLAUSE))) j--;
     j++;
     if (j < i && pt_is(&tl->t[j], "neither") && !tl->t[j].used) {
         for (int k = j; k < i; k++)
@@ -325,22 +324,22 @@ static const char *g_cue_last_word(const char *words)
 
 /* "can be X or Y": a value list after a modal + be. */
 static int cue_at(const tok_list *tl, int i, int s1);
-static int is_presence_cue(const char *w);
+static int is_presence_cue(const tok *t);
 
 /* "The bulb may glow warm or cool": a verb the lexicon does not know right
  * after a modal, taking the place of "be" before a value list. */
 static int plain_verb_after_modal(const tok_list *tl, int i, int s1)
 {
     const it_lex_entry *e;
-    const char *w = tl->t[i].w;
-    return i > 0 && is_modal(tl->t[i - 1].w) && !pt_is(&tl->t[i - 1], "to") && tl->t[i].kind == TK_WORD &&
-           !it_lex_is_function(w) && !it_lex_match(&e, &w, 1, 0) && !cue_at(tl, i, s1);
+    const tok *t = &tl->t[i];
+    return i > 0 && pt_wf(&tl->t[i - 1], WF_MODAL) && !pt_is(&tl->t[i - 1], "to") && t->kind == TK_WORD &&
+           !pt_wf(t, WF_FUNCTION) && !pt_lex1(&e, t, 0) && !cue_at(tl, i, s1);
 }
 
 static int values_after_be(const tok_list *tl, int i, int s1)
 {
-    if (i < 1 || !is_modal(tl->t[i - 1].w)) return 0;
-    if (i + 1 < s1 && cue_at(tl, i + 1, s1) && !is_presence_cue(tl->t[i + 1].w))
+    if (i < 1 || !pt_wf(&tl->t[i - 1], WF_MODAL)) return 0;
+    if (i + 1 < s1 && cue_at(tl, i + 1, s1) && !is_presence_cue(&tl->t[i + 1]))
         return 0; /* "be controllable, e.g. X or Y" (but "be shown in white or black") */
     for (int j = i + 1; j < s1 && j < i + 14; j++) {
         const tok *t = &tl->t[j];
@@ -351,11 +350,9 @@ static int values_after_be(const tok_list *tl, int i, int s1)
     return 0;
 }
 
-static int is_presence_cue(const char *w)
+static int is_presence_cue(const tok *t)
 {
-    size_t lo, hi;
-    cue_range(w, &lo, &hi);
-    for (size_t k = lo; k < hi; k++)
+    for (size_t k = t->cue_lo; k < t->cue_hi; k++)
         if (g_cue_sorted[k]->flags & CUE_PRESENCE) return 1;
     return 0;
 }
@@ -367,8 +364,8 @@ static int values_after_colon(const tok_list *tl, int i, int s1)
     for (int j = i + 1; j < s1; j++) {
         const tok *t = &tl->t[j];
         if (t->kind == TK_PUNCT && t->w[0] != ',') break;
-        if (t->used || (t->kind == TK_WORD && (pt_is_clause_word(t->w) || is_modal(t->w)))) return 0;
-        if (cue_at(tl, j, s1) && !is_presence_cue(t->w)) return 0;
+        if (t->used || (t->kind == TK_WORD && (pt_wf(t, WF_CLAUSE) || pt_wf(t, WF_MODAL)))) return 0;
+        if (cue_at(tl, j, s1) && !is_presence_cue(t)) return 0;
         or |= pt_is(t, "or");
     }
     return or;
@@ -377,9 +374,7 @@ static int values_after_colon(const tok_list *tl, int i, int s1)
 static int cue_at(const tok_list *tl, int i, int s1)
 {
     if (tl->t[i].kind != TK_WORD) return 0;
-    size_t lo, hi;
-    cue_range(tl->t[i].w, &lo, &hi);
-    for (size_t k = lo; k < hi; k++)
+    for (size_t k = tl->t[i].cue_lo; k < tl->t[i].cue_hi; k++)
         if (pat_match(g_cue_sorted[k]->words, tl, i, s1)) return 1;
     return 0;
 }
@@ -390,6 +385,7 @@ static int multiword_noun(const tok_list *tl, int i, int s1)
 {
     const char *words[5];
     int n = 0;
+    if (i < s1 && !pt_wf(&tl->t[i], WF_LEXHEAD)) return 0; /* nothing starts here */
     for (int k = i; k < s1 && n < 5 && tl->t[k].kind == TK_WORD; k++) words[n++] = tl->t[k].w;
     const it_lex_entry *e;
     int m = n ? it_lex_match(&e, words, n, 0) : 0;
@@ -424,9 +420,7 @@ int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
         }
         int best = 0;
         const cue_pat *bp = NULL;
-        size_t lo, hi;
-        cue_range(t->w, &lo, &hi);
-        for (size_t k = lo; k < hi; k++) {
+        for (size_t k = t->cue_lo; k < t->cue_hi; k++) {
             int m = pat_match(g_cue_sorted[k]->words, tl, i, s1);
             if (m > best) best = m, bp = g_cue_sorted[k];
         }
@@ -436,7 +430,7 @@ int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
             int j = out[n - 1].t1, in_list = 1;
             for (; j < i && in_list; j++)
                 in_list = !(tl->t[j].kind == TK_PUNCT && tl->t[j].w[0] != ',') &&
-                          !(tl->t[j].kind == TK_WORD && (is_modal(tl->t[j].w) || pt_is_clause_word(tl->t[j].w)));
+                          !(tl->t[j].kind == TK_WORD && (pt_wf(&tl->t[j], WF_MODAL) || pt_wf(&tl->t[j], WF_CLAUSE)));
             if (in_list) continue;
         }
         /* "keep them apart": subjects kept apart, nothing kept */
@@ -514,9 +508,7 @@ int pt_cues(cue *out, int max, tok_list *tl, int s0, int s1)
 /* ---- chunks ---------------------------------------------------------------- */
 
 /* Verbs and other words that end a noun phrase but carry no operation. */
-static int is_breaker(const char *w)
-{
-    IT_WORDSET_DEFINE(l, 
+IT_WORDSET_DEFINE(g_breaker, 
         "train", "teach", "teaching", "training", "learn", "make", "let", "allow", "ensure", "wear",
         "wears", "wearing", "worn", "hold", "holds", "show", "shows", "appear", "include", "give",
         "add", "use", "see", "paint", "draw", "generate", "create", "render", "call", "named",
@@ -524,8 +516,8 @@ static int is_breaker(const char *w)
         "pictures", "picture", "photos", "photo", "generations", "output", "outputs", "results",
         "every", "shot", "shots", "dataset", "lora", "sure", "it", "across", "throughout",
         "whenever", "sits", "stands", "looks", "look", "go", "goes", "is", "called", "wants");
-    return it_wordset_has(&l, w);
-}
+
+static int is_breaker(const char *w) { return it_wordset_has(&g_breaker, w); }
 
 int pt_is_verbish(const char *w)
 {
@@ -535,12 +527,95 @@ int pt_is_verbish(const char *w)
     return hi > lo;
 }
 
+/* One table for every closed word class of the grammar and the cue index:
+ * pt_word_info looks each token up once instead of once per class. Built
+ * on first use from the class sets, so it cannot disagree with them. */
+#define WI_SLOTS 2048
+typedef struct wi_slot {
+    const char *w; /* NULL: empty */
+    unsigned hash, flags;
+    unsigned short len, cue_lo, cue_hi;
+} wi_slot;
+static wi_slot g_wi[WI_SLOTS];
+static pthread_once_t g_wi_once = PTHREAD_ONCE_INIT;
+
+IT_LEX_NOCOV static wi_slot *wi_find(const char *w, unsigned h, size_t len, int insert)
+{
+    size_t k = h & (WI_SLOTS - 1);
+    for (; g_wi[k].w; k = (k + 1) & (WI_SLOTS - 1))
+        if (g_wi[k].hash == h && g_wi[k].len == len && !memcmp(g_wi[k].w, w, len)) return &g_wi[k];
+    if (!insert) return NULL;
+    g_wi[k] = (wi_slot){w, h, 0, (unsigned short)len, 0, 0};
+    return &g_wi[k];
+}
+
+static void wi_add(void *ctx, const char *w, unsigned flag)
+{
+    (void)ctx;
+    size_t len;
+    unsigned h = it_lex_hash(w, &len);
+    wi_find(w, h, len, 1)->flags |= flag;
+}
+
+static void wi_add_lex(void *ctx, const char *w, unsigned lexw)
+{
+    static const unsigned map[][2] = {{IT_LEXW_FUNCTION, WF_FUNCTION}, {IT_LEXW_POSSESSIVE, WF_POSSESSIVE},
+                                      {IT_LEXW_DETERMINER, WF_DETERMINER}, {IT_LEXW_PRONOUN, WF_PRONOUN},
+                                      {IT_LEXW_NUMBER, WF_NUMBER}};
+    for (size_t k = 0; k < sizeof map / sizeof map[0]; k++)
+        if (lexw & map[k][0]) wi_add(ctx, w, map[k][1]);
+}
+
+static void build_wi(void)
+{
+    pthread_once(&g_cue_once, build_cue_index);
+    it_lex_closed_words(wi_add_lex, NULL);
+    const struct { const it_wordset *ws; unsigned f; } sets[] = {
+        {&g_filler, WF_FILLER}, {&g_clause, WF_CLAUSE}, {&g_modal, WF_MODAL}, {&g_breaker, WF_BREAKER | WF_VERBISH}};
+    for (size_t k = 0; k < sizeof sets / sizeof sets[0]; k++)
+        for (size_t i = 0; i < sets[k].ws->n; i++) wi_add(NULL, sets[k].ws->words[i], sets[k].f);
+    for (size_t k = 0; k < CUE_SLOTS; k++) {
+        const cue_slot *c = &g_cue_hash[k];
+        if (!c->word) continue;
+        wi_slot *e = wi_find(c->word, c->hash, c->len, 1);
+        e->cue_lo = c->start;
+        e->cue_hi = (unsigned short)(c->start + c->count);
+        e->flags |= WF_VERBISH;
+    }
+    size_t used = 0;
+    for (size_t k = 0; k < WI_SLOTS; k++) used += g_wi[k].w != NULL;
+    IT_ASSERT(used < WI_SLOTS / 2);
+}
+
+void pt_word_info(tok_list *tl)
+{
+    pthread_once(&g_wi_once, build_wi);
+    for (int i = 0; i < tl->n; i++) {
+        tok *t = &tl->t[i];
+        t->ca_s1 = -1;
+        t->ca_m = 0;
+        t->ca_e = NULL;
+        size_t len;
+        unsigned h = it_lex_hash(t->w, &len); /* one hash of the word for every table */
+        const wi_slot *e = wi_find(t->w, h, len, 0);
+        t->wf = e ? e->flags : 0;
+        t->cue_lo = e ? e->cue_lo : 0;
+        t->cue_hi = e ? e->cue_hi : 0;
+        if (it_lex_may_start_h(t->w, h, len)) {
+            t->wf |= WF_LEXHEAD;
+            it_lex_match_single(t->lx, t->w);
+        } else {
+            for (int k = 0; k < 6; k++) t->lx[k] = NULL;
+        }
+    }
+}
+
 static int content_word(const tok *t)
 {
     if (t->used) return 0;
     if (t->kind == TK_NUM || t->kind == TK_POSS || t->kind == TK_REF) return 1;
     if (t->kind != TK_WORD) return 0;
-    return !it_lex_is_function(t->w) && !is_breaker(t->w);
+    return !pt_wf(t, WF_FUNCTION) && !pt_wf(t, WF_BREAKER);
 }
 
 /* Is token i part of a noun phrase? content_word, with two corrections from
@@ -552,25 +627,30 @@ static int in_phrase(const tok_list *tl, int i, int s0, int s1)
 {
     const tok *t = &tl->t[i];
     const it_lex_entry *e;
-    const char *w = t->w;
     if (t->kind == TK_WORD && !t->used && i > s0 && tl->t[i - 1].kind == TK_WORD && !tl->t[i - 1].used &&
         (pt_is(&tl->t[i - 1], "he") || pt_is(&tl->t[i - 1], "she") || pt_is(&tl->t[i - 1], "they") ||
          pt_is(&tl->t[i - 1], "we") || pt_is(&tl->t[i - 1], "i") || pt_is(&tl->t[i - 1], "you")) &&
-        !it_lex_match(&e, &w, 1, 0))
+        !pt_lex1(&e, t, 0))
         return 0;
     if (content_word(t)) return 1;
-    if (t->kind != TK_WORD || t->used || !is_breaker(w) || it_lex_is_function(w) || i == s0 ||
+    if (t->kind != TK_WORD || t->used || !pt_wf(t, WF_BREAKER) || pt_wf(t, WF_FUNCTION) || i == s0 ||
         !content_word(&tl->t[i - 1]) || tl->t[i - 1].kind != TK_WORD)
         return 0;
     if (i + 1 >= s1) return 1;
     const tok *n = &tl->t[i + 1];
     return n->kind == TK_PUNCT || pt_is(n, "and") || pt_is(n, "or") || pt_is(n, "are") || pt_is(n, "is") ||
-           is_modal(n->w);
+           pt_wf(n, WF_MODAL);
 }
 
 /* Lexicon lookup over token words starting at i (up to 4 words). */
 static int lex_at(const it_lex_entry **e, const tok_list *tl, int i, int s1, it_lex_kind kind)
 {
+    if (i >= s1 || tl->t[i].kind != TK_WORD) return 0;
+    if (!pt_wf(&tl->t[i], WF_LEXHEAD)) { /* it_lex_match would find nothing */
+        *e = NULL;
+        return 0;
+    }
+    if (i + 1 >= s1 || tl->t[i + 1].kind != TK_WORD || tl->t[i + 1].used) return pt_lex1(e, &tl->t[i], kind);
     const char *words[5];
     int n = 0;
     for (int k = i; k < s1 && n < 5; k++) {
@@ -614,7 +694,7 @@ static void analyse(chunk *c, const tok_list *tl, int a, int b, int prop_ctx)
         }
         if (m) {
             c->head = e;
-            snprintf(c->head_canon, sizeof c->head_canon, "%s", e->canon);
+            pt_copy(c->head_canon, sizeof c->head_canon, e->canon);
             c->head_t0 = i;
             c->head_t1 = i + m;
             c->has_head = 1;
@@ -635,7 +715,7 @@ static void analyse(chunk *c, const tok_list *tl, int a, int b, int prop_ctx)
             continue;
         }
         int num;
-        if (mv || t->kind == TK_NUM || it_lex_is_number(t->w, &num)) {
+        if (mv || t->kind == TK_NUM || (pt_wf(t, WF_NUMBER) && it_lex_is_number(t->w, &num))) {
             const char *vp = mv ? v->prop : "count";
             if (vprop && strcmp(vprop, vp)) c->value_only = 0;
             vprop = vp;
@@ -648,7 +728,7 @@ static void analyse(chunk *c, const tok_list *tl, int a, int b, int prop_ctx)
         prev_head = 1;
         if (i + 1 < b && lex_at(&p, tl, i + 1, b, IT_LEX_PROPERTY) && !lex_at(&e, tl, i + 1, b, IT_LEX_THING)) {
             char sing[64];
-            snprintf(c->head_canon, sizeof c->head_canon, "%s", it_lex_singular(sing, sizeof sing, t->w));
+            pt_copy(c->head_canon, sizeof c->head_canon, it_lex_singular(sing, sizeof sing, t->w));
             c->head = NULL;
             c->head_t0 = i;
             c->head_t1 = i + 1;
@@ -695,7 +775,7 @@ int pt_chunks(chunk *out, int max, tok_list *tl, int s0, int s1)
         for (int k = a; k < i; k++)
             if (tl->t[k].kind == TK_POSS) body = k + 1, c->poss_t = k - 1 >= a ? k - 1 : -1;
         if (body >= i) continue; /* a bare possessor ("Ben's") */
-        if (a > s0 && tl->t[a - 1].kind == TK_WORD && it_lex_is_possessive(tl->t[a - 1].w))
+        if (a > s0 && tl->t[a - 1].kind == TK_WORD && pt_wf(&tl->t[a - 1], WF_POSSESSIVE))
             c->poss_word = tl->t[a - 1].w;
         int prop_ctx = c->poss_word || c->poss_t >= 0 || (a > s0 && pt_is(&tl->t[a - 1], "any")) ||
                        (i < s1 && pt_is(&tl->t[i], "of"));
@@ -714,7 +794,7 @@ int pt_chunks(chunk *out, int max, tok_list *tl, int s0, int s1)
         chunk *c = &out[k], *d = &out[k + 1];
         int j = c->t1, ok = j < d->t0 && pt_is(&tl->t[j], "of");
         for (j++; ok && j < d->t0; j++)
-            ok = tl->t[j].kind == TK_WORD && (it_lex_is_determiner(tl->t[j].w) || it_lex_is_possessive(tl->t[j].w));
+            ok = tl->t[j].kind == TK_WORD && (pt_wf(&tl->t[j], WF_DETERMINER) || pt_wf(&tl->t[j], WF_POSSESSIVE));
         if (!ok || d->is_class) continue;
         if (c->prop && !c->has_head && !d->prop && !d->value_only) {
             if (!d->has_head) { /* an unknown noun: its last word */
@@ -723,7 +803,7 @@ int pt_chunks(chunk *out, int max, tok_list *tl, int s0, int s1)
                     if (tl->t[x].kind == TK_WORD) last = x;
                 if (last < 0) continue;
                 char sing[64];
-                snprintf(d->head_canon, sizeof d->head_canon, "%s", it_lex_singular(sing, sizeof sing, tl->t[last].w));
+                pt_copy(d->head_canon, sizeof d->head_canon, it_lex_singular(sing, sizeof sing, tl->t[last].w));
                 d->head_t0 = last;
                 d->head_t1 = last + 1;
                 d->has_head = 1;
@@ -764,7 +844,7 @@ static int chunk_starting_at(const chunk *ch, int n, int t0)
 
 static int skippable_det(const tok *t)
 {
-    return t->kind == TK_WORD && !t->used && (it_lex_is_determiner(t->w) || it_lex_is_possessive(t->w));
+    return t->kind == TK_WORD && !t->used && (pt_wf(t, WF_DETERMINER) || pt_wf(t, WF_POSSESSIVE));
 }
 
 static int is_subject_pronoun(const tok *t)
@@ -779,12 +859,12 @@ static int walk_left(int *got, int max, const chunk *ch, int n, const tok_list *
     int k = 0, j = pos - 1, conj = 0;
     while (j >= s0) {
         const tok *t = &tl->t[j];
-        if (t->kind == TK_WORD && ((!t->used && pt_is_filler(t->w)) || is_negator(t))) j--;
+        if (t->kind == TK_WORD && ((!t->used && pt_wf(t, WF_FILLER)) || is_negator(t))) j--;
         else if (pt_punct(t, ':') || t->aside) j--;
         else if (j - 1 > s0 && !t->used && t->kind == TK_WORD && chunk_ending_at(ch, n, j + 1) < 0 &&
                  is_subject_pronoun(&tl->t[j - 1]))
             j -= 2; /* "the axe he carries can be swapped": a relative clause */
-        else if (pt_is(t, "but") && j > s0 && tl->t[j - 1].kind == TK_WORD && pt_is_filler(tl->t[j - 1].w)) j--;
+        else if (pt_is(t, "but") && j > s0 && tl->t[j - 1].kind == TK_WORD && pt_wf(&tl->t[j - 1], WF_FILLER)) j--;
         else if (skip_cues && t->kind == TK_WORD && t->used) j--;
         else if (pt_is(t, "and") && j > s0) {
             /* "the sword and cape are iconic and must stay": skip a
@@ -849,7 +929,7 @@ static int walk_right(int *got, int max, const chunk *ch, int n, const tok_list 
             continue;
         }
         if (skippable_det(t) || pt_punct(t, '"') || (t->kind == TK_WORD && !t->used &&
-                                 (it_lex_is_pronoun(t->w) || !strcmp(t->w, "of") || !strcmp(t->w, "any") ||
+                                 (pt_wf(t, WF_PRONOUN) || !strcmp(t->w, "of") || !strcmp(t->w, "any") ||
                                   !strcmp(t->w, "all") || !strcmp(t->w, "to") || !strcmp(t->w, "be") ||
                                   !strcmp(t->w, "in") || is_presence_word(t->w))))
             j++;
@@ -891,7 +971,7 @@ static void predicate_value(chunk *ch, int n, const int *got, int n_got, int aft
 {
     int j = after;
     while (j < s1 && (pt_is(&tl->t[j], "at") || pt_is(&tl->t[j], "as") || pt_is(&tl->t[j], "the") ||
-                      (tl->t[j].kind == TK_WORD && pt_is_filler(tl->t[j].w))))
+                      (tl->t[j].kind == TK_WORD && pt_wf(&tl->t[j], WF_FILLER))))
         j++;
     int v = chunk_starting_at(ch, n, j);
     if (v < 0 || !ch[v].value_only || ch[v].claimed) return;
@@ -908,7 +988,7 @@ static void predicate_value(chunk *ch, int n, const int *got, int n_got, int aft
 static int pronoun_next_to(const tok_list *tl, const cue *c, int s0, int s1)
 {
     int j = c->t0 - 1;
-    while (j >= s0 && tl->t[j].kind == TK_WORD && (pt_is_filler(tl->t[j].w) || is_negator(&tl->t[j]))) j--;
+    while (j >= s0 && tl->t[j].kind == TK_WORD && (pt_wf(&tl->t[j], WF_FILLER) || is_negator(&tl->t[j]))) j--;
     if ((c->dir & CUE_LEFT) && j >= s0 && (pt_is(&tl->t[j], "they") || pt_is(&tl->t[j], "it"))) return 1;
     if ((c->dir & CUE_RIGHT) && c->t1 < s1 && (pt_is(&tl->t[c->t1], "them") || pt_is(&tl->t[c->t1], "it")) &&
         (c->t1 + 1 >= s1 || tl->t[c->t1 + 1].kind == TK_PUNCT))

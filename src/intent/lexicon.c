@@ -417,7 +417,7 @@ static void build_index(void)
 }
 
 /* Does entry e match words[0..]? Returns the number of words or 0. */
-static int entry_match(const it_lex_entry *e, const char *const *words, int n_words)
+IT_LEX_NOCOV static int entry_match(const it_lex_entry *e, const char *const *words, int n_words)
 {
     const char *p = e->words;
     int k = 0;
@@ -433,6 +433,42 @@ static int entry_match(const it_lex_entry *e, const char *const *words, int n_wo
 }
 
 static int match_exact(const it_lex_entry **out, const char *const *words, int n_words, it_lex_kind kind);
+
+/* The slot of the entries whose first word is w, or NULL. */
+IT_LEX_NOCOV static const hslot *first_word_slot_h(const char *w, unsigned hash, size_t wl)
+{
+    pthread_once(&g_once, build_index);
+    unsigned h = hash & (HASH_SLOTS - 1);
+    while (g_hash[h].word && (g_hash[h].len != wl || memcmp(g_hash[h].word, w, wl)))
+        h = (h + 1) & (HASH_SLOTS - 1);
+    return g_hash[h].word ? &g_hash[h] : NULL;
+}
+
+static const hslot *first_word_slot(const char *w)
+{
+    size_t wl;
+    unsigned h = it_lex_hash(w, &wl);
+    return first_word_slot_h(w, h, wl);
+}
+
+/* it_lex_match probes words[0] (exact), then for k = 1 the singular of
+ * words[0]: every other retry keeps words[0] as it is. */
+int it_lex_may_start_h(const char *w, unsigned h, size_t l)
+{
+    if (first_word_slot_h(w, h, l)) return 1;
+    if (l < 4 || w[l - 1] != 's') return 0;
+    char sing[64];
+    it_lex_singular(sing, sizeof sing, w);
+    return strcmp(sing, w) && first_word_slot(sing);
+}
+
+int it_lex_may_start(const char *w)
+{
+    size_t l;
+    unsigned h = it_lex_hash(w, &l);
+    return it_lex_may_start_h(w, h, l);
+}
+
 
 int it_lex_match(const it_lex_entry **out, const char *const *words, int n_words, it_lex_kind kind)
 {
@@ -459,18 +495,14 @@ int it_lex_match(const it_lex_entry **out, const char *const *words, int n_words
     return 0;
 }
 
-static int match_exact(const it_lex_entry **out, const char *const *words, int n_words, it_lex_kind kind)
+IT_LEX_NOCOV static int match_exact(const it_lex_entry **out, const char *const *words, int n_words, it_lex_kind kind)
 {
     *out = NULL;
     if (n_words <= 0 || !words[0]) return 0;
-    pthread_once(&g_once, build_index);
-    size_t wl;
-    unsigned h = it_lex_hash(words[0], &wl) & (HASH_SLOTS - 1);
-    while (g_hash[h].word && (g_hash[h].len != wl || memcmp(g_hash[h].word, words[0], wl)))
-        h = (h + 1) & (HASH_SLOTS - 1);
-    if (!g_hash[h].word) return 0;
+    const hslot *hs = first_word_slot(words[0]);
+    if (!hs) return 0;
     int best = 0;
-    for (size_t i = g_hash[h].start; i < (size_t)g_hash[h].start + g_hash[h].count; i++) {
+    for (size_t i = hs->start; i < (size_t)hs->start + hs->count; i++) {
         const it_lex_entry *e = g_sorted[i];
         if (kind && e->kind != kind) continue;
         int m = entry_match(e, words, n_words);
@@ -482,7 +514,45 @@ static int match_exact(const it_lex_entry **out, const char *const *words, int n
     return best;
 }
 
-void it_lex_domain_score(double score[IT_DOMAIN_COUNT], const char *const *words, int n_words)
+/* The first entry of each kind (0: of any kind) that is exactly the single
+ * word w: what match_exact(&e, &w, 1, kind) returns. */
+IT_LEX_NOCOV static void single_exact(const it_lex_entry *out[6], const char *w, unsigned h, size_t wl)
+{
+    for (int k = 0; k < 6; k++) out[k] = NULL;
+    const hslot *hs = first_word_slot_h(w, h, wl);
+    if (!hs) return;
+    for (size_t i = hs->start; i < (size_t)hs->start + hs->count; i++) {
+        const it_lex_entry *e = g_sorted[i];
+        if (e->words[wl] != '\0') continue; /* more words: cannot match one word */
+        if (!out[0]) out[0] = e;
+        if (!out[e->kind]) out[e->kind] = e;
+    }
+}
+
+void it_lex_match_single(const it_lex_entry *out[6], const char *w)
+{
+    size_t wl;
+    unsigned h = it_lex_hash(w, &wl);
+    single_exact(out, w, h, wl);
+    if (wl < 4 || w[wl - 1] != 's') return;
+    /* it_lex_match's plural retry, for the kinds that take it: the singular's
+     * match must be a thing or a scene */
+    char sing[64];
+    it_lex_singular(sing, sizeof sing, w);
+    if (!strcmp(sing, w)) return;
+    const it_lex_entry *so[6];
+    size_t sl;
+    unsigned sh = it_lex_hash(sing, &sl);
+    single_exact(so, sing, sh, sl);
+    static const int kinds[] = {0, IT_LEX_THING, IT_LEX_SCENE, IT_LEX_CLASS};
+    for (size_t k = 0; k < sizeof kinds / sizeof kinds[0]; k++) {
+        int kd = kinds[k];
+        if (!out[kd] && so[kd] && (so[kd]->kind == IT_LEX_THING || so[kd]->kind == IT_LEX_SCENE)) out[kd] = so[kd];
+    }
+}
+
+void it_lex_domain_score(double score[IT_DOMAIN_COUNT], const char *const *words, int n_words,
+                         const unsigned char *may_start)
 {
     pthread_once(&g_once, build_index);
     for (int i = 0; i < n_words; i++) {
@@ -495,6 +565,7 @@ void it_lex_domain_score(double score[IT_DOMAIN_COUNT], const char *const *words
                 break;
             }
         const it_lex_entry *e;
+        if (may_start && !may_start[i]) continue; /* it_lex_match would find nothing */
         int m = it_lex_match(&e, words + i, n_words - i, 0);
         /* Only count a matched entry that carries a domain and is not also
          * covered by a hint (hints take precedence for the same word). */
@@ -519,6 +590,26 @@ int it_lex_opposites(const char **a, const char **b, int *whole, const char *hea
 
 /* ---- closed classes ---------------------------------------------------------- */
 
+IT_WORDSET_DEFINE(g_det, "a", "an", "the", "this", "that", "these", "those", "some", "any",
+                                    "every", "each", "all", "both", "no", "another", "other");
+IT_WORDSET_DEFINE(g_poss, "his", "her", "its", "their", "my", "our", "your");
+IT_WORDSET_DEFINE(g_pron, "he", "she", "it", "they", "him", "them");
+IT_WORDSET_DEFINE(g_func, 
+        "a", "an", "the", "this", "that", "these", "those", "some", "any", "every", "each", "all",
+        "both", "his", "her", "its", "their", "my", "our", "your", "he", "she", "it", "they", "him",
+        "them", "i", "we", "you", "me", "us", "is", "are", "was", "were", "be", "been", "being", "am",
+        "should", "must", "can", "could", "may", "might", "will", "would", "shall", "has", "have",
+        "had", "do", "does", "did", "to", "of", "in", "on", "at", "for", "with", "from", "by", "into",
+        "onto", "across", "between", "and", "or", "but", "nor", "either", "neither", "so", "as",
+        "than", "then", "also", "too", "please", "just", "only", "very", "really", "who", "which",
+        "what", "where", "when", "while", "whose", "there", "here", "if", "not", "no", "need",
+        "needs", "want", "wants", "like", "such", "over", "under", "around", "every", "always",
+        "never", "make", "sure", "let", "able", "get", "gets", "got", "one's", "apart", "inside",
+        "outside", "behind", "above", "below", "beside", "underneath", "near", "along", "against",
+        "together", "within", "toward", "towards");
+IT_WORDSET_DEFINE(g_num, "zero", "one", "two", "three", "four", "five", "six", "seven", "eight", "nine", "ten",
+                  "single");
+
 static void wordset_build(it_wordset *ws)
 {
     for (size_t i = 0; i < ws->n; i++) {
@@ -532,6 +623,13 @@ static void wordset_build(it_wordset *ws)
 
 int it_wordset_has(it_wordset *ws, const char *w)
 {
+    size_t len;
+    unsigned h = it_lex_hash(w, &len);
+    return it_wordset_has_h(ws, w, h, len);
+}
+
+IT_LEX_NOCOV int it_wordset_has_h(it_wordset *ws, const char *w, unsigned h, size_t len)
+{
     int st = atomic_load_explicit(&ws->state, memory_order_acquire);
     if (st != 2) {
         int expect = 0;
@@ -542,48 +640,38 @@ int it_wordset_has(it_wordset *ws, const char *w)
             while (atomic_load_explicit(&ws->state, memory_order_acquire) != 2) sched_yield();
         }
     }
-    size_t len;
-    unsigned h = it_lex_hash(w, &len);
     for (size_t k = h % ws->n_slots; ws->slots[k].w; k = (k + 1) % ws->n_slots)
         if (ws->slots[k].hash == h && ws->slots[k].len == len && !memcmp(ws->slots[k].w, w, len)) return 1;
     return 0;
 }
 
-int it_lex_is_determiner(const char *w)
+void it_lex_closed_words(void (*add)(void *ctx, const char *w, unsigned lexw), void *ctx)
 {
-    IT_WORDSET_DEFINE(l, "a", "an", "the", "this", "that", "these", "those", "some", "any",
-                                    "every", "each", "all", "both", "no", "another", "other");
-    return it_wordset_has(&l, w);
+    const struct { const it_wordset *ws; unsigned f; } sets[] = {
+        {&g_func, IT_LEXW_FUNCTION}, {&g_poss, IT_LEXW_POSSESSIVE}, {&g_det, IT_LEXW_DETERMINER},
+        {&g_pron, IT_LEXW_PRONOUN}, {&g_num, IT_LEXW_NUMBER}};
+    for (size_t k = 0; k < sizeof sets / sizeof sets[0]; k++)
+        for (size_t i = 0; i < sets[k].ws->n; i++) add(ctx, sets[k].ws->words[i], sets[k].f);
 }
 
-int it_lex_is_possessive(const char *w)
-{
-    IT_WORDSET_DEFINE(l, "his", "her", "its", "their", "my", "our", "your");
-    return it_wordset_has(&l, w);
-}
+int it_lex_is_determiner(const char *w) { return it_wordset_has(&g_det, w); }
 
-int it_lex_is_pronoun(const char *w)
-{
-    IT_WORDSET_DEFINE(l, "he", "she", "it", "they", "him", "them");
-    return it_wordset_has(&l, w);
-}
+int it_lex_is_possessive(const char *w) { return it_wordset_has(&g_poss, w); }
 
-int it_lex_is_function(const char *w)
+int it_lex_is_pronoun(const char *w) { return it_wordset_has(&g_pron, w); }
+
+int it_lex_is_function(const char *w) { return it_wordset_has(&g_func, w); }
+
+unsigned it_lex_word_class(const char *w, unsigned h, size_t len)
 {
-    IT_WORDSET_DEFINE(l, 
-        "a", "an", "the", "this", "that", "these", "those", "some", "any", "every", "each", "all",
-        "both", "his", "her", "its", "their", "my", "our", "your", "he", "she", "it", "they", "him",
-        "them", "i", "we", "you", "me", "us", "is", "are", "was", "were", "be", "been", "being", "am",
-        "should", "must", "can", "could", "may", "might", "will", "would", "shall", "has", "have",
-        "had", "do", "does", "did", "to", "of", "in", "on", "at", "for", "with", "from", "by", "into",
-        "onto", "across", "between", "and", "or", "but", "nor", "either", "neither", "so", "as",
-        "than", "then", "also", "too", "please", "just", "only", "very", "really", "who", "which",
-        "what", "where", "when", "while", "whose", "there", "here", "if", "not", "no", "need",
-        "needs", "want", "wants", "like", "such", "over", "under", "around", "every", "always",
-        "never", "make", "sure", "let", "able", "get", "gets", "got", "one's", "apart", "inside",
-        "outside", "behind", "above", "below", "beside", "underneath", "near", "along", "against",
-        "together", "within", "toward", "towards");
-    return it_wordset_has(&l, w);
+    unsigned f = 0;
+    if (it_wordset_has_h(&g_func, w, h, len)) f |= IT_LEXW_FUNCTION;
+    if (it_wordset_has_h(&g_poss, w, h, len)) f |= IT_LEXW_POSSESSIVE;
+    if (it_wordset_has_h(&g_det, w, h, len)) f |= IT_LEXW_DETERMINER;
+    if (it_wordset_has_h(&g_pron, w, h, len)) f |= IT_LEXW_PRONOUN;
+    if (it_wordset_has_h(&g_num, w, h, len)) f |= IT_LEXW_NUMBER;
+    if (it_lex_may_start_h(w, h, len)) f |= IT_LEXW_START;
+    return f;
 }
 
 int it_lex_is_number(const char *w, int *value)

@@ -59,8 +59,32 @@ typedef struct it_lex_entry {
  * number of words matched (0 if none) and the entry in *out. */
 int it_lex_match(const it_lex_entry **out, const char *const *words, int n_words, it_lex_kind kind);
 
-/* Domain hints: adds each word's weight to score[IT_DOMAIN_COUNT]. */
-void it_lex_domain_score(double score[IT_DOMAIN_COUNT], const char *const *words, int n_words);
+/* 0 when no it_lex_match starting at w can match, whatever the following
+ * words and the kind: no entry starts with w or with its singular. Lets the
+ * parser skip lookups at the many tokens that start nothing. */
+int it_lex_may_start(const char *w);
+
+/* The closed classes of w and it_lex_may_start, in one call, from w's hash
+ * (it_lex_hash): the parser asks once per token. */
+enum {
+    IT_LEXW_FUNCTION = 1, IT_LEXW_POSSESSIVE = 2, IT_LEXW_DETERMINER = 4, IT_LEXW_PRONOUN = 8,
+    IT_LEXW_NUMBER = 16, /* it_lex_is_number */
+    IT_LEXW_START = 32,  /* it_lex_may_start */
+};
+unsigned it_lex_word_class(const char *w, unsigned hash, size_t len);
+/* it_lex_may_start given w's it_lex_hash and length. */
+int it_lex_may_start_h(const char *w, unsigned hash, size_t len);
+/* Calls add for every word of the closed classes with its IT_LEXW_ flag
+ * (a word in several classes comes several times). */
+void it_lex_closed_words(void (*add)(void *ctx, const char *w, unsigned lexw), void *ctx);
+/* out[kind] = the entry it_lex_match(&e, &w, 1, kind) finds, for kind 0..5
+ * (0: any kind), in one lookup of w. */
+void it_lex_match_single(const it_lex_entry *out[6], const char *w);
+
+/* Domain hints: adds each word's weight to score[IT_DOMAIN_COUNT].
+ * may_start (or NULL): it_lex_may_start of each word, if the caller knows. */
+void it_lex_domain_score(double score[IT_DOMAIN_COUNT], const char *const *words, int n_words,
+                         const unsigned char *may_start);
 
 /* A pair of opposite values for a modify concept with no explicit values:
  * by property ("colour" of "hair" -> "red", "blonde") or by head for whole-
@@ -99,9 +123,20 @@ typedef struct it_wordset {
     static it_wordset name = {name##_words, name##_slots, sizeof name##_words / sizeof name##_words[0], \
                               sizeof name##_slots / sizeof name##_slots[0], 0}
 
+/* Table lookups (hashing, probing) are built without coverage callbacks in
+ * the fuzzing build: their branches say nothing about the grammar, and the
+ * comparison callbacks in these loops cost more than the lookups. The
+ * sanitizers still check them; memcmp/strcmp still feed libFuzzer's
+ * comparison hooks. */
+#if defined(__clang__)
+#define IT_LEX_NOCOV __attribute__((no_sanitize("coverage")))
+#else
+#define IT_LEX_NOCOV
+#endif
+
 /* FNV-1a of a word; *len receives its length. Shared by every word table of
  * the parser (lexicon, cues, word sets). */
-static inline unsigned it_lex_hash(const char *w, size_t *len)
+static inline IT_LEX_NOCOV unsigned it_lex_hash(const char *w, size_t *len)
 {
     unsigned h = 2166136261u;
     size_t n = 0;
@@ -111,6 +146,8 @@ static inline unsigned it_lex_hash(const char *w, size_t *len)
 }
 
 int it_wordset_has(it_wordset *ws, const char *w);
+/* The same, given w's it_lex_hash and length. */
+int it_wordset_has_h(it_wordset *ws, const char *w, unsigned hash, size_t len);
 
 /* Plural to singular for words not in the lexicon ("buildings" -> "building").
  * Writes into buf; returns buf. */

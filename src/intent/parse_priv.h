@@ -31,11 +31,40 @@ typedef struct tok {
     size_t off, end;       /* byte span in the original text */
     int refs[IT_INTENT_MAX_CREFS];
     int n_refs;
+    /* What the vocabularies say about the word, looked up once per token by
+     * pt_word_info: the grammar asks these questions many times per token
+     * (each pattern at each position), and a lookup hashes the word. */
+    unsigned wf;                /* WF_* word classes */
+    unsigned short cue_lo, cue_hi; /* cues whose first word is this word: [cue_lo, cue_hi) */
+    const it_lex_entry *lx[6];  /* it_lex_match of the word alone, by kind (0: any); NULL: none */
+    /* parser.c's class_at(i) memo: the words it reads never change, only the
+     * sentence end it stops at (ca_s1; -1: not computed) */
+    int ca_s1, ca_m;
+    const it_lex_entry *ca_e;
 } tok;
+
+/* Word classes of a token (tok.wf). WF_LEXHEAD: the lexicon has entries that
+ * start with the word (or with its singular), so a lookup starting at this
+ * token can match; without it every it_lex_match from here returns 0. */
+enum {
+    WF_FUNCTION = 1u << 0,   /* it_lex_is_function */
+    WF_POSSESSIVE = 1u << 1, /* it_lex_is_possessive */
+    WF_DETERMINER = 1u << 2, /* it_lex_is_determiner */
+    WF_PRONOUN = 1u << 3,    /* it_lex_is_pronoun */
+    WF_FILLER = 1u << 4,     /* pt_is_filler */
+    WF_VERBISH = 1u << 5,    /* pt_is_verbish */
+    WF_CLAUSE = 1u << 6,     /* pt_is_clause_word */
+    WF_MODAL = 1u << 7,      /* a modal or "to" (intent_cues.c) */
+    WF_BREAKER = 1u << 8,    /* a verb that ends a noun phrase (intent_cues.c) */
+    WF_LEXHEAD = 1u << 9,
+    WF_NAMESTOP = 1u << 10,  /* never part of a name (parser.c) */
+    WF_NUMBER = 1u << 11,    /* it_lex_is_number */
+};
 
 typedef struct tok_list {
     tok *t;
     int n;
+    int cap;   /* tokens allocated (grows by doubling up to PT_MAX_TOKENS) */
     const char *text;
     size_t len;
 } tok_list;
@@ -45,14 +74,36 @@ typedef struct tok_list {
  * too many tokens. tl->t is it_malloc'd; free with pt_tokens_free. */
 it_status pt_tokenize(it_err *err, tok_list *tl, const char *text, size_t len);
 void pt_tokens_free(tok_list *tl);
+/* Fills wf, cue_lo/cue_hi and lx of every token (pt_tokenize calls it). */
+void pt_word_info(tok_list *tl);
+
+/* snprintf(buf, n, "%s", s) without the format machinery (glibc's "(null)"
+ * included): the parser copies words and heads into fixed buffers often. */
+static inline IT_LEX_NOCOV void pt_copy(char *buf, size_t n, const char *s)
+{
+    if (n == 0) return;
+    if (!s) s = "(null)";
+    size_t l = __builtin_strlen(s);
+    if (l >= n) l = n - 1;
+    __builtin_memmove(buf, s, l);
+    buf[l] = '\0';
+}
+
+static inline int pt_wf(const tok *t, unsigned f) { return (t->wf & f) != 0; }
+/* it_lex_match(e, &t->w, 1, kind), from the table filled by pt_word_info. */
+static inline int pt_lex1(const it_lex_entry **e, const tok *t, it_lex_kind kind)
+{
+    *e = t->lx[kind];
+    return *e != NULL;
+}
 
 /* The first-byte test avoids most strcmp calls: the grammar asks pt_is many
  * times per token, and under sanitizers each strcmp is an intercepted call. */
-static inline int pt_is(const tok *t, const char *w)
+static inline __attribute__((always_inline)) int pt_is(const tok *t, const char *w)
 {
     return t->kind == TK_WORD && t->w[0] == w[0] && !__builtin_strcmp(t->w, w);
 }
-static inline int pt_punct(const tok *t, char c) { return t->kind == TK_PUNCT && t->w[0] == c; }
+static inline __attribute__((always_inline)) int pt_punct(const tok *t, char c) { return t->kind == TK_PUNCT && t->w[0] == c; }
 
 /* ---- chunks (noun phrases) and cues ---- */
 

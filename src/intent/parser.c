@@ -36,6 +36,14 @@ typedef struct pctx {
     int word_score_done;
     it_status st;       /* first hard failure (out of memory, limits) */
     it_err *err;
+    /* Each subject's name, lowercase, split into words at ' ' and '-' (NUL
+     * between words): subject_of_token asks for every capitalised token. */
+    struct subj_words {
+        const char *src; /* the name this was made from */
+        int valid;
+        size_t len; /* bytes of buf used */
+        char buf[160];
+    } sw[IT_INTENT_MAX_SUBJECTS];
 } pctx;
 
 /* ---- small helpers ------------------------------------------------------------ */
@@ -105,33 +113,59 @@ static void quote_sentence(char *buf, size_t n, const pctx *p)
         while (cut > 0 && ((unsigned char)tmp[cut] & 0xC0) == 0x80) cut--;
         snprintf(buf, n, "%.*s...", (int)cut, tmp);
     }
-    else snprintf(buf, n, "%s", tmp);
+    else pt_copy(buf, n, tmp);
 }
 
 /* ---- subjects ----------------------------------------------------------------- */
 
 static void add_subject_refs(pctx *p, int s, const tok *t);
 
+static int class_at_uncached(const it_lex_entry **e, const pctx *p, int i);
+
+/* The class noun (up to three words) starting at token i, or 0. Asked by
+ * most declaration patterns at every token: computed once per token and
+ * sentence end. */
 static int class_at(const it_lex_entry **e, const pctx *p, int i)
 {
+    if (i >= p->s1 || p->tl.t[i].kind != TK_WORD) return 0;
+    tok *t = &p->tl.t[i];
+    if (t->ca_s1 != p->s1) {
+        t->ca_m = class_at_uncached(&t->ca_e, p, i);
+        t->ca_s1 = p->s1;
+    }
+    *e = t->ca_e;
+    return t->ca_m;
+}
+
+static int class_at_uncached(const it_lex_entry **e, const pctx *p, int i)
+{
+    const tok *t = p->tl.t;
+    if (i >= p->s1 || t[i].kind != TK_WORD) return 0;
+    if (!pt_wf(&t[i], WF_LEXHEAD)) { /* it_lex_match would find nothing */
+        *e = NULL;
+        return 0;
+    }
+    if (i + 1 >= p->s1 || t[i + 1].kind != TK_WORD) return pt_lex1(e, &t[i], IT_LEX_CLASS);
     const char *words[3];
     int n = 0;
-    for (int k = i; k < p->s1 && n < 3 && p->tl.t[k].kind == TK_WORD; k++) words[n++] = p->tl.t[k].w;
-    return n ? it_lex_match(e, words, n, IT_LEX_CLASS) : 0;
+    for (int k = i; k < p->s1 && n < 3 && t[k].kind == TK_WORD; k++) words[n++] = t[k].w;
+    return it_lex_match(e, words, n, IT_LEX_CLASS);
+}
+
+/* Words that are never part of a name (tok.wf WF_NAMESTOP). */
+static int name_stop_word(const char *w)
+{
+    IT_WORDSET_DEFINE(l, "using", "based", "made", "drawn", "shown", "taken", "wearing", "from", "after", "before",
+                      "because", "during", "please");
+    return it_wordset_has(&l, w);
 }
 
 static int name_word_ok(const tok *t)
 {
-    static const char *const stop[] = {"using", "based", "made", "drawn", "shown", "taken", "wearing",
-                                       "from", "after", "before", "because", "during", "please", NULL};
     const it_lex_entry *e;
-    const char *w = t->w;
-    for (int i = 0; stop[i]; i++)
-        if (!strcmp(w, stop[i])) return 0;
-    return t->kind == TK_WORD && !t->used && !it_lex_is_function(w) && !pt_is_filler(w) &&
-           !pt_is_clause_word(w) && !it_lex_match(&e, &w, 1, IT_LEX_CLASS) &&
-           !it_lex_match(&e, &w, 1, IT_LEX_THING) && !it_lex_match(&e, &w, 1, IT_LEX_SCENE) &&
-           !it_lex_match(&e, &w, 1, IT_LEX_VALUE);
+    return !pt_wf(t, WF_NAMESTOP) && t->kind == TK_WORD && !t->used &&
+           !pt_wf(t, WF_FUNCTION | WF_FILLER | WF_CLAUSE) && !pt_lex1(&e, t, IT_LEX_CLASS) &&
+           !pt_lex1(&e, t, IT_LEX_THING) && !pt_lex1(&e, t, IT_LEX_SCENE) && !pt_lex1(&e, t, IT_LEX_VALUE);
 }
 
 /* A word the lexicon does not know at all (a candidate class noun such as
@@ -139,9 +173,8 @@ static int name_word_ok(const tok *t)
 static int unknown_noun(const tok *t)
 {
     const it_lex_entry *e;
-    const char *w = t->w;
-    return t->kind == TK_WORD && !t->used && !t->cap && !it_lex_is_function(w) && !pt_is_filler(w) &&
-           !pt_is_clause_word(w) && !it_lex_match(&e, &w, 1, 0);
+    return t->kind == TK_WORD && !t->used && !t->cap && !pt_wf(t, WF_FUNCTION | WF_FILLER | WF_CLAUSE) &&
+           !pt_lex1(&e, t, 0);
 }
 
 static int cap_name_more(const tok *t);
@@ -167,9 +200,8 @@ static int parse_name(const pctx *p, int i, int *n0, int *n1)
     while (j < p->s1 && j < i + 3 && t[j].kind == TK_WORD && (cap ? t[j].cap : 1) &&
            (name_word_ok(&t[j]) || (cap && j > i && cap_name_more(&t[j])))) {
         const it_lex_entry *e;
-        const char *w = t[j].w;
         /* a lowercase name stops at a word the lexicon knows ("named pip with") */
-        if (!cap && j > i && (it_lex_match(&e, &w, 1, 0) || pt_is_verbish(w))) break;
+        if (!cap && j > i && (pt_lex1(&e, &t[j], 0) || pt_wf(&t[j], WF_VERBISH))) break;
         j++;
     }
     if (j == i) return 0;
@@ -269,15 +301,14 @@ static void mark_class(pctx *p, int j, const it_lex_entry *e)
     /* its modifiers describe the subject ("the crouched landing pose") */
     for (int k = j - 1; k >= p->s0; k--) {
         tok *t = &p->tl.t[k];
-        if (t->kind != TK_WORD || t->used || it_lex_is_function(t->w) || it_lex_is_possessive(t->w)) break;
+        if (t->kind != TK_WORD || t->used || pt_wf(t, WF_FUNCTION) || pt_wf(t, WF_POSSESSIVE)) break;
         const it_lex_entry *x;
-        const char *w = t->w;
-        if (it_lex_match(&x, &w, 1, IT_LEX_THING) || it_lex_match(&x, &w, 1, IT_LEX_SCENE)) break;
+        if (pt_lex1(&x, t, IT_LEX_THING) || pt_lex1(&x, t, IT_LEX_SCENE)) break;
         t->used = 1;
     }
 }
 
-static int cap_name(const tok *t) { return t->kind == TK_WORD && t->cap && name_word_ok(t) && !pt_is_verbish(t->w); }
+static int cap_name(const tok *t) { return t->kind == TK_WORD && t->cap && name_word_ok(t) && !pt_wf(t, WF_VERBISH); }
 
 /* A capitalised word that continues a name already started: also a number
  * or a word the lexicon knows ("Drip One", "the Camp Mug", "Unit Seven"). */
@@ -285,9 +316,8 @@ static int cap_name_more(const tok *t)
 {
     if (cap_name(t)) return 1;
     const it_lex_entry *e;
-    const char *w = t->w;
-    return t->kind == TK_WORD && t->cap && !t->used && !it_lex_is_function(w) && !pt_is_verbish(w) &&
-           (it_lex_is_number(w, NULL) || it_lex_match(&e, &w, 1, IT_LEX_CLASS) || it_lex_match(&e, &w, 1, 0));
+    return t->kind == TK_WORD && t->cap && !t->used && !pt_wf(t, WF_FUNCTION | WF_VERBISH) &&
+           (pt_wf(t, WF_NUMBER) || pt_lex1(&e, t, IT_LEX_CLASS) || pt_lex1(&e, t, 0));
 }
 
 /* "X named|called NAME", "call it NAME", "name it NAME" */
@@ -376,11 +406,11 @@ static int decl_poss_class_name(pctx *p, int i)
     const it_lex_entry *e = NULL;
     /* "the fox knight Reynard": up to two modifiers after the determiner */
     int d = i - 1;
-    while (d > p->s0 && d > i - 3 && t[d].kind == TK_WORD && !t[d].used && !it_lex_is_function(t[d].w) &&
-           !pt_is_verbish(t[d].w))
+    while (d > p->s0 && d > i - 3 && t[d].kind == TK_WORD && !t[d].used && !pt_wf(&t[d], WF_FUNCTION) &&
+           !pt_wf(&t[d], WF_VERBISH))
         d--;
     if (class_at(&e, p, i) && i > p->s0 && i + 1 < p->s1 && t[d].kind == TK_WORD &&
-        (it_lex_is_possessive(t[d].w) || pt_is(&t[d], "the")) && cap_name(&t[i + 1]) &&
+        (pt_wf(&t[d], WF_POSSESSIVE) || pt_is(&t[d], "the")) && cap_name(&t[i + 1]) &&
         !(i + 2 < p->s1 && t[i + 2].kind == TK_POSS)) {
         int j = i + 1;
         while (j < p->s1 && j < i + 3 && (j == i + 1 ? cap_name(&t[j]) : cap_name_more(&t[j]))) j++;
@@ -416,7 +446,7 @@ static int decl_name_the_class(pctx *p, int i)
             add_subject(p, i, i + 1, e->canon, e->cat);
             return i;
         }
-        if (it_lex_is_function(t[j].w)) break;
+        if (pt_wf(&t[j], WF_FUNCTION)) break;
     }
     return -1;
 }
@@ -431,7 +461,7 @@ static int decl_name_apposition(pctx *p, int i)
          pt_is(&t[i + 2], "the"))) {
         int j = i + 3;
         for (; j < p->s1 && j < i + 8 && t[j].kind == TK_WORD && !class_at(&e, p, j); j++)
-            if (it_lex_is_function(t[j].w)) break;
+            if (pt_wf(&t[j], WF_FUNCTION)) break;
         if (j < p->s1 && class_at(&e, p, j)) {
             mark_class(p, j, e);
             add_subject(p, i, i + 1, e->canon, e->cat);
@@ -442,8 +472,8 @@ static int decl_name_apposition(pctx *p, int i)
         int last = j - 1;
         const it_lex_entry *x;
         const char *lw = t[last].w;
-        if (last >= i + 3 && (j >= p->s1 || t[j].kind == TK_PUNCT || it_lex_is_function(t[j].w)) &&
-            t[last].kind == TK_WORD && !it_lex_is_function(lw) && !it_lex_match(&x, &lw, 1, 0)) {
+        if (last >= i + 3 && (j >= p->s1 || t[j].kind == TK_PUNCT || pt_wf(&t[j], WF_FUNCTION)) &&
+            t[last].kind == TK_WORD && !pt_wf(&t[last], WF_FUNCTION) && !pt_lex1(&x, &t[last], 0)) {
             char sing[64];
             it_lex_singular(sing, sizeof sing, lw);
             for (int k = i + 3; k <= last; k++) t[k].used = 1;
@@ -461,9 +491,9 @@ static int decl_class_apposition(pctx *p, int i)
     tok *t = p->tl.t;
     const it_lex_entry *e = NULL;
     int d = i - 1; /* "my comic hero, Captain Volt": adjectives between */
-    while (d > p->s0 && d > i - 4 && t[d].kind == TK_WORD && !it_lex_is_function(t[d].w)) d--;
+    while (d > p->s0 && d > i - 4 && t[d].kind == TK_WORD && !pt_wf(&t[d], WF_FUNCTION)) d--;
     if (class_at(&e, p, i) && i + 2 < p->s1 && pt_punct(&t[i + 1], ',') && cap_name(&t[i + 2]) &&
-        d >= p->s0 && t[d].kind == TK_WORD && (it_lex_is_possessive(t[d].w) || it_lex_is_determiner(t[d].w))) {
+        d >= p->s0 && t[d].kind == TK_WORD && (pt_wf(&t[d], WF_POSSESSIVE) || pt_wf(&t[d], WF_DETERMINER))) {
         int j = i + 2;
         while (j < p->s1 && j < i + 5 && cap_name(&t[j])) j++;
         mark_class(p, i, e);
@@ -539,7 +569,7 @@ static int decl_the_name_class(pctx *p, int i)
          * two modifiers before the class word */
         int c = j;
         while (c < p->s1 && c < j + 2 && t[c].kind == TK_WORD && !t[c].cap && !t[c].used &&
-               !it_lex_is_function(t[c].w) && !pt_is_verbish(t[c].w) && !class_at(&e, p, c))
+               !pt_wf(&t[c], WF_FUNCTION) && !pt_wf(&t[c], WF_VERBISH) && !class_at(&e, p, c))
             c++;
         if (c < p->s1 && class_at(&e, p, c)) {
             mark_class(p, c, e);
@@ -549,9 +579,8 @@ static int decl_the_name_class(pctx *p, int i)
         }
         /* "the Kova belt": a named thing is a product -- when it is the
          * first subject and the name is no acronym ("the USB cable") */
-        const char *w = j < p->s1 ? t[j].w : NULL;
         int acronym = t[i + 1].end - t[i + 1].off >= 2 && isupper((unsigned char)p->tl.text[t[i + 1].off + 1]);
-        if (w && t[j].kind == TK_WORD && it_lex_match(&e, &w, 1, IT_LEX_THING) && p->in->n_subjects == 0 &&
+        if (j < p->s1 && t[j].kind == TK_WORD && pt_lex1(&e, &t[j], IT_LEX_THING) && p->in->n_subjects == 0 &&
             !acronym && !(j + 1 < p->s1 && t[j + 1].kind == TK_POSS)) {
             t[j].used = 1;
             add_subject(p, i + 1, j, e->canon, IT_LEXC_PRODUCT);
@@ -586,6 +615,7 @@ static int decl_photos_of(pctx *p, int i)
 {
     tok *t = p->tl.t;
     const it_lex_entry *e = NULL;
+    if (!(i + 2 < p->s1 && pt_is(&t[i + 1], "of"))) return -1; /* required below: the cheap test first */
     if ((pt_is(&t[i], "photos") || pt_is(&t[i], "pictures") || pt_is(&t[i], "images") ||
          pt_is(&t[i], "selfies") || pt_is(&t[i], "portraits") || pt_is(&t[i], "headshots") ||
          pt_is(&t[i], "shots") || pt_is(&t[i], "renders") || pt_is(&t[i], "drawings") ||
@@ -637,7 +667,7 @@ static int decl_name_is_a(pctx *p, int i)
         !(pt_is(&t[i + 2], "a") || pt_is(&t[i + 2], "an")) || subject_named_at(p, i))
         return -1;
     int j = i + 3, last = -1;
-    for (; j < p->s1 && j < i + 9 && t[j].kind == TK_WORD && !it_lex_is_function(t[j].w) && !pt_is_verbish(t[j].w); j++) {
+    for (; j < p->s1 && j < i + 9 && t[j].kind == TK_WORD && !pt_wf(&t[j], WF_FUNCTION) && !pt_wf(&t[j], WF_VERBISH); j++) {
         if (class_at(&e, p, j)) {
             mark_class(p, j, e);
             add_subject(p, i, i + 1, e->canon, e->cat);
@@ -646,8 +676,8 @@ static int decl_name_is_a(pctx *p, int i)
         last = j;
     }
     const it_lex_entry *x;
-    const char *lw = last >= 0 ? t[last].w : NULL;
-    if (!lw || it_lex_match(&x, &lw, 1, 0)) return -1;
+    if (last < 0 || pt_lex1(&x, &t[last], 0)) return -1;
+    const char *lw = t[last].w;
     char sing[64];
     it_lex_singular(sing, sizeof sing, lw);
     for (int k = i + 1; k <= last; k++) t[k].used = 1;
@@ -667,7 +697,7 @@ static int decl_class_list(pctx *p, int i)
     if (!m || e->cat == IT_LEXC_STYLE || e->cat == IT_LEXC_POSE) return -1;
     size_t wl = strlen(t[i].w);
     int plural = (wl > 1 && t[i].w[wl - 1] == 's') || !strcmp(e->canon, "couple") ||
-                 (i > p->s0 && (it_lex_is_number(t[i - 1].w, NULL) || pt_is(&t[i - 1], "both")));
+                 (i > p->s0 && (pt_wf(&t[i - 1], WF_NUMBER) || pt_is(&t[i - 1], "both")));
     if (!plural) return -1;
     int names[IT_INTENT_MAX_SUBJECTS][2], n = 0;
     for (int j = i + m; j < p->s1 && n < IT_INTENT_MAX_SUBJECTS; j++) {
@@ -709,8 +739,7 @@ static int decl_pose_name(pctx *p, int i)
     if (!teach || !parse_name(p, i + m, &n0, &n1)) return -1;
     for (int k = n0; k < n1; k++) {
         const it_lex_entry *x;
-        const char *w = t[k].w;
-        if (it_lex_match(&x, &w, 1, 0) || pt_is_verbish(w)) return -1;
+        if (pt_lex1(&x, &t[k], 0) || pt_wf(&t[k], WF_VERBISH)) return -1;
     }
     mark_class(p, i, e);
     int s = add_subject(p, n0, n1, e->canon, e->cat);
@@ -780,12 +809,26 @@ static int subject_of_token(const pctx *p, const tok *t)
     if (t->kind != TK_WORD) return -1;
     for (int s = 0; s < p->in->n_subjects; s++) {
         const it_intent_subject *sj = &p->in->subjects[s];
-        char lower[160];
-        snprintf(lower, sizeof lower, "%s", sj->name ? sj->name : "");
-        for (char *c = lower; *c; c++) *c = (char)tolower((unsigned char)*c);
-        char *save = NULL;
-        for (char *w = strtok_r(lower, " -", &save); w; w = strtok_r(NULL, " -", &save))
+        struct subj_words *sw = (struct subj_words *)&p->sw[s]; /* a cache: p itself is not const */
+        if (!sw->valid || sw->src != sj->name) {
+            pt_copy(sw->buf, sizeof sw->buf, sj->name ? sj->name : "");
+            for (char *c = sw->buf; *c; c++) *c = *c == ' ' || *c == '-' ? '\0' : (char)tolower((unsigned char)*c);
+            sw->len = strlen(sj->name ? sj->name : "");
+            if (sw->len > sizeof sw->buf - 1) sw->len = sizeof sw->buf - 1;
+            sw->src = sj->name;
+            sw->valid = 1;
+        }
+        /* the words are the non-empty runs between the NULs (as strtok_r) */
+        for (size_t k = 0; k < sw->len;) {
+            if (!sw->buf[k]) {
+                k++;
+                continue;
+            }
+            const char *w = sw->buf + k;
+            size_t wl = strlen(w);
             if (!strcmp(w, t->w) && !it_lex_is_function(w)) return s;
+            k += wl;
+        }
     }
     for (int s = 0; s < p->in->n_subjects; s++)
         if (p->in->subjects[s].class_word && !strcmp(p->in->subjects[s].class_word, t->w) &&
@@ -871,13 +914,13 @@ static int chunk_subjects(pctx *p, const chunk *c, int *out)
     for (int j = c->t0 - 1; j >= lim; j--) {
         if (t[j].kind == TK_PUNCT && t[j].w[0] != ',') break;
         if (t[j].kind != TK_WORD) continue;
-        if (pt_is_clause_word(t[j].w)) break;
+        if (pt_wf(&t[j], WF_CLAUSE)) break;
         int s = subject_of_token(p, &t[j]);
         if (s >= 0) {
             out[0] = s;
             return 1;
         }
-        if (it_lex_is_pronoun(t[j].w) || !strcmp(t[j].w, "her")) {
+        if (pt_wf(&t[j], WF_PRONOUN) || !strcmp(t[j].w, "her")) {
             int n = pronoun_near(p, t[j].w, j, out);
             if (n) return n;
         }
@@ -932,8 +975,8 @@ static void chunk_attrs(pctx *p, it_intent_concept *c, const chunk *ch)
         if (t->kind != TK_WORD && t->kind != TK_NUM) continue;
         const it_lex_entry *e;
         const char *w = t->w;
-        if (it_lex_match(&e, &w, 1, IT_LEX_PROPERTY) && !it_lex_match(&e, &w, 1, IT_LEX_VALUE)) continue;
-        if (ch->is_class && !strcmp(c->head, ch->class_canon) && it_lex_match(&e, &w, 1, IT_LEX_CLASS)) continue;
+        if (pt_lex1(&e, t, IT_LEX_PROPERTY) && !pt_lex1(&e, t, IT_LEX_VALUE)) continue;
+        if (ch->is_class && !strcmp(c->head, ch->class_canon) && pt_lex1(&e, t, IT_LEX_CLASS)) continue;
         c->attrs[c->n_attrs++] = it_intent_strdup(p->in, w);
     }
     if (ch->pred_value_t >= 0 && c->n_attrs < IT_INTENT_MAX_ATTRS)
@@ -954,7 +997,7 @@ static void set_phrase(pctx *p, it_intent_concept *c)
     }
     if (k >= sizeof buf) k = sizeof buf - 1;
     char head[64];
-    snprintf(head, sizeof head, "%s", c->head);
+    pt_copy(head, sizeof head, c->head);
     if (one && c->level == IT_LEVEL_INSTANCE) adjunct(head, sizeof head); /* "one eye", not "one eyes" */
     snprintf(buf + k, sizeof buf - k, "%s%s%s", head, c->property ? " " : "", c->property ? c->property : "");
     c->phrase = it_intent_strdup(p->in, buf);
@@ -969,24 +1012,24 @@ static int property_owner(pctx *p, chunk *c, int idx, char *head, size_t n, int 
         int s = subject_of_token(p, &t[c->poss_t]);
         if (s >= 0) {
             *subject = s;
-            snprintf(head, n, "%s", p->in->subjects[s].class_word);
+            pt_copy(head, n, p->in->subjects[s].class_word);
             return 1;
         }
         const it_lex_entry *e;
         const char *w = t[c->poss_t].w;
-        if (it_lex_match(&e, &w, 1, IT_LEX_THING) || it_lex_match(&e, &w, 1, IT_LEX_CLASS)) {
-            snprintf(head, n, "%s", e->canon);
+        if (pt_lex1(&e, &t[c->poss_t], IT_LEX_THING) || pt_lex1(&e, &t[c->poss_t], IT_LEX_CLASS)) {
+            pt_copy(head, n, e->canon);
             return 1;
         }
         char sing[64];
-        snprintf(head, n, "%s", it_lex_singular(sing, sizeof sing, w));
+        pt_copy(head, n, it_lex_singular(sing, sizeof sing, w));
         return 1;
     }
     /* "her hair can be any colour": the unclaimed phrase before it */
     for (int k = idx - 1; k >= 0; k--) {
         chunk *d = &p->ch[k];
         if (d->has_head && !d->claimed && !d->prop) {
-            snprintf(head, n, "%s", d->head_canon);
+            pt_copy(head, n, d->head_canon);
             d->claimed = -1;
             int subs[IT_INTENT_MAX_SUBJECTS];
             if (chunk_subjects(p, d, subs) >= 1) *subject = subs[0];
@@ -997,7 +1040,7 @@ static int property_owner(pctx *p, chunk *c, int idx, char *head, size_t n, int 
     int ns = chunk_subjects(p, c, subs);
     if (ns >= 1) {
         *subject = subs[0];
-        snprintf(head, n, "%s", p->in->subjects[subs[0]].class_word);
+        pt_copy(head, n, p->in->subjects[subs[0]].class_word);
         return 1;
     }
     return 0;
@@ -1059,7 +1102,7 @@ static void add_variant(pctx *p, it_intent_concept *c, const chunk *v)
         for (int r = 0; r < v->n_refs && k < sizeof buf; r++)
             k += (size_t)snprintf(buf + k, sizeof buf - k, " [%d]", v->refs[r]);
     } else {
-        snprintf(buf, sizeof buf, "%s", words);
+        pt_copy(buf, sizeof buf, words);
     }
     for (int k = 0; k < c->n_variants; k++)
         if (!strcmp(c->variants[k].phrase, buf)) return;
@@ -1084,7 +1127,7 @@ static void adjunct(char *head, size_t n)
         return;
     }
     char sing[64];
-    snprintf(head, n, "%s", it_lex_singular(sing, sizeof sing, head));
+    pt_copy(head, n, it_lex_singular(sing, sizeof sing, head));
 }
 
 /* A concept (or one per subject) from a governed chunk. Returns how many. */
@@ -1123,7 +1166,7 @@ static int concept_from_chunk(pctx *p, int idx)
     int subs[IT_INTENT_MAX_SUBJECTS], n_subs = 0;
     it_concept_level level = IT_LEVEL_INSTANCE;
     if (ch->has_head) {
-        snprintf(head, sizeof head, "%s", ch->head_canon);
+        pt_copy(head, sizeof head, ch->head_canon);
     } else if (ch->prop) {
         int s;
         if (!property_owner(p, ch, idx, head, sizeof head, &s)) {
@@ -1146,14 +1189,14 @@ static int concept_from_chunk(pctx *p, int idx)
         /* "the creature" is the subject; "characters" in a style is content */
         for (int s = 0; s < p->in->n_subjects; s++)
             if (!strcmp(p->in->subjects[s].class_word, ch->class_canon)) return 0;
-        snprintf(head, sizeof head, "%s", ch->class_canon);
+        pt_copy(head, sizeof head, ch->class_canon);
     } else {
         /* an unknown noun: the last word of the phrase */
         int last = -1;
         for (int i = ch->t0; i < ch->t1; i++)
             if (p->tl.t[i].kind == TK_WORD) last = i;
         if (last < 0 || !p->tl.t[last].w[0]) return 0;
-        snprintf(head, sizeof head, "%s", it_lex_singular(sing, sizeof sing, p->tl.t[last].w));
+        pt_copy(head, sizeof head, it_lex_singular(sing, sizeof sing, p->tl.t[last].w));
         ch->head_t0 = last; /* its modifiers are the words before it */
         ch->head_t1 = last + 1;
         char q[220];
@@ -1175,7 +1218,7 @@ static int concept_from_chunk(pctx *p, int idx)
         }
     }
     char query[64];
-    snprintf(query, sizeof query, "%s", head);
+    pt_copy(query, sizeof query, head);
     if (level == IT_LEVEL_ATTRIBUTE) adjunct(head, sizeof head);
     for (int k = 0; k < n_subs; k++) {
         int is_new;
@@ -1253,7 +1296,7 @@ static void sentence(pctx *p)
             for (int i = n_before; i < p->in->n_concepts; i++) {
                 it_intent_concept *c = &p->in->concepts[i];
                 char head[64];
-                if (t->has_head) snprintf(head, sizeof head, "%s", t->head_canon);
+                if (t->has_head) pt_copy(head, sizeof head, t->head_canon);
                 else head[0] = '\0';
                 if (t->has_head && strcmp(c->head, head)) continue;
                 if (!t->has_head && (!t->prop || !c->property || strcmp(c->property, t->prop))) continue;
@@ -1302,8 +1345,7 @@ static void sentence(pctx *p)
     int pose = subject_with_cat(p, IT_LEXC_POSE), body = 0;
     for (int i = p->s0; i < p->s1 && pose >= 0 && n_cu == 0; i++) {
         const it_lex_entry *e;
-        const char *w = p->tl.t[i].w;
-        body |= p->tl.t[i].kind == TK_WORD && it_lex_match(&e, &w, 1, IT_LEX_THING) && e->cat == IT_LEXC_BODY;
+        body |= p->tl.t[i].kind == TK_WORD && pt_lex1(&e, &p->tl.t[i], IT_LEX_THING) && e->cat == IT_LEXC_BODY;
     }
     if (body) {
         char q[220];
@@ -1400,8 +1442,8 @@ static void contrast(pctx *p, it_intent_concept *c)
     if (!it_lex_opposites(&a, &b, &whole, c->head, prop)) return;
     char pa[160], pb[160];
     if (whole) {
-        snprintf(pa, sizeof pa, "%s", a);
-        snprintf(pb, sizeof pb, "%s", b);
+        pt_copy(pa, sizeof pa, a);
+        pt_copy(pb, sizeof pb, b);
     } else {
         snprintf(pa, sizeof pa, "%s %s", a, c->head);
         snprintf(pb, sizeof pb, "%s %s", b, c->head);
@@ -1452,7 +1494,7 @@ static void unnamed_subject(pctx *p)
         tok *t = &p->tl.t[i];
         if (t->kind != TK_WORD || i == 0 || p->tl.t[i - 1].kind != TK_WORD) continue;
         const char *pw = p->tl.t[i - 1].w;
-        if (!(it_lex_is_possessive(pw) || !strcmp(pw, "this") || !strcmp(pw, "a") || !strcmp(pw, "an") ||
+        if (!(pt_wf(&p->tl.t[i - 1], WF_POSSESSIVE) || !strcmp(pw, "this") || !strcmp(pw, "a") || !strcmp(pw, "an") ||
               !strcmp(pw, "the")))
             continue;
         p->s0 = 0;
@@ -1478,10 +1520,14 @@ static void infer_domain(pctx *p, const it_intent_parse_opts *opts)
      * and after the declarations): count them once. */
     if (!p->word_score_done) {
         const char *words[PT_MAX_TOKENS];
+        unsigned char may_start[PT_MAX_TOKENS];
         int n = 0;
         for (int i = 0; i < p->tl.n; i++)
-            if (p->tl.t[i].kind == TK_WORD) words[n++] = p->tl.t[i].w;
-        it_lex_domain_score(p->word_score, words, n);
+            if (p->tl.t[i].kind == TK_WORD) {
+                may_start[n] = pt_wf(&p->tl.t[i], WF_LEXHEAD);
+                words[n++] = p->tl.t[i].w;
+            }
+        it_lex_domain_score(p->word_score, words, n, may_start);
         p->word_score_done = 1;
     }
     double score[IT_DOMAIN_COUNT];
@@ -1574,6 +1620,8 @@ it_status it_intent_parse(it_err *err, it_intent *out, const char *text, size_t 
         if (!out->text || !out->parser) s = it_err_set(err, IT_ERR_NOMEM, "out of memory");
     }
     if (s == IT_OK) s = pt_tokenize(err, &p.tl, text, len);
+    for (int i = 0; s == IT_OK && i < p.tl.n; i++)
+        if (name_stop_word(p.tl.t[i].w)) p.tl.t[i].wf |= WF_NAMESTOP;
     if (s == IT_OK) {
         /* The input's own problems first (boxes, images, [n] without a
          * reference), with the validator's messages. */
@@ -1583,8 +1631,9 @@ it_status it_intent_parse(it_err *err, it_intent *out, const char *text, size_t 
     }
     if (s == IT_OK) {
         p.max_items = p.tl.n + 1;
-        p.ch = it_calloc((size_t)p.max_items, sizeof *p.ch);
-        p.cu = it_calloc((size_t)p.max_items, sizeof *p.cu);
+        /* not zeroed: pt_chunks and pt_cues fill every item they return */
+        p.ch = it_malloc((size_t)p.max_items * sizeof *p.ch);
+        p.cu = it_malloc((size_t)p.max_items * sizeof *p.cu);
         if (!p.ch || !p.cu) s = it_err_set(err, IT_ERR_NOMEM, "out of memory parsing the intent");
         if (s == IT_OK) {
             s = run(&p, opts);
@@ -1601,7 +1650,7 @@ it_status it_intent_parse(it_err *err, it_intent *out, const char *text, size_t 
         s = it_intent_validate(err, out, &co, NULL);
         if (s == IT_ERR_FORMAT) {
             char msg[IT_ERR_MSG_MAX];
-            snprintf(msg, sizeof msg, "%s", err ? err->msg : "");
+            pt_copy(msg, sizeof msg, err ? err->msg : "");
             s = it_err_set(err, IT_ERR_INTERNAL,
                            "the built-in parser produced an invalid hierarchy (a bug; please report the text): %s", msg);
         }
