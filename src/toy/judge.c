@@ -258,7 +258,7 @@ it_tensor *it_judge_forward_tap(it_ctx *ctx, const it_judge *j, it_tensor *x, in
     main_only.crops = 0;
     it_judge view = *j; /* the main network alone: no locator, no crops */
     view.cfg = main_only;
-    it_judge_forward_ex(ctx, &view, x, NULL, tap_layer, &o);
+    it_judge_forward_ex(ctx, &view, x, NULL, NULL, tap_layer, &o);
     if (tap) *tap = o.tap;
     return o.logits;
 }
@@ -284,8 +284,8 @@ static it_tensor *make_crops(it_ctx *ctx, int b, it_tensor *x, const float *anch
     return c;
 }
 
-void it_judge_forward_ex(it_ctx *ctx, const it_judge *j, it_tensor *x, const float *anchors, int tap_layer,
-                         it_judge_out *out)
+void it_judge_forward_ex(it_ctx *ctx, const it_judge *j, it_tensor *x, const float *anchors,
+                         const uint8_t *use_pred, int tap_layer, it_judge_out *out)
 {
     memset(out, 0, sizeof *out);
     it_tensor *p = (it_tensor *)j->params; /* ops take non-const tensors; weights are not written */
@@ -317,16 +317,19 @@ void it_judge_forward_ex(it_ctx *ctx, const it_judge *j, it_tensor *x, const flo
     k += 4;
     out->loc = it_op_linear(ctx, h, &p[k], &p[k + 1]);                       /* (N, 8) over the side */
     if (!out->loc) return;
-    float *pred = NULL;
-    if (!anchors) {
-        /* Inference: the locator's boxes, in input pixels. */
-        it_tensor *a = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(n, IT_JUDGE_LOC));
-        if (!a) return;
-        pred = it_f32(a);
-        const float *l = it_f32(out->loc);
-        for (int64_t i = 0; i < n * IT_JUDGE_LOC; i++) pred[i] = l[i] * (float)j->cfg.size;
-        anchors = pred;
-    }
+    /* The locator's boxes in input pixels where no anchors are given
+     * (inference) or where use_pred says so (training on the boxes the
+     * locator really gives). */
+    it_tensor *a = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(n, IT_JUDGE_LOC));
+    if (!a) return;
+    float *use = it_f32(a);
+    const float *l = it_f32(out->loc);
+    for (int64_t i = 0; i < n; i++)
+        for (int v = 0; v < IT_JUDGE_LOC; v++) {
+            int64_t e = i * IT_JUDGE_LOC + v;
+            use[e] = !anchors || (use_pred && use_pred[i]) ? l[e] * (float)j->cfg.size : anchors[e];
+        }
+    anchors = use;
     k += 2;
     for (int b = 0; b < IT_JUDGE_N_CROPS; b++, k += IT_JUDGE_CROP_PARAMS)
         out->crop[b] = it_judge_crop_forward(ctx, b, &p[k], make_crops(ctx, b, x, anchors));
@@ -633,7 +636,7 @@ it_status it_judge_classify_inputs(it_err *err, const it_judge *j, it_ctx *ctx, 
         it_ctx_reset(ctx);
         it_tensor *in = it_tensor_wrap(ctx, (void *)(x + (size_t)b * 3 * S * S), IT_DTYPE_F32, IT_SHAPE(m, 3, S, S));
         it_judge_out o;
-        it_judge_forward_ex(ctx, j, in, NULL, -1, &o);
+        it_judge_forward_ex(ctx, j, in, NULL, NULL, -1, &o);
         st = it_ctx_status(ctx, err);
         for (int i = 0; !st && i < m; i++) decode_out(&o, i, &out[b + i]);
     }

@@ -118,10 +118,11 @@ typedef struct it_judge_out {
 } it_judge_out;
 
 /* Full forward: anchors (N, IT_JUDGE_LOC) in input pixels places the crops
- * (training: the true boxes); NULL places them at the locator's boxes
- * (inference). */
-void it_judge_forward_ex(it_ctx *ctx, const it_judge *j, it_tensor *x, const float *anchors, int tap_layer,
-                         it_judge_out *out);
+ * (training: the true boxes, jittered), except for the images where
+ * use_pred (N, may be NULL) is non-zero; anchors NULL places them all at the
+ * locator's boxes (inference). */
+void it_judge_forward_ex(it_ctx *ctx, const it_judge *j, it_tensor *x, const float *anchors,
+                         const uint8_t *use_pred, int tap_layer, it_judge_out *out);
 /* Loss of a full forward: the main heads' mean cross-entropy plus, per crop
  * network, its heads' mean cross-entropy. correct (IT_JUDGE_N_HEADS) counts
  * right answers of the combined reading (a head answered by a crop network

@@ -17,14 +17,18 @@
 
 #define H(attr) (1 + (attr))
 
-/* Face: 1.6 x the face box at 32 px keeps the eyes (4-5 px in a 128 render)
- * at about their native size. Head: the face box widened and moved up so
- * that a hat above and a necklace or scarf below are inside. Body: the
- * whole creature (the body box holds head to feet). */
+/* Face: 1.6 x the face box (the head) at 32 px keeps the eyes (4-5 px in a
+ * 128 render) at 0.6-0.7 of their size. Head: the face box widened and
+ * moved up a little, so that most of a hat above and the necklace, scarf
+ * or bow tie just below are inside at 0.75 of their size (a first try at
+ * 2.6 x, moved up by half the face, shrank the accessory to 1-2 px and
+ * learned it several times slower). Body: the whole creature (the body box
+ * holds head to feet). The geometry is not in the weights file: changing
+ * it means a new "crops" version in judge.c's loader and retraining. */
 static const it_judge_crop_spec g_specs[IT_JUDGE_N_CROPS] = {
     {"face", IT_JUDGE_ANCHOR_FACE, 1.6f, 0.0f, 32, {32, 32, 64, 64}, {1, 2, 2, 2}, 128,
      {IT_JUDGE_HEAD_IDENTITY, H(IT_TOY_EYE_COUNT), H(IT_TOY_GOGGLES), H(IT_TOY_MOUTH), H(IT_TOY_MARKING), -1}},
-    {"head", IT_JUDGE_ANCHOR_FACE, 2.6f, -0.5f, 48, {16, 32, 64, 64}, {1, 2, 2, 2}, 128,
+    {"head", IT_JUDGE_ANCHOR_FACE, 2.0f, -0.2f, 48, {16, 32, 64, 64}, {1, 2, 2, 2}, 128,
      {H(IT_TOY_HAIR_STYLE), H(IT_TOY_HAIR_COLOUR), H(IT_TOY_HAT), H(IT_TOY_HAT_COLOUR), H(IT_TOY_ACCESSORY),
       H(IT_TOY_ACCESSORY_COLOUR), -1}},
     {"body", IT_JUDGE_ANCHOR_BODY, 1.05f, 0.0f, 48, {16, 32, 64, 64}, {1, 2, 2, 2}, 128,

@@ -396,6 +396,7 @@ typedef struct batch_buf {
     int32_t *labels;    /* (B, heads) */
     it_toy_truth *truth;/* (B) part boxes (dense supervision) or NULL */
     float *geo;         /* (B, 3) scale, dx, dy of each input */
+    uint8_t *use_pred;  /* (B) 1: crop at the locator's boxes (half of the images), 0: at the jittered truth */
     float *anchors;     /* (B, 8) true face and body boxes (cx, cy, w, h) in input pixels, then (B, 8)
                            the same jittered: where training takes the crops */
 } batch_buf;
@@ -433,6 +434,8 @@ static it_status batch_make(it_err *err, batch_buf *b, const it_judge_train_opts
     return IT_OK;
 }
 
+#define PRED_SHARE 0.5f
+
 /* The true face and body boxes of each input (the locator's targets) and
  * jittered copies (the crops' windows: the crop networks must read crops
  * placed by an imperfect locator). The jitter comes from (seed, image). */
@@ -457,6 +460,11 @@ static void crop_anchors(batch_buf *b, const it_judge_train_opts *o, int64_t ste
             jit[4 * a] = t[4 * a] + urange(&r, -m, m), jit[4 * a + 1] = t[4 * a + 1] + urange(&r, -m, m);
             jit[4 * a + 2] = w * sc, jit[4 * a + 3] = h * sc;
         }
+        /* Half of the crops at the locator's own boxes: the crop networks
+         * must read what inference gives them, errors and all (at step 500
+         * of the first run, eye count was 97 % on true boxes in training
+         * and 77 % on the locator's at evaluation). */
+        b->use_pred[i] = it_rng_float(&r) < PRED_SHARE;
     }
 }
 
@@ -508,6 +516,7 @@ static void state_free(train_state *s)
     it_free(s->b.labels);
     it_free(s->b.truth);
     it_free(s->b.anchors);
+    it_free(s->b.use_pred);
     it_free(s->b.geo);
     if (s->log) fclose(s->log);
 }
@@ -525,9 +534,10 @@ static it_status state_init(it_err *err, train_state *s, const it_judge_train_op
     int need_truth = o->aux_layer > 0 || o->model.crops;
     s->b.truth = need_truth ? it_malloc((size_t)B * sizeof *s->b.truth) : NULL;
     s->b.anchors = o->model.crops ? it_malloc((size_t)B * 2 * IT_JUDGE_LOC * sizeof(float)) : NULL;
+    s->b.use_pred = o->model.crops ? it_malloc((size_t)B) : NULL;
     s->aux.layer = -1;
     if (!s->b.rgb || !s->b.attrs || !s->b.x || !s->b.labels || !s->b.geo || (need_truth && !s->b.truth) ||
-        (o->model.crops && !s->b.anchors))
+        (o->model.crops && (!s->b.anchors || !s->b.use_pred)))
         return it_err_set(err, IT_ERR_NOMEM, "train-judge: out of memory");
     IT_TRY(it_judge_init(err, &s->j, &o->model, o->seed, 1));
     if (o->init) IT_TRY(copy_weights(err, &s->j, o->init, 1));
@@ -557,7 +567,7 @@ static it_status train_step(it_err *err, train_state *s, const it_judge_train_op
     it_judge_out out;
     if (o->model.crops) crop_anchors(&s->b, o, step);
     it_judge_forward_ex(&s->ctx, &s->j, x, o->model.crops ? s->b.anchors + (size_t)B * IT_JUDGE_LOC : NULL,
-                        s->aux.layer, &out);
+                        o->model.crops ? s->b.use_pred : NULL, s->aux.layer, &out);
     it_tensor *tap = out.tap;
     it_tensor *loss = it_judge_loss_ex(&s->ctx, &out, s->b.labels, B, correct);
     double al = 0, mae = 0;
