@@ -636,6 +636,85 @@ IT_TEST(pretrain_clip_learns_and_resumes_bit_identically) {
     it_threads_set(0);
 }
 
+/* Whether a file's bytes contain text (safetensors headers are JSON). */
+static int file_has(const char *path, const char *text)
+{
+    uint8_t *d = NULL;
+    size_t n = 0, k = strlen(text);
+    it_err e;
+    int found = 0;
+    if (!it_file_read(&e, &d, &n, path, 64u << 20))
+        for (size_t i = 0; i + k <= n && !found; i++) found = !memcmp(d + i, text, k);
+    it_free(d);
+    return found;
+}
+
+/* The auxiliary attribute heads (config "aux"): their loss falls, they are
+ * checkpointed and resume bit for bit, and they are never exported. */
+IT_TEST(pretrain_clip_aux_heads_train_resume_and_stay_private) {
+    it_threads_set(1);
+    it_err e;
+    const char *out_a = it_test_tmp(t, "out_a"), *run_a = it_test_tmp(t, "run_a");
+    const char *out_b = it_test_tmp(t, "out_b"), *run_b = it_test_tmp(t, "run_b");
+    seed_tokenizer(t, out_a);
+    seed_tokenizer(t, out_b);
+    it_pretrain_opts o;
+    tiny_opts(&o, out_a, run_a);
+    o.config = "{\"size\": \"tiny\", \"warmup_frac\": 0.1, \"aux\": 5}";
+    o.steps = 30;
+    o.stop_after = 11;
+    IT_REQUIRE_OK(it_pretrain_clip(&e, &o), &e);
+    o.stop_after = 0;
+    o.resume = 1;
+    IT_REQUIRE_OK(it_pretrain_clip(&e, &o), &e);
+    tiny_opts(&o, out_b, run_b);
+    o.config = "{\"size\": \"tiny\", \"warmup_frac\": 0.1, \"aux\": 5}";
+    o.steps = 30;
+    IT_REQUIRE_OK(it_pretrain_clip(&e, &o), &e);
+    static char la[32][32], lb[32][32];
+    int na = read_losses(run_a, la, 32), nb = read_losses(run_b, lb, 32);
+    IT_CHECK_INT(na, 30);
+    IT_CHECK_INT(nb, 30);
+    for (int i = 0; i < na && i < nb; i++)
+        if (strcmp(la[i], lb[i])) {
+            it_test_fail(t, __FILE__, __LINE__, "step %d: loss %s resumed, %s uninterrupted", i + 1, la[i], lb[i]);
+            break;
+        }
+    /* The heads' term: about the mean ln(values) at first, lower at the end. */
+    char p[4096];
+    snprintf(p, sizeof p, "%s/clip/train.jsonl", run_b);
+    FILE *f = fopen(p, "r");
+    IT_REQUIRE(f);
+    char line[2048];
+    double first = -1, last = 0;
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        const char *a = strstr(line, "\"aux\":");
+        if (a && !strstr(line, "\"event\"")) {
+            double v = atof(a + 6);
+            if (first < 0) first = v;
+            if (++n > 25) last += v / 5; /* mean of steps 26-30 */
+        }
+    }
+    fclose(f);
+    if (!(first > 5 * 1.0 && first < 5 * 2.5 && last < 0.97 * first))
+        it_test_fail(t, __FILE__, __LINE__, "aux loss %.4f at step 1, %.4f over steps 26-30", first, last);
+    snprintf(p, sizeof p, "%s/clip/ckpt/step-00000030/params.safetensors", run_b);
+    IT_CHECK(file_has(p, "aux_head.body_colour.weight"));
+    char q[4096];
+    snprintf(q, sizeof q, "%s/clip/ckpt/step-00000030/params.safetensors", run_a);
+    IT_CHECK(same_file(p, q));
+    snprintf(p, sizeof p, "%s/clip/model.safetensors", out_b);
+    IT_CHECK(file_has(p, "visual_projection") && !file_has(p, "aux_head"));
+    /* A run without heads refuses this checkpoint (the key names them). */
+    tiny_opts(&o, out_b, run_b);
+    o.steps = 30;
+    o.resume = 1;
+    IT_CHECK(it_pretrain_clip(&e, &o) != IT_OK);
+    IT_CHECK_CONTAINS(e.msg, "checkpoint of another run");
+    it_threads_set(0);
+}
+
 static it_status collect_param(it_err *err, void *user, it_tensor *t)
 {
     (void)err;

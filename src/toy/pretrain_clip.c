@@ -11,9 +11,24 @@
 #include "base/log.h"
 #include "base/mem.h"
 #include "tensor/autograd.h"
+#include "tensor/ops_eltwise.h"
+#include "tensor/ops_gemm.h"
+#include "tensor/ops_loss.h"
+#include "tensor/ops_shape.h"
 
 /* CLIP clamps the learned temperature so that logits stay below 100. */
 #define LOGIT_SCALE_MAX 4.6051702f
+
+/* An auxiliary attribute head: a linear layer from the vision tower's
+ * pooled output to one attribute's values, trained with cross-entropy
+ * against the renderer's truth (config "aux" > 0). It speeds up what the
+ * image side learns (docs/TOYWORLD.md, CLIP, recipe exploration); it is
+ * checkpointed with the run but never exported (not part of CLIPModel). */
+typedef struct aux_head {
+    int attr, n;                  /* attribute; its number of values */
+    it_tensor w, b;               /* (n, hidden), (n) */
+    char wname[64], bname[64];
+} aux_head;
 
 typedef struct clip_run {
     const it_pretrain_opts *o;
@@ -30,6 +45,10 @@ typedef struct clip_run {
     int augment;
     double warmup_frac;
     float p_long;
+    float aux;                    /* weight of the attribute heads' loss; 0 = none */
+    aux_head heads[IT_TOY_N_ATTRS];
+    int n_heads;
+    float *head_mem;              /* weights and gradients of every head */
 } clip_run;
 
 /* ================================================================ options */
@@ -41,6 +60,7 @@ static it_status read_config(it_err *err, const it_pretrain_opts *o, it_toyclip_
     r->augment = 1;
     r->warmup_frac = 0.05;
     r->p_long = IT_CLIP_PRETRAIN_P_LONG;
+    r->aux = 0;
     json_t *j = NULL;
     IT_TRY(it_pretrain_config_json(err, o, &j));
     if (!j) return IT_OK;
@@ -61,10 +81,12 @@ static it_status read_config(it_err *err, const it_pretrain_opts *o, it_toyclip_
         else if (!strcmp(k, "p_long") && json_is_number(v) &&
                  ((json_number_value(v) >= 0 && json_number_value(v) <= 1) || json_number_value(v) == -1))
             r->p_long = (float)json_number_value(v);
+        else if (!strcmp(k, "aux") && json_is_number(v) && json_number_value(v) >= 0 && json_number_value(v) <= 10)
+            r->aux = (float)json_number_value(v);
         else {
             st = it_err_set(err, IT_ERR_ARG,
                             "clip --config: key \"%s\" unknown or its value invalid (size \"toy\"|\"tiny\", "
-                            "p_character 0..1, augment true|false, warmup_frac 0..<1, p_long 0..1 or -1)", k);
+                            "p_character 0..1, augment true|false, warmup_frac 0..<1, p_long 0..1 or -1, aux 0..10)", k);
             break;
         }
     }
@@ -74,11 +96,15 @@ static it_status read_config(it_err *err, const it_pretrain_opts *o, it_toyclip_
 
 void it_clip_pretrain_key(char *buf, size_t n, const it_toyclip_config *c, const it_pretrain_opts *o,
                           int64_t steps, int batch, double lr, double warmup_frac, float p_character, int augment,
-                          float p_long)
+                          float p_long, float aux)
 {
-    char captions[48] = "";
-    /* Absent for the first runs' mixture (p_long -1), so their checkpoints still resume. */
-    if (p_long >= 0) snprintf(captions, sizeof captions, " p_long=%g", (double)p_long);
+    char captions[64] = "";
+    /* Absent for the first runs' mixture (p_long -1) and without heads, so
+     * older checkpoints still resume. */
+    int k = 0;
+    if (p_long >= 0) k = snprintf(captions, sizeof captions, " p_long=%g", (double)p_long);
+    if (aux > 0 && k >= 0 && (size_t)k < sizeof captions)
+        snprintf(captions + k, sizeof captions - (size_t)k, " aux=%g", (double)aux);
     snprintf(buf, n,
              "toyclip-1 seed=%llu batch=%d steps=%lld lr=%g warmup=%g clip=1 p_character=%g augment=%d "
              "vocab=%d text=%dx%dx%d vision=%dx%dx%d/%d embed=%d%s",
@@ -109,6 +135,7 @@ static it_status list_param(it_err *err, void *user, it_tensor *t)
 static void run_free(clip_run *r)
 {
     it_free(r->params);
+    it_free(r->head_mem);
     it_toyclip_free(&r->m);
     it_toyclip_batch_free(&r->b);
     it_clip_tokenizer_free(r->tok);
@@ -133,6 +160,63 @@ static it_status ensure_tokenizer(it_err *err, clip_run *r)
     return it_clip_tokenizer_load(err, &r->tok, r->tok_dir);
 }
 
+/* The auxiliary heads (none when r->aux is 0): zero weights, so the first
+ * step's loss is ln(values) per head and nothing depends on a seed. */
+static it_status heads_init(it_err *err, clip_run *r, int hidden)
+{
+    r->n_heads = 0;
+    if (r->aux <= 0) return IT_OK;
+    size_t total = 0;
+    for (int a = 0; a < IT_TOY_N_ATTRS; a++)
+        if (it_toy_attr_get(a)->n_values > 1) total += 2 * (size_t)it_toy_attr_get(a)->n_values * (size_t)(hidden + 1);
+    r->head_mem = it_calloc(total, sizeof(float));
+    if (!r->head_mem) return it_err_set(err, IT_ERR_NOMEM, "clip: out of memory for the attribute heads");
+    float *m = r->head_mem;
+    for (int a = 0; a < IT_TOY_N_ATTRS; a++) {
+        const it_toy_attr_info *ai = it_toy_attr_get(a);
+        if (ai->n_values < 2) continue;
+        aux_head *h = &r->heads[r->n_heads++];
+        h->attr = a;
+        h->n = ai->n_values;
+        snprintf(h->wname, sizeof h->wname, "aux_head.%s.weight", ai->name);
+        snprintf(h->bname, sizeof h->bname, "aux_head.%s.bias", ai->name);
+        size_t nw = (size_t)h->n * (size_t)hidden;
+        IT_TRY(it_tensor_init_param(err, &h->w, h->wname, m, m + nw, IT_SHAPE(h->n, hidden)));
+        m += 2 * nw;
+        IT_TRY(it_tensor_init_param(err, &h->b, h->bname, m, m + h->n, IT_SHAPE(h->n)));
+        m += 2 * (size_t)h->n;
+    }
+    return IT_OK;
+}
+
+/* Mean over the heads of the cross-entropy of each head on the renders
+ * where its attribute applies (rows with IT_TOY_NA are left out). */
+static it_tensor *heads_loss(it_ctx *ctx, clip_run *r, it_tensor *pooled)
+{
+    it_tensor *sum = NULL;
+    int B = r->b.B, used = 0;
+    for (int i = 0; i < r->n_heads; i++) {
+        aux_head *h = &r->heads[i];
+        int n = 0;
+        for (int k = 0; k < B; k++) n += r->b.attrs[k].v[h->attr] >= 0;
+        if (!n) continue;
+        it_tensor *rows = it_tensor_new(ctx, IT_DTYPE_I32, IT_SHAPE(n));
+        it_tensor *lab = it_tensor_new(ctx, IT_DTYPE_I32, IT_SHAPE(n));
+        if (!rows || !lab) return NULL;
+        for (int k = 0, j = 0; k < B; k++)
+            if (r->b.attrs[k].v[h->attr] >= 0) {
+                ((int32_t *)rows->data)[j] = k;
+                ((int32_t *)lab->data)[j++] = r->b.attrs[k].v[h->attr];
+            }
+        it_tensor *x = it_op_embedding(ctx, rows, pooled); /* (n, hidden) */
+        it_tensor *lg = it_op_add(ctx, it_op_matmul(ctx, x, &h->w, 0, 1), &h->b);
+        it_tensor *ce = it_op_cross_entropy(ctx, lg, lab);
+        sum = sum ? it_op_add(ctx, sum, ce) : ce;
+        used++;
+    }
+    return used ? it_op_scale(ctx, sum, r->aux / (float)used, 0.0f) : NULL;
+}
+
 static it_status step_fn(it_err *err, void *user, int64_t step, it_pretrain_stats *st);
 static it_status eval_fn(it_err *err, void *user, int64_t step, json_t *metrics);
 
@@ -153,14 +237,20 @@ static it_status setup(it_err *err, clip_run *r, const it_pretrain_opts *o, it_p
     IT_TRY(it_toyclip_batch_alloc(err, &r->b, r->batch));
     r->b.p_long = r->p_long;
     it_toyclip_each_param(err, &r->m, count_param, &r->n_params);
-    r->params = it_malloc(r->n_params * sizeof *r->params);
+    IT_TRY(heads_init(err, r, cfg.vision.hidden));
+    r->params = it_malloc((r->n_params + 2 * (size_t)r->n_heads) * sizeof *r->params);
     if (!r->params) return it_err_set(err, IT_ERR_NOMEM, "clip: out of memory");
     it_optim_param *p = r->params;
     it_toyclip_each_param(err, &r->m, list_param, &p);
+    for (int i = 0; i < r->n_heads; i++) {
+        list_param(err, &p, &r->heads[i].w);
+        list_param(err, &p, &r->heads[i].b);
+    }
+    r->n_params += 2 * (size_t)r->n_heads;
     l->steps = o->steps > 0 ? o->steps : IT_CLIP_PRETRAIN_STEPS;
     double lr = o->lr > 0 ? o->lr : IT_CLIP_PRETRAIN_LR;
     it_clip_pretrain_key(r->key, sizeof r->key, &cfg, o, l->steps, r->batch, lr, r->warmup_frac, r->p_character,
-                         r->augment, r->p_long);
+                         r->augment, r->p_long, r->aux);
     l->key = r->key;
     l->params = r->params;
     l->n_params = r->n_params;
@@ -204,9 +294,23 @@ static it_status step_fn(it_err *err, void *user, int64_t step, it_pretrain_stat
     it_tensor *loss;
     it_toyclip_stats s;
     IT_TRY(it_toyclip_loss(err, &r->ctx, &r->m, px, ids, &loss, &s));
+    double aux = 0;
+    if (r->n_heads) {
+        it_tensor *la = heads_loss(&r->ctx, r, s.vision_pooled);
+        IT_TRY(it_ctx_status(&r->ctx, err));
+        if (la) {
+            aux = it_f32(la)[0];
+            loss = it_op_add(&r->ctx, loss, la);
+            IT_TRY(it_ctx_status(&r->ctx, err));
+        }
+    }
     IT_TRY(it_autograd_backward(err, &r->ctx, loss));
-    st->loss = s.loss;
-    st->n_terms = 3;
+    st->loss = s.loss + aux;
+    st->n_terms = r->n_heads ? 5 : 3;
+    st->term_name[3] = "contrastive";
+    st->term[3] = s.loss;
+    st->term_name[4] = "aux";
+    st->term[4] = aux;
     st->term_name[0] = "acc_i2t";
     st->term[0] = s.acc_i2t;
     st->term_name[1] = "acc_t2i";

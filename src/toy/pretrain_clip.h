@@ -37,7 +37,8 @@
  * records OUT/pretrain/clip.json with the quality figures.
  * o->config (JSON) may set "size" ("toy" default, "tiny" for tests),
  * "p_character" (0.25), "augment" (true), "warmup_frac" (0.05), "p_long"
- * (0.8: share of long captions; -1 the tokenizer's thirds). */
+ * (0.8: share of long captions; -1 the tokenizer's thirds), "aux" (0:
+ * weight of auxiliary attribute heads on the vision tower, never exported). */
 it_status it_pretrain_clip(it_err *err, const it_pretrain_opts *o);
 /* Quality of OUT/clip (or o->model_dir/clip) on eval_n (default 100) fresh
  * renders of o->eval_seed, into report. */
@@ -48,7 +49,7 @@ it_status it_quality_clip(it_err *err, const it_pretrain_opts *o, json_t *report
  * converted by tools. */
 void it_clip_pretrain_key(char *buf, size_t n, const it_toyclip_config *c, const it_pretrain_opts *o,
                           int64_t steps, int batch, double lr, double warmup_frac, float p_character, int augment,
-                          float p_long);
+                          float p_long, float aux);
 
 /* ---------------------------------------------------------------- quality */
 

@@ -437,6 +437,7 @@ it_status it_toyclip_loss(it_err *err, it_ctx *ctx, it_toyclip *m, it_tensor *pi
     *loss = l;
     if (stats) {
         stats->loss = it_f32(l)[0];
+        stats->vision_pooled = vo.pooled;
         stats->acc_i2t = diag_acc(it_f32(lg), (int)B, 0);
         stats->acc_t2i = diag_acc(it_f32(lg), (int)B, 1);
     }

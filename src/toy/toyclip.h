@@ -131,6 +131,7 @@ it_status it_toyclip_batch_make(it_err *err, it_toyclip_batch *b, const it_clip_
 typedef struct it_toyclip_stats {
     double loss;                  /* symmetric InfoNCE */
     double acc_i2t, acc_t2i;      /* in-batch top-1 */
+    it_tensor *vision_pooled;     /* (B, hidden) post-LN class token, for auxiliary heads; lives in ctx */
 } it_toyclip_stats;
 
 /* Symmetric InfoNCE over a batch: logits = exp(logit_scale) * cos(img_i,
