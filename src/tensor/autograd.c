@@ -109,6 +109,60 @@ it_status it_autograd_backward(it_err *err, it_ctx *ctx, it_tensor *root)
     return it_ctx_status(ctx, err);
 }
 
+/* ---------------------------------------------------------------- checkpoint memo */
+
+#define MEMO_MAX 64
+
+/* The results memoised by one checkpointed block, in op order. */
+typedef struct it_memo {
+    int replay;            /* 0: the first forward puts, 1: the recomputation takes */
+    int n, next;
+    float *buf[MEMO_MAX];  /* pooled buffers (it_ctx_grad_alloc) */
+    int64_t len[MEMO_MAX];
+} it_memo;
+
+int it_autograd_memo_wants(const it_ctx *ctx, int64_t k)
+{
+    const it_memo *m = ctx->memo;
+    int min = ctx->memo_min_k ? ctx->memo_min_k : IT_MEMO_MIN_K;
+    if (!m || min < 0 || k < min) return 0;
+    /* Recording keeps room for a two-part result (attention: output and
+     * logsumexp), so an op is either memoised whole or not at all. */
+    return m->replay ? m->next < m->n : m->n + 2 <= MEMO_MAX;
+}
+
+void it_autograd_memo_put(it_ctx *ctx, const float *src, int64_t n)
+{
+    it_memo *m = ctx->memo;
+    if (!m || m->replay || m->n >= MEMO_MAX || ctx->failed) return;
+    float *b = it_ctx_grad_alloc(ctx, n);
+    if (!b) return;
+    memcpy(b, src, (size_t)n * sizeof(float));
+    m->buf[m->n] = b;
+    m->len[m->n++] = n;
+}
+
+int it_autograd_memo_take(it_ctx *ctx, float *dst, int64_t n)
+{
+    it_memo *m = ctx->memo;
+    if (!m || !m->replay || m->next >= m->n) return 0;
+    /* Same block, same op order, same shapes: anything else is a bug. */
+    IT_ASSERT(m->len[m->next] == n);
+    memcpy(dst, m->buf[m->next], (size_t)n * sizeof(float));
+    it_ctx_grad_free(ctx, m->buf[m->next]);
+    m->buf[m->next++] = NULL;
+    return 1;
+}
+
+static void memo_free(it_ctx *ctx, it_memo *m)
+{
+    for (int i = 0; i < m->n; i++) {
+        it_ctx_grad_free(ctx, m->buf[i]);
+        m->buf[i] = NULL;
+    }
+    m->n = m->next = 0;
+}
+
 /* ---------------------------------------------------------------- checkpointing */
 
 static void checkpoint_backward(it_ctx *ctx, it_node *n)
@@ -129,9 +183,13 @@ static void checkpoint_backward(it_ctx *ctx, it_node *n)
     }
     uint64_t rng_now = ctx->rng_offset;
     ctx->rng_offset = n->rng_offset;
+    it_memo *memo = n->saved, *outer = ctx->memo;
+    ctx->memo = memo; /* replay the first forward's expensive results */
     int was = it_autograd_set_enabled(ctx, 1);
     it_tensor *out = fn(ctx, n->user, local);
     it_autograd_set_enabled(ctx, was);
+    ctx->memo = outer;
+    if (memo) memo_free(ctx, memo); /* normally all taken already */
     ctx->rng_offset = rng_now;
     if (out && out->node) {
         IT_ASSERT(out->n == n->out->n);
@@ -151,19 +209,34 @@ it_tensor *it_autograd_checkpoint(it_ctx *ctx, it_block_fn fn, void *user, int n
     it_mark m = it_ctx_mark(ctx);
     int saw = ctx->saw_trainable;
     ctx->saw_trainable = 0;
+    /* The outermost checkpoint owns the memo; a nested one (in this no-grad
+     * run, or in the outer block's recomputation) passes its ops through to
+     * the outer memo, which keeps the put and take orders the same. */
+    it_memo rec = {0}, *outer = ctx->memo;
+    if (!outer) ctx->memo = &rec;
     it_autograd_set_enabled(ctx, 0);
     it_tensor *out = fn(ctx, user, in);
     it_autograd_set_enabled(ctx, 1);
+    ctx->memo = outer;
     int trainable = ctx->saw_trainable;
     ctx->saw_trainable = saw | trainable;
     out = it_ctx_keep(ctx, m, out);
-    if (!out || !trainable) return out; /* nothing in the block needs a gradient */
+    it_node *n = NULL;
     /* Recorded even when no input requires grad: the block's own parameters
-     * may be trainable (the no-grad run saw them). */
-    it_node *n = record(ctx, out, "checkpoint", checkpoint_backward, n_in, in);
-    if (!n) return NULL;
+     * may be trainable (the no-grad run saw them). Not recorded when nothing
+     * in the block needs a gradient. */
+    if (out && trainable) n = record(ctx, out, "checkpoint", checkpoint_backward, n_in, in);
+    it_memo *keep = n && rec.n ? it_ctx_alloc(ctx, sizeof *keep) : NULL;
+    if (keep) {
+        *keep = rec;
+        keep->replay = 1;
+    } else {
+        memo_free(ctx, &rec);
+    }
+    if (!n) return trainable ? NULL : out;
     n->block = fn;
     n->user = user;
+    n->saved = keep;
     n->rng_offset = rng0;
     return out;
 }

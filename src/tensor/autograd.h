@@ -67,6 +67,28 @@ it_status it_autograd_backward(it_err *err, it_ctx *ctx, it_tensor *root);
 it_tensor *it_autograd_checkpoint(it_ctx *ctx, it_block_fn fn, void *user, int n_in,
                                   it_tensor *const *in);
 
+/* Checkpoint memo: what makes recomputation cheap. Inside a checkpointed
+ * block, an op whose result is expensive for its size (a reduction of
+ * length K >= ctx->memo_min_k per output element: 3x3 convolutions,
+ * attention over long sequences) copies its result aside during the
+ * block's first, no-grad forward (it_autograd_memo_put), and the backward's
+ * recomputation takes it back (it_autograd_memo_take) in place of computing
+ * it again. The op still records its node, so gradients are unchanged (bit
+ * for bit: the result is the same function of the same inputs). The
+ * recomputation then redoes only the cheap ops (norms, activations, short
+ * products, the LoRA branches) to rebuild what backward needs. The copies
+ * are pooled gradient-sized buffers, counted in the context's peak and
+ * freed as they are taken. Order is the key: ops take results in the order
+ * they were put, which is the block's deterministic op order. */
+#define IT_MEMO_MIN_K 2048
+/* Whether an op with reduction length k should memoise (record or replay). */
+int it_autograd_memo_wants(const it_ctx *ctx, int64_t k);
+/* Record phase: copies n floats aside (no-op outside a recording memo). */
+void it_autograd_memo_put(it_ctx *ctx, const float *src, int64_t n);
+/* Replay phase: copies the next memoised result (which must have n floats)
+ * into dst and frees it; returns 0 when no memo is being replayed. */
+int it_autograd_memo_take(it_ctx *ctx, float *dst, int64_t n);
+
 /* Number of nodes on the tape (tests, diagnostics). */
 size_t it_autograd_tape_len(const it_ctx *ctx);
 

@@ -84,9 +84,24 @@ it_tensor *it_op_attention(it_ctx *ctx, it_tensor *q, it_tensor *k, it_tensor *v
     char *saved = rec ? it_ctx_alloc(ctx, hdr + (size_t)(B * H * Tq) * sizeof(float)) : NULL;
     if (rec && !saved) return NULL;
     float *lse = saved ? (float *)(saved + hdr) : NULL;
-    it_err err;
-    if (it_attn_forward(&err, o->data, lse, q->data, k->data, v->data, &d) != IT_OK)
-        return it_ctx_fail(ctx, err.code, "attention: %s", err.msg);
+    /* In a checkpointed block, attention over a long key sequence (4 Tk
+     * flops per output value, like a reduction of length 2 Tk) is memoised
+     * with its logsumexp rather than recomputed (autograd.h). */
+    size_t nlse = (size_t)(B * H * Tq);
+    int memo = it_autograd_memo_wants(ctx, 2 * Tk);
+    if (memo && !lse && !(lse = it_ctx_alloc(ctx, nlse * sizeof(float)))) return NULL;
+    if (memo && it_autograd_memo_take(ctx, o->data, o->n)) {
+        if (!it_autograd_memo_take(ctx, lse, (int64_t)nlse))
+            return it_ctx_fail(ctx, IT_ERR_INTERNAL, "attention: checkpoint memo lost its logsumexp");
+    } else {
+        it_err err;
+        if (it_attn_forward(&err, o->data, lse, q->data, k->data, v->data, &d) != IT_OK)
+            return it_ctx_fail(ctx, err.code, "attention: %s", err.msg);
+        if (memo) {
+            it_autograd_memo_put(ctx, o->data, o->n);
+            it_autograd_memo_put(ctx, lse, (int64_t)nlse);
+        }
+    }
     it_node *n = it_autograd_record(ctx, o, "attention", attention_backward, 3, in);
     if (n) {
         memcpy(saved, &d, sizeof d);

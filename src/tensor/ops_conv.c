@@ -259,12 +259,18 @@ it_tensor *it_op_conv2d(it_ctx *ctx, it_tensor *x, it_tensor *w, it_tensor *b, i
     int rec = it_autograd_wants(ctx, 3, in);
     it_conv2d_shape *saved = rec ? it_ctx_alloc(ctx, sizeof s) : NULL;
     if (rec && !saved) return NULL;
-    it_mark m = it_ctx_mark(ctx);
-    int64_t ns = it_conv2d_scratch(&s);
-    float *scratch = ns ? it_ctx_alloc(ctx, (size_t)ns * sizeof(float)) : NULL;
-    if (ns && !scratch) return NULL;
-    it_cpu_conv2d_fwd(&s, y->data, x->data, w->data, b ? b->data : NULL, scratch);
-    it_ctx_release(ctx, m);
+    /* In a checkpointed block, a convolution with a long reduction (3x3
+     * over hundreds of channels) is memoised rather than recomputed. */
+    int memo = it_autograd_memo_wants(ctx, s.c_in * s.kh * s.kw);
+    if (!memo || !it_autograd_memo_take(ctx, y->data, y->n)) {
+        it_mark m = it_ctx_mark(ctx);
+        int64_t ns = it_conv2d_scratch(&s);
+        float *scratch = ns ? it_ctx_alloc(ctx, (size_t)ns * sizeof(float)) : NULL;
+        if (ns && !scratch) return NULL;
+        it_cpu_conv2d_fwd(&s, y->data, x->data, w->data, b ? b->data : NULL, scratch);
+        it_ctx_release(ctx, m);
+        if (memo) it_autograd_memo_put(ctx, y->data, y->n);
+    }
     it_node *n = it_autograd_record(ctx, y, "conv2d", conv2d_backward, 3, in);
     if (n) {
         *saved = s;

@@ -194,12 +194,16 @@ it_tensor *it_op_linear(it_ctx *ctx, it_tensor *x, it_tensor *w, it_tensor *b)
     it_tensor *y = it_ops_out(ctx, x->ndim, shape);
     if (!y) return NULL;
     float *Y = y->data;
-    if (b) {
-        const float *B = b->data;
-        #pragma omp parallel for if (R * Dout > IT_PAR_MIN) schedule(static)
-        for (int64_t r = 0; r < R; r++) memcpy(Y + r * Dout, B, (size_t)Dout * sizeof(float));
+    int memo = it_autograd_memo_wants(ctx, Din); /* checkpointed block: see autograd.h */
+    if (!memo || !it_autograd_memo_take(ctx, Y, y->n)) {
+        if (b) {
+            const float *B = b->data;
+            #pragma omp parallel for if (R * Dout > IT_PAR_MIN) schedule(static)
+            for (int64_t r = 0; r < R; r++) memcpy(Y + r * Dout, B, (size_t)Dout * sizeof(float));
+        }
+        it_cpu_gemm(0, 1, R, Dout, Din, 1.0f, x->data, Din, w->data, Din, b ? 1.0f : 0.0f, Y, Dout);
+        if (memo) it_autograd_memo_put(ctx, Y, y->n);
     }
-    it_cpu_gemm(0, 1, R, Dout, Din, 1.0f, x->data, Din, w->data, Din, b ? 1.0f : 0.0f, Y, Dout);
     it_node *n = it_autograd_record(ctx, y, "linear", linear_backward, 3, in);
     if (n) n->iarg[0] = R, n->iarg[1] = Din, n->iarg[2] = Dout;
     return y;

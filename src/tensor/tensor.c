@@ -100,6 +100,7 @@ void it_ctx_reset(it_ctx *ctx)
     spare_until(ctx, NULL);
     ctx->used = 0;
     ctx->tape = NULL;
+    ctx->memo = NULL; /* its buffers were pool buffers, reclaimed above */
     ctx->failed = 0;
     it_err_clear(&ctx->err);
 }

@@ -69,6 +69,9 @@ typedef struct it_ctx {
     int training;            /* dropout active when set */
     uint64_t seed;           /* dropout and other stochastic ops */
     uint64_t rng_offset;     /* advanced by every stochastic op */
+    struct it_memo *memo;    /* checkpoint memo being recorded or replayed (autograd.h) */
+    int memo_min_k;          /* memoise results of reduction length >= this in checkpoints
+                              * (0: IT_MEMO_MIN_K; < 0: never) */
     int failed;              /* sticky: set by the first failing op */
     it_err err;              /* message of that failure */
 } it_ctx;
