@@ -307,13 +307,16 @@ static const char *judge_default_weights(char *buf, size_t n)
     return buf;
 }
 
-static void judge_print_eval(const double *acc, int n, long seed)
+static void judge_print_eval(const double *acc, const double *loc_px, int located, int n, long seed)
 {
     if (it_common.json) {
         json_t *o = json_object();
         for (int h = 0; h < IT_JUDGE_N_HEADS; h++)
             json_object_set_new(o, it_judge_head_name(h), json_real(round(acc[h] * 1e4) / 1e4));
         json_t *j = json_pack("{s:i, s:I, s:o}", "images", n, "seed", (json_int_t)seed, "accuracy", o);
+        if (located)
+            json_object_set_new(j, "locator_px", json_pack("{s:f, s:f}", "face", round(loc_px[0] * 100) / 100, "body",
+                                                           round(loc_px[1] * 100) / 100));
         json_dumpf(j, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
         putchar('\n');
         json_decref(j);
@@ -326,6 +329,9 @@ static void judge_print_eval(const double *acc, int n, long seed)
         if (acc[h] < mn) mn = acc[h];
     }
     printf("  %-17s %6.2f%%\n", "(minimum)", 100 * mn);
+    if (located)
+        printf("locator: face centre %.2f px, body centre %.2f px from the truth on average (128x128 renders)\n",
+               loc_px[0], loc_px[1]);
 }
 
 static int judge_images(it_err *err, const it_judge *j, it_ctx *ctx, const char **paths, int n)
@@ -339,13 +345,24 @@ static int judge_images(it_err *err, const it_judge *j, it_ctx *ctx, const char 
             json_decref(all);
             return 1;
         }
+        /* Located boxes in the image's pixels (the input is the image resized). */
+        int bx[2][4];
+        for (int a = 0; a < 2; a++)
+            for (int k = 0; k < 4; k++) bx[a][k] = (int)lrintf(p.box[a][k] * (float)(k % 2 ? img.h : img.w));
         it_image_free(&img);
         if (all) {
             json_t *o = it_judge_pred_to_json(&p);
-            json_array_append_new(all, json_pack("{s:s, s:o}", "image", paths[i], "attributes", o));
+            json_t *e = json_pack("{s:s, s:o}", "image", paths[i], "attributes", o);
+            if (e && p.located)
+                json_object_set_new(e, "boxes", json_pack("{s:[i,i,i,i], s:[i,i,i,i]}", "face", bx[0][0], bx[0][1],
+                                                          bx[0][2], bx[0][3], "body", bx[1][0], bx[1][1], bx[1][2], bx[1][3]));
+            json_array_append_new(all, e);
             continue;
         }
         printf("%s:\n", paths[i]);
+        if (p.located)
+            printf("  (read the face at %d,%d-%d,%d and the body at %d,%d-%d,%d)\n", bx[0][0], bx[0][1], bx[0][2], bx[0][3],
+                   bx[1][0], bx[1][1], bx[1][2], bx[1][3]);
         for (int h = 0; h < IT_JUDGE_N_HEADS; h++)
             printf("  %-17s %-10s %5.1f%%\n", it_judge_head_name(h), it_judge_class_name(h, p.cls[h]), 100 * p.prob[h]);
     }
@@ -412,9 +429,9 @@ static int toy_judge(int argc, char **argv)
     }
     int fail = 0;
     if (eval_n > 0) {
-        double acc[IT_JUDGE_N_HEADS];
-        fail = it_judge_evaluate(&err, &j, &ctx, (uint64_t)seed, (int)eval_n, (float)p_char, acc) != IT_OK;
-        if (!fail) judge_print_eval(acc, (int)eval_n, seed);
+        double acc[IT_JUDGE_N_HEADS], loc_px[2];
+        fail = it_judge_evaluate_ex(&err, &j, &ctx, (uint64_t)seed, (int)eval_n, (float)p_char, acc, loc_px) != IT_OK;
+        if (!fail) judge_print_eval(acc, loc_px, j.cfg.crops, (int)eval_n, seed);
     } else {
         fail = judge_images(&err, &j, &ctx, pos, n_pos);
     }
@@ -539,7 +556,7 @@ static int toy_train_judge(int argc, char **argv)
     } else if (!it_common.quiet) {
         printf("wrote %s after %lld steps (%.0f s this run, %.3f s/step)\n", o.out, (long long)res.steps_done, res.seconds,
                res.step_seconds);
-        judge_print_eval(res.acc, o.eval_n, (long)o.eval_seed);
+        judge_print_eval(res.acc, NULL, 0, o.eval_n, (long)o.eval_seed);
     }
     return 0;
 }

@@ -624,6 +624,13 @@ static void decode_out(const it_judge_out *o, int64_t i, it_judge_pred *p)
             decode_head(row + head_offset(h), nc, &p->cls[h], &p->prob[h]);
         }
     }
+    p->located = o->loc != NULL;
+    memset(p->box, 0, sizeof p->box);
+    for (int a = 0; p->located && a < 2; a++) {
+        const float *l = it_f32(o->loc) + (size_t)i * IT_JUDGE_LOC + 4 * a; /* cx, cy, w, h */
+        p->box[a][0] = l[0] - 0.5f * l[2], p->box[a][1] = l[1] - 0.5f * l[3];
+        p->box[a][2] = l[0] + 0.5f * l[2], p->box[a][3] = l[1] + 0.5f * l[3];
+    }
 }
 
 it_status it_judge_classify_inputs(it_err *err, const it_judge *j, it_ctx *ctx, const float *x, int n,
@@ -689,20 +696,36 @@ json_t *it_judge_pred_to_json(const it_judge_pred *p)
 it_status it_judge_evaluate(it_err *err, const it_judge *j, it_ctx *ctx, uint64_t seed, int n, float p_character,
                             double *acc)
 {
+    return it_judge_evaluate_ex(err, j, ctx, seed, n, p_character, acc, NULL);
+}
+
+/* Distance in pixels (side R) between a located box's centre and a true box's. */
+static double centre_px(const float *box, const int *truth, int R)
+{
+    double dx = 0.5 * (box[0] + box[2]) * R - 0.5 * (truth[0] + truth[2]);
+    double dy = 0.5 * (box[1] + box[3]) * R - 0.5 * (truth[1] + truth[3]);
+    return sqrt(dx * dx + dy * dy);
+}
+
+it_status it_judge_evaluate_ex(it_err *err, const it_judge *j, it_ctx *ctx, uint64_t seed, int n, float p_character,
+                               double *acc, double *loc_px)
+{
     enum { R = 128 };
     int S = j->cfg.size;
     uint8_t *rgb = it_malloc((size_t)JUDGE_BATCH * R * R * 3);
     float *x = it_malloc((size_t)JUDGE_BATCH * 3 * S * S * sizeof(float));
     it_toy_attrs *attrs = it_malloc(JUDGE_BATCH * sizeof *attrs);
     it_judge_pred *pred = it_malloc(JUDGE_BATCH * sizeof *pred);
-    it_status st = rgb && x && attrs && pred ? IT_OK : it_err_set(err, IT_ERR_NOMEM, "judge: out of memory");
+    it_toy_truth *truth = it_malloc(JUDGE_BATCH * sizeof *truth);
+    it_status st = rgb && x && attrs && pred && truth ? IT_OK : it_err_set(err, IT_ERR_NOMEM, "judge: out of memory");
+    double loc_sum[2] = {0, 0};
     long right[IT_JUDGE_N_HEADS] = {0};
     it_toy_constraint c;
     it_toy_constraint_init(&c);
     c.p_character = p_character;
     for (int b = 0; !st && b < n; b += JUDGE_BATCH) {
         int m = n - b < JUDGE_BATCH ? n - b : JUDGE_BATCH;
-        st = it_toy_render_batch(err, R, R, &c, seed, (uint64_t)b, m, IT_TOY_EVAL, rgb, attrs, NULL);
+        st = it_toy_render_batch(err, R, R, &c, seed, (uint64_t)b, m, IT_TOY_EVAL, rgb, attrs, truth);
         for (int i = 0; !st && i < m; i++)
             st = it_judge_input(err, x + (size_t)i * 3 * S * S, S, rgb + (size_t)i * R * R * 3, R, R, 1.0f, 0, 0);
         if (!st) st = it_judge_classify_inputs(err, j, ctx, x, m, pred);
@@ -710,9 +733,13 @@ it_status it_judge_evaluate(it_err *err, const it_judge *j, it_ctx *ctx, uint64_
             int32_t lab[IT_JUDGE_N_HEADS];
             it_judge_labels(lab, &attrs[i]);
             for (int h = 0; h < IT_JUDGE_N_HEADS; h++) right[h] += pred[i].cls[h] == lab[h];
+            for (int a = 0; pred[i].located && a < 2; a++)
+                loc_sum[a] += centre_px(pred[i].box[a], truth[i].box[a ? IT_TOY_PART_BODY : IT_TOY_PART_FACE], R);
         }
     }
     for (int h = 0; !st && h < IT_JUDGE_N_HEADS; h++) acc[h] = n > 0 ? (double)right[h] / n : 0.0;
+    for (int a = 0; !st && loc_px && a < 2; a++) loc_px[a] = n > 0 ? loc_sum[a] / n : 0.0;
+    it_free(truth);
     it_free(rgb);
     it_free(x);
     it_free(attrs);

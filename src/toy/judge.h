@@ -148,6 +148,8 @@ it_status it_judge_input(it_err *err, float *dst, int size, const uint8_t *rgb, 
 typedef struct it_judge_pred {
     int cls[IT_JUDGE_N_HEADS];   /* predicted class per head */
     float prob[IT_JUDGE_N_HEADS]; /* its softmax probability */
+    int located;                  /* 1 when the judge has crops: box holds where it looked */
+    float box[2][4];              /* located face and body boxes: x0, y0, x1, y1 over the input side (0..1) */
 } it_judge_pred;
 
 /* Classifies n RGB images of any size (converted to 3 channels first) in
@@ -167,5 +169,10 @@ json_t *it_judge_pred_to_json(const it_judge_pred *p);
  * receives accuracies in [0, 1]. p_character: chance of a named character. */
 it_status it_judge_evaluate(it_err *err, const it_judge *j, it_ctx *ctx, uint64_t seed, int n,
                             float p_character, double *acc);
+/* Same; loc_px (2), if not NULL, receives the locator's mean distance in
+ * pixels of a 128 render between the located and the true centres of the
+ * face and of the body box (0 without crops). */
+it_status it_judge_evaluate_ex(it_err *err, const it_judge *j, it_ctx *ctx, uint64_t seed, int n,
+                               float p_character, double *acc, double *loc_px);
 
 #endif
