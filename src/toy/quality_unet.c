@@ -182,8 +182,9 @@ static it_status fill_report(it_err *err, q_state *q, json_t *report, const int 
     json_object_set_new(report, "claims", json_integer(claims));
     json_object_set_new(report, "seconds", json_real(secs));
     json_object_set_new(report, "grid", json_string(grid));
-    json_object_set_new(report, "judge", json_string("interim judge weights (models/toy/README.md): its own "
-                                                     "accuracy bounds these figures, see mean_render"));
+    json_object_set_new(report, "judge", json_string("toy judge (models/toy/README.md; 99 % mean on renders, "
+                                                     "weakest heads in docs/TOYWORLD.md): its own accuracy "
+                                                     "bounds these figures, see mean_render"));
     return IT_OK;
 }
 
