@@ -813,8 +813,12 @@ IT_TEST(pretrain_clip_shipped_weights) {
     it_sd_free(&sd);
     it_clip_quality q;
     IT_REQUIRE_OK(it_clip_quality_model(&e, &c, 1000003, 100, 1, &q), &e);
-    IT_CHECK(q.t2i_top5 >= 0.10);
+    /* The shipped interim weights measure 20 % / 55 % (docs/TOYWORLD.md);
+     * a regression below these bounds means the file or the loader broke. */
+    IT_CHECK(q.t2i_top1 >= 0.15);
+    IT_CHECK(q.t2i_top5 >= 0.45);
     IT_CHECK(q.zs_acc[IT_TOY_BACKGROUND] >= 0.9);
+    IT_CHECK(q.zs_acc[IT_TOY_BODY_COLOUR] >= 0.6);
     it_clip_free(&c);
     it_threads_set(0);
 }
