@@ -360,6 +360,26 @@ static int argmax(const float *row, int nc)
     return best;
 }
 
+/* Cross-entropy of head h, whose classes sit at columns off .. off+nc of
+ * logits, against labels[i * IT_JUDGE_N_HEADS + h]; counts the rows it gets
+ * right into correct[h] when correct is given. Shared by the whole-image
+ * heads and the crop networks' heads. */
+static it_tensor *head_loss(it_ctx *ctx, it_tensor *logits, int off, int h, const int32_t *labels, int n,
+                            int *correct)
+{
+    int nc = it_judge_head_classes(h);
+    it_tensor *lab = it_tensor_new(ctx, IT_DTYPE_I32, IT_SHAPE(n));
+    if (!lab) return NULL;
+    int32_t *ld = lab->data;
+    int right = 0;
+    for (int i = 0; i < n; i++) {
+        ld[i] = labels[(size_t)i * IT_JUDGE_N_HEADS + h];
+        right += argmax(it_f32(logits) + (size_t)i * logits->shape[1] + off, nc) == ld[i];
+    }
+    if (correct) correct[h] = right;
+    return it_op_cross_entropy(ctx, it_op_slice(ctx, logits, 1, off, nc), lab);
+}
+
 it_tensor *it_judge_loss_ex(it_ctx *ctx, const it_judge_out *o, const int32_t *labels, int n, int *correct)
 {
     it_tensor *sum = it_judge_loss(ctx, o->logits, labels, n, correct);
@@ -370,17 +390,9 @@ it_tensor *it_judge_loss_ex(it_ctx *ctx, const it_judge_out *o, const int32_t *l
         it_tensor *part = NULL;
         int nh = 0;
         for (int k = 0; s->heads[k] >= 0; k++, nh++) {
-            int h = s->heads[k], nc = it_judge_head_classes(h), off = crop_offset(b, h);
-            it_tensor *lab = it_tensor_new(ctx, IT_DTYPE_I32, IT_SHAPE(n));
-            if (!lab) return NULL;
-            int32_t *ld = lab->data;
-            int right = 0;
-            for (int i = 0; i < n; i++) {
-                ld[i] = labels[(size_t)i * IT_JUDGE_N_HEADS + h];
-                right += argmax(it_f32(lg) + (size_t)i * lg->shape[1] + off, nc) == ld[i];
-            }
-            if (correct) correct[h] = right;
-            it_tensor *ce = it_op_cross_entropy(ctx, it_op_slice(ctx, lg, 1, off, nc), lab);
+            int h = s->heads[k];
+            it_tensor *ce = head_loss(ctx, lg, crop_offset(b, h), h, labels, n, correct);
+            if (!ce) return NULL;
             part = part ? it_op_add(ctx, part, ce) : ce;
         }
         sum = it_op_add(ctx, sum, it_op_scale(ctx, part, 1.0f / (float)nh, 0.0f));
@@ -393,26 +405,11 @@ it_tensor *it_judge_loss(it_ctx *ctx, it_tensor *logits, const int32_t *labels, 
     if (!logits) return NULL;
     it_tensor *sum = NULL;
     int off = 0;
-    const float *lg = it_f32(logits);
-    int64_t tot = logits->shape[1];
     for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
-        int nc = it_judge_head_classes(h);
-        it_tensor *lab = it_tensor_new(ctx, IT_DTYPE_I32, IT_SHAPE(n));
-        if (!lab) return NULL;
-        int32_t *ld = lab->data;
-        int right = 0;
-        for (int i = 0; i < n; i++) {
-            ld[i] = labels[(size_t)i * IT_JUDGE_N_HEADS + h];
-            const float *row = lg + (size_t)i * tot + off;
-            int best = 0;
-            for (int c = 1; c < nc; c++)
-                if (row[c] > row[best]) best = c;
-            right += best == ld[i];
-        }
-        if (correct) correct[h] = right;
-        it_tensor *ce = it_op_cross_entropy(ctx, it_op_slice(ctx, logits, 1, off, nc), lab);
+        it_tensor *ce = head_loss(ctx, logits, off, h, labels, n, correct);
+        if (!ce) return NULL;
         sum = sum ? it_op_add(ctx, sum, ce) : ce;
-        off += nc;
+        off += it_judge_head_classes(h);
     }
     return it_op_scale(ctx, sum, 1.0f / IT_JUDGE_N_HEADS, 0.0f);
 }
