@@ -433,32 +433,52 @@ IT_TEST(toy_judge_train_time_limit) {
  * resampling of an identity window, parameters, file round trip, and
  * inference that does not depend on the batch. */
 IT_TEST(toy_judge_crops) {
-    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_EYE_COUNT), 0);
-    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_MOUTH), 0);
-    IT_CHECK_INT(it_judge_crop_of_head(IT_JUDGE_HEAD_IDENTITY), 0);
-    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_HAT), 1);
-    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_ACCESSORY), 1);
-    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_BODY_SHAPE), 2);
-    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_POSE), -1);
-    IT_CHECK_INT(it_judge_crop_of_head(1 + IT_TOY_BODY_COLOUR), -1);
-    int owned = 0;
-    for (int b = 0; b < IT_JUDGE_N_CROPS; b++)
-        for (int k = 0; it_judge_crop_get(b)->heads[k] >= 0; k++) owned++;
-    int answered = 0;
-    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) answered += it_judge_crop_of_head(h) >= 0;
-    IT_CHECK_INT(owned, answered); /* no head in two branches */
+    /* version 1: face, head (with the accessory), body */
+    IT_CHECK_INT(it_judge_n_crops(1), 3);
+    IT_CHECK_INT(it_judge_crop_of_head(1, 1 + IT_TOY_EYE_COUNT), 0);
+    IT_CHECK_INT(it_judge_crop_of_head(1, 1 + IT_TOY_MOUTH), 0);
+    IT_CHECK_INT(it_judge_crop_of_head(1, IT_JUDGE_HEAD_IDENTITY), 0);
+    IT_CHECK_INT(it_judge_crop_of_head(1, 1 + IT_TOY_HAT), 1);
+    IT_CHECK_INT(it_judge_crop_of_head(1, 1 + IT_TOY_ACCESSORY), 1);
+    IT_CHECK_INT(it_judge_crop_of_head(1, 1 + IT_TOY_BODY_SHAPE), 2);
+    IT_CHECK_INT(it_judge_crop_of_head(1, 1 + IT_TOY_POSE), -1);
+    IT_CHECK_INT(it_judge_crop_of_head(1, 1 + IT_TOY_BODY_COLOUR), -1);
+    /* version 2: the accessory in its own neck crop, the body at 64 px */
+    IT_CHECK_INT(it_judge_n_crops(2), 4);
+    IT_CHECK_INT(it_judge_crop_of_head(2, 1 + IT_TOY_HAT), 1);
+    IT_CHECK_INT(it_judge_crop_of_head(2, 1 + IT_TOY_ACCESSORY), 2);
+    IT_CHECK_INT(it_judge_crop_of_head(2, 1 + IT_TOY_ACCESSORY_COLOUR), 2);
+    IT_CHECK_INT(it_judge_crop_of_head(2, 1 + IT_TOY_OUTFIT_PATTERN), 3);
+    IT_CHECK_INT(it_judge_crop_get(2, 3)->side, 64);
+    IT_CHECK_INT(it_judge_n_crops(3), 0);
+    IT_CHECK(it_judge_crop_get(3, 0) == NULL);
+    for (int v = 1; v <= 2; v++) {
+        int owned = 0;
+        for (int b = 0; b < it_judge_n_crops(v); b++)
+            for (int k = 0; it_judge_crop_get(v, b)->heads[k] >= 0; k++) owned++;
+        int answered = 0;
+        for (int h = 0; h < IT_JUDGE_N_HEADS; h++) answered += it_judge_crop_of_head(v, h) >= 0;
+        IT_CHECK_INT(owned, answered); /* no head in two branches */
+        IT_CHECK_INT(answered, 14);    /* the same heads, only regrouped */
+    }
+    IT_CHECK_STR(it_judge_crop_param_name(2, 2, 0), "neck.conv1.weight");
+    IT_CHECK_STR(it_judge_crop_param_name(2, 3, IT_JUDGE_CROP_PARAMS - 1), "body.heads.bias");
     const float anchors[IT_JUDGE_LOC] = {60, 50, 30, 20, 64, 70, 50, 90};
     float cx, cy, half;
-    it_judge_crop_window(0, anchors, &cx, &cy, &half);
+    it_judge_crop_window(1, 0, anchors, &cx, &cy, &half);
     IT_CHECK_NEAR(cx, 60, 1e-5);
     IT_CHECK_NEAR(cy, 50, 1e-5);
     IT_CHECK_NEAR(half, 24, 1e-5); /* 1.6 x 30 / 2 */
-    it_judge_crop_window(1, anchors, &cx, &cy, &half);
+    it_judge_crop_window(1, 1, anchors, &cx, &cy, &half);
     IT_CHECK_NEAR(cy, 46, 1e-5);   /* moved up by a fifth of the face height */
     IT_CHECK_NEAR(half, 30, 1e-5);
-    it_judge_crop_window(2, anchors, &cx, &cy, &half);
+    it_judge_crop_window(1, 2, anchors, &cx, &cy, &half);
     IT_CHECK_NEAR(cx, 64, 1e-5);
     IT_CHECK_NEAR(half, 0.5 * 1.05 * 90, 1e-4);
+    it_judge_crop_window(2, 2, anchors, &cx, &cy, &half);
+    IT_CHECK_NEAR(cx, 60, 1e-5);
+    IT_CHECK_NEAR(cy, 63, 1e-5);   /* 0.65 of the face height below its centre */
+    IT_CHECK_NEAR(half, 12, 1e-5); /* 0.8 x 30 / 2 */
     enum { S = 16 };
     float x[3 * S * S], y[3 * S * S];
     for (int i = 0; i < 3 * S * S; i++) x[i] = (float)((i * 37) % 101) / 50.0f - 1.0f;
@@ -467,44 +487,51 @@ IT_TEST(toy_judge_crops) {
     for (int i = 0; i < 3 * S * S; i++) worst = fmax(worst, fabs((double)x[i] - y[i]));
     IT_CHECK(worst < 1e-5);
 
-    it_err e;
-    it_judge a, b;
-    it_judge_config cfg = tiny_config();
-    cfg.crops = 1;
-    IT_REQUIRE_OK(it_judge_init(&e, &a, &cfg, 5, 0), &e);
-    IT_CHECK_INT(a.n_main, 5 * 4 + 4);
-    IT_CHECK_INT(a.n_params, a.n_main + 2 + IT_JUDGE_N_CROPS * IT_JUDGE_CROP_PARAMS);
-    IT_CHECK_STR(a.params[a.n_main].name, "locator.weight");
-    IT_CHECK_STR(a.params[a.n_main + 2].name, "face.conv1.weight");
-    IT_CHECK_STR(a.params[a.n_params - 1].name, "body.heads.bias");
-    const char *path = it_test_tmp(t, "crops.safetensors");
-    IT_REQUIRE_OK(it_judge_save(&e, &a, path, IT_DTYPE_F32, NULL), &e);
-    IT_REQUIRE_OK(it_judge_load(&e, &b, path, 0), &e);
-    IT_CHECK_INT(b.cfg.crops, 1);
-    IT_CHECK_INT(b.n_weights, a.n_weights);
-    IT_CHECK(memcmp(a.data, b.data, (size_t)a.n_weights * sizeof(float)) == 0);
-    it_judge_free(&b);
-
     enum { N = 4, R = 128 };
     uint8_t *rgb = it_malloc((size_t)N * R * R * 3);
     IT_REQUIRE(rgb);
+    it_err e;
     it_toy_constraint c;
     it_toy_constraint_init(&c);
     IT_REQUIRE_OK(it_toy_render_batch(&e, R, R, &c, 12, 0, N, IT_TOY_EVAL, rgb, NULL, NULL), &e);
     it_image imgs[N];
     for (int i = 0; i < N; i++) imgs[i] = (it_image){R, R, 3, rgb + (size_t)i * R * R * 3};
-    it_ctx ctx;
-    it_ctx_init(&ctx, 0);
-    it_judge_pred p[N], one;
-    IT_CHECK_OK(it_judge_classify(&e, &a, &ctx, imgs, N, p), &e);
-    IT_CHECK_OK(it_judge_classify(&e, &a, &ctx, &imgs[2], 1, &one), &e);
-    for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
-        IT_CHECK_INT(one.cls[h], p[2].cls[h]);
-        IT_CHECK_NEAR(one.prob[h], p[2].prob[h], 1e-5);
+    for (int v = 1; v <= 2; v++) {
+        it_judge a, b;
+        it_judge_config cfg = tiny_config();
+        cfg.crops = v;
+        IT_REQUIRE_OK(it_judge_init(&e, &a, &cfg, 5, 0), &e);
+        IT_CHECK_INT(a.n_main, 5 * 4 + 4);
+        IT_CHECK_INT(a.n_params, a.n_main + 2 + it_judge_n_crops(v) * IT_JUDGE_CROP_PARAMS);
+        IT_CHECK_STR(a.params[a.n_main].name, "locator.weight");
+        IT_CHECK_STR(a.params[a.n_main + 2].name, "face.conv1.weight");
+        IT_CHECK_STR(a.params[a.n_params - 1].name, "body.heads.bias");
+        const char *path = it_test_tmp(t, v == 1 ? "crops1.safetensors" : "crops2.safetensors");
+        IT_REQUIRE_OK(it_judge_save(&e, &a, path, IT_DTYPE_F32, NULL), &e);
+        IT_REQUIRE_OK(it_judge_load(&e, &b, path, 0), &e);
+        IT_CHECK_INT(b.cfg.crops, v);
+        IT_CHECK_INT(b.n_weights, a.n_weights);
+        IT_CHECK(memcmp(a.data, b.data, (size_t)a.n_weights * sizeof(float)) == 0);
+        it_judge_free(&b);
+
+        it_ctx ctx;
+        it_ctx_init(&ctx, 0);
+        it_judge_pred p[N], one;
+        IT_CHECK_OK(it_judge_classify(&e, &a, &ctx, imgs, N, p), &e);
+        IT_CHECK_OK(it_judge_classify(&e, &a, &ctx, &imgs[2], 1, &one), &e);
+        for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
+            IT_CHECK_INT(one.cls[h], p[2].cls[h]);
+            IT_CHECK_NEAR(one.prob[h], p[2].prob[h], 1e-5);
+        }
+        it_ctx_free(&ctx);
+        it_judge_free(&a);
     }
-    it_ctx_free(&ctx);
+    it_judge_config bad = tiny_config();
+    bad.crops = 3;
+    it_judge z;
+    IT_CHECK_INT(it_judge_init(&e, &z, &bad, 5, 0), IT_ERR_ARG);
+    IT_CHECK_CONTAINS(e.msg, "crops version 3 unknown");
     it_free(rgb);
-    it_judge_free(&a);
 }
 
 /* Training with crops resumes exactly, and --init may start it from a file
@@ -515,7 +542,7 @@ IT_TEST(toy_judge_train_crops) {
     it_judge_train_opts base = tiny_train(t, "plain");
     IT_REQUIRE_OK(it_judge_train(&e, &base, &r), &e);
     it_judge_train_opts a = tiny_train(t, "cra"), b = tiny_train(t, "crb");
-    a.model.crops = b.model.crops = 1;
+    a.model.crops = b.model.crops = 2;
     a.init = b.init = base.out;
     IT_REQUIRE_OK(it_judge_train(&e, &a, &r), &e);
     b.stop_after = 4;
@@ -527,7 +554,7 @@ IT_TEST(toy_judge_train_crops) {
     IT_REQUIRE_OK(it_judge_load(&e, &ja, a.out, 0), &e);
     IT_REQUIRE_OK(it_judge_load(&e, &jb, b.out, 0), &e);
     IT_REQUIRE_OK(it_judge_load(&e, &j0, base.out, 0), &e);
-    IT_CHECK_INT(ja.cfg.crops, 1);
+    IT_CHECK_INT(ja.cfg.crops, 2);
     IT_CHECK(memcmp(ja.data, jb.data, (size_t)ja.n_weights * sizeof(float)) == 0);
     IT_CHECK(memcmp(ja.data, j0.data, (size_t)j0.n_weights * sizeof(float)) != 0); /* it trained on */
     it_judge_free(&ja);
@@ -537,9 +564,22 @@ IT_TEST(toy_judge_train_crops) {
     it_judge_train_opts c = tiny_train(t, "crc");
     c.init = a.out;
     IT_CHECK_INT(it_judge_train(&e, &c, &r), IT_ERR_ARG);
-    IT_CHECK_CONTAINS(e.msg, "its network differs from the requested one");
+    IT_CHECK_CONTAINS(e.msg, "cannot start a judge without them");
+    /* A crops version 1 file starts a version 2 judge (the tensors both
+     * have: main network, locator, face crop, the other crops' convs). */
+    it_judge_train_opts d = tiny_train(t, "crd"), f = tiny_train(t, "crf");
+    d.model.crops = 1;
+    d.init = base.out;
+    IT_REQUIRE_OK(it_judge_train(&e, &d, &r), &e);
+    f.model.crops = 2;
+    f.init = d.out;
+    IT_REQUIRE_OK(it_judge_train(&e, &f, &r), &e);
+    IT_REQUIRE_OK(it_judge_load(&e, &jb, f.out, 0), &e);
+    IT_CHECK_INT(jb.cfg.crops, 2);
+    it_judge_free(&jb);
     free((char *)a.out), free((char *)a.checkpoint), free((char *)b.out), free((char *)b.checkpoint);
     free((char *)c.out), free((char *)c.checkpoint), free((char *)base.out), free((char *)base.checkpoint);
+    free((char *)d.out), free((char *)d.checkpoint), free((char *)f.out), free((char *)f.checkpoint);
 }
 
 static int run_cli(it_test_ctx *t, const char *args, const char *outname)

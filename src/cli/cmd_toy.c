@@ -470,7 +470,7 @@ static int toy_train_judge(int argc, char **argv)
     long log_every = o.log_every, stop_after = 0, aux_layer = o.aux_layer;
     double lr = o.lr, wd = o.weight_decay, p_char = o.p_character, aux_w = o.aux_weight, time_limit = 0;
     int resume = 0, f32 = 0, no_aug = 0, pool = o.model.pool, flatten = 0, no_crops = 0;
-    long hidden = o.model.hidden;
+    long hidden = o.model.hidden, crops = o.model.crops;
     const char *widths = NULL, *strides = NULL;
     const it_opt opts[] = {
         {"out", 'o', IT_OPT_STR, &o.out, "FILE", "final weights (default " JUDGE_DEFAULT_WEIGHTS ")"},
@@ -487,7 +487,9 @@ static int toy_train_judge(int argc, char **argv)
         {"hidden", 0, IT_OPT_INT, &hidden, "N", "width of the MLP layer (default 256)"},
         {"pool", 0, IT_OPT_FLAG, &pool, NULL, "global max+mean pooling of the last grid"},
         {"flatten", 0, IT_OPT_FLAG, &flatten, NULL, "flatten the last grid into the MLP (the first judges' head)"},
-        {"no-crops", 0, IT_OPT_FLAG, &no_crops, NULL, "no locator and crop networks (the judges before them)"},
+        {"crops", 0, IT_OPT_INT, &crops, "V",
+         "crop networks: 1 = face, head, body; 2 = face, head, neck, body at 64 px (see docs/TOYWORLD.md)"},
+        {"no-crops", 0, IT_OPT_FLAG, &no_crops, NULL, "no locator and crop networks (the judges before them; --crops 0)"},
         {"checkpoint", 'c', IT_OPT_STR, &o.checkpoint, "PREFIX", "write PREFIX.safetensors + PREFIX.optim.safetensors"},
         {"checkpoint-every", 0, IT_OPT_INT, &ck_every, "N", "checkpoint period in steps (default 100)"},
         {"init", 0, IT_OPT_STR, &o.init, "FILE", "start from these judge weights instead of random ones (a second stage)"},
@@ -525,10 +527,11 @@ static int toy_train_judge(int argc, char **argv)
     if (!err.code && widths) parse_int_list(&err, "--widths", widths, o.model.width);
     if (!err.code && strides) parse_int_list(&err, "--strides", strides, o.model.stride);
     if (!err.code && (hidden < 8 || hidden > 4096)) it_err_set(&err, IT_ERR_ARG, "--hidden %ld not in 8..4096", hidden);
+    if (!err.code && (crops < 0 || crops > 2)) it_err_set(&err, IT_ERR_ARG, "--crops %ld: expected 0, 1 or 2", crops);
     if (err.code) return it_cli_fail(&err);
     o.model.hidden = (int)hidden;
     o.model.pool = flatten ? 0 : pool;
-    o.model.crops = !no_crops;
+    o.model.crops = no_crops ? 0 : (int)crops;
     o.seed = (uint64_t)seed, o.steps = steps, o.batch = (int)batch, o.warmup = warmup < steps ? warmup : steps - 1;
     o.checkpoint_every = ck_every, o.log_every = log_every, o.eval_every = eval_every, o.eval_n = (int)eval_n;
     o.eval_seed = (uint64_t)eval_seed, o.model.size = (int)size, o.lr = lr, o.weight_decay = wd;

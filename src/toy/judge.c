@@ -129,19 +129,21 @@ static const char *const g_layer_names[IT_JUDGE_N_CONV][4] = {
 };
 static const char *const g_mlp_names[4] = {"fc.weight", "fc.bias", "heads.weight", "heads.bias"};
 
-static const char *param_name(int i, int n_conv)
+static const char *param_name(int i, int n_conv, int crops)
 {
     if (i < 4 * n_conv) return g_layer_names[i / 4][i % 4];
     if (i < 4 * n_conv + 4) return g_mlp_names[i - 4 * n_conv];
     i -= 4 * n_conv + 4;
     if (i < 2) return i ? "locator.bias" : "locator.weight";
     i -= 2;
-    return it_judge_crop_param_name(i / IT_JUDGE_CROP_PARAMS, i % IT_JUDGE_CROP_PARAMS);
+    return it_judge_crop_param_name(crops, i / IT_JUDGE_CROP_PARAMS, i % IT_JUDGE_CROP_PARAMS);
 }
 
 static it_status config_check(it_err *err, const it_judge_config *c)
 {
-    if (c->crops != 0 && c->crops != 1) return it_err_set(err, IT_ERR_ARG, "judge: crops must be 0 or 1");
+    if (c->crops < 0 || c->crops > 2)
+        return it_err_set(err, IT_ERR_ARG, "judge: crops version %d unknown (0: none, 1 or 2; a newer program wrote it?)",
+                          c->crops);
     if (c->pool != 0 && c->pool != 1) return it_err_set(err, IT_ERR_ARG, "judge: pool must be 0 (flatten) or 1 (max+mean)");
     int n = it_judge_n_conv(c), prod = 1;
     if (n < 1) return it_err_set(err, IT_ERR_ARG, "judge: the config has no conv layer");
@@ -178,8 +180,8 @@ static int param_shapes(const it_judge_config *c, int64_t shapes[][4], int *ndim
     if (!c->crops) return k;
     ndims[k] = 2, shapes[k][0] = IT_JUDGE_LOC, shapes[k][1] = c->hidden, k++;
     ndims[k] = 1, shapes[k][0] = IT_JUDGE_LOC, k++;
-    for (int b = 0; b < IT_JUDGE_N_CROPS; b++)
-        for (int i = 0; i < IT_JUDGE_CROP_PARAMS; i++, k++) ndims[k] = it_judge_crop_param_shape(b, i, shapes[k]);
+    for (int b = 0; b < it_judge_n_crops(c->crops); b++)
+        for (int i = 0; i < IT_JUDGE_CROP_PARAMS; i++, k++) ndims[k] = it_judge_crop_param_shape(c->crops, b, i, shapes[k]);
     return k;
 }
 
@@ -204,7 +206,7 @@ static it_status judge_alloc(it_err *err, it_judge *j, const it_judge_config *cf
     }
     int64_t off = 0;
     for (int i = 0; i < j->n_params; i++) {
-        IT_TRY(it_tensor_init_param(err, &j->params[i], param_name(i, it_judge_n_conv(&c)), j->data + off, j->grad ? j->grad + off : NULL,
+        IT_TRY(it_tensor_init_param(err, &j->params[i], param_name(i, it_judge_n_conv(&c), c.crops), j->data + off, j->grad ? j->grad + off : NULL,
                                     ndims[i], shapes[i]));
         off += j->params[i].n;
     }
@@ -267,18 +269,18 @@ it_tensor *it_judge_forward_tap(it_ctx *ctx, const it_judge *j, it_tensor *x, in
  * anchors (N, IT_JUDGE_LOC) in input pixels. A constant: no gradient flows
  * back into the image or the locator (the locator learns from its own
  * loss). */
-static it_tensor *make_crops(it_ctx *ctx, int b, it_tensor *x, const float *anchors)
+static it_tensor *make_crops(it_ctx *ctx, int ver, int b, it_tensor *x, const float *anchors)
 {
     if (!x) return NULL;
     int64_t n = x->shape[0], S = x->shape[2];
-    int side = it_judge_crop_get(b)->side;
+    int side = it_judge_crop_get(ver, b)->side;
     it_tensor *c = it_tensor_new(ctx, IT_DTYPE_F32, IT_SHAPE(n, 3, side, side));
     if (!c) return NULL;
     const float *xd = it_f32(x);
     float *cd = it_f32(c);
     for (int64_t i = 0; i < n; i++) {
         float cx, cy, half;
-        it_judge_crop_window(b, anchors + i * IT_JUDGE_LOC, &cx, &cy, &half);
+        it_judge_crop_window(ver, b, anchors + i * IT_JUDGE_LOC, &cx, &cy, &half);
         it_judge_crop_sample(cd + i * 3 * side * side, side, xd + i * 3 * S * S, (int)S, cx, cy, half);
     }
     return c;
@@ -331,8 +333,10 @@ void it_judge_forward_ex(it_ctx *ctx, const it_judge *j, it_tensor *x, const flo
         }
     anchors = use;
     k += 2;
-    for (int b = 0; b < IT_JUDGE_N_CROPS; b++, k += IT_JUDGE_CROP_PARAMS)
-        out->crop[b] = it_judge_crop_forward(ctx, b, &p[k], make_crops(ctx, b, x, anchors));
+    int ver = j->cfg.crops;
+    out->crops = ver;
+    for (int b = 0; b < it_judge_n_crops(ver); b++, k += IT_JUDGE_CROP_PARAMS)
+        out->crop[b] = it_judge_crop_forward(ctx, ver, b, &p[k], make_crops(ctx, ver, b, x, anchors));
 }
 
 /* Offset of head h's logits in the main row, and in its crop network's. */
@@ -343,9 +347,9 @@ static int head_offset(int h)
     return off;
 }
 
-static int crop_offset(int b, int h)
+static int crop_offset(int ver, int b, int h)
 {
-    const it_judge_crop_spec *s = it_judge_crop_get(b);
+    const it_judge_crop_spec *s = it_judge_crop_get(ver, b);
     int off = 0;
     for (int k = 0; s->heads[k] >= 0 && s->heads[k] != h; k++) off += it_judge_head_classes(s->heads[k]);
     return off;
@@ -383,15 +387,15 @@ static it_tensor *head_loss(it_ctx *ctx, it_tensor *logits, int off, int h, cons
 it_tensor *it_judge_loss_ex(it_ctx *ctx, const it_judge_out *o, const int32_t *labels, int n, int *correct)
 {
     it_tensor *sum = it_judge_loss(ctx, o->logits, labels, n, correct);
-    for (int b = 0; b < IT_JUDGE_N_CROPS; b++) {
+    for (int b = 0; b < it_judge_n_crops(o->crops); b++) {
         it_tensor *lg = o->crop[b];
         if (!lg || !sum) continue;
-        const it_judge_crop_spec *s = it_judge_crop_get(b);
+        const it_judge_crop_spec *s = it_judge_crop_get(o->crops, b);
         it_tensor *part = NULL;
         int nh = 0;
         for (int k = 0; s->heads[k] >= 0; k++, nh++) {
             int h = s->heads[k];
-            it_tensor *ce = head_loss(ctx, lg, crop_offset(b, h), h, labels, n, correct);
+            it_tensor *ce = head_loss(ctx, lg, crop_offset(o->crops, b, h), h, labels, n, correct);
             if (!ce) return NULL;
             part = part ? it_op_add(ctx, part, ce) : ce;
         }
@@ -613,10 +617,11 @@ static void decode_out(const it_judge_out *o, int64_t i, it_judge_pred *p)
 {
     const float *row = it_f32(o->logits) + (size_t)i * o->logits->shape[1];
     for (int h = 0; h < IT_JUDGE_N_HEADS; h++) {
-        int b = it_judge_crop_of_head(h), nc = it_judge_head_classes(h);
+        int b = it_judge_crop_of_head(o->crops, h), nc = it_judge_head_classes(h);
         if (b >= 0 && o->crop[b]) {
             const it_tensor *lg = o->crop[b];
-            decode_head(it_f32(lg) + (size_t)i * lg->shape[1] + crop_offset(b, h), nc, &p->cls[h], &p->prob[h]);
+            decode_head(it_f32(lg) + (size_t)i * lg->shape[1] + crop_offset(o->crops, b, h), nc, &p->cls[h],
+                        &p->prob[h]);
         } else {
             decode_head(row + head_offset(h), nc, &p->cls[h], &p->prob[h]);
         }

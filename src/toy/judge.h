@@ -60,9 +60,10 @@ typedef struct it_judge_config {
     int pool;                    /* 0: the last grid is flattened (position-specific weights; the
                                     first files); 1: global max and mean pooling per channel
                                     (2 x last width features, the same weights wherever a part is) */
-    int crops;                   /* 1: the main network also regresses the face and body boxes and the
-                                    crop networks of judge_crop.h answer their heads; 0: none (files
-                                    before them) */
+    int crops;                   /* crops version: 0: none (files before them); 1 or 2: the main
+                                    network also regresses the face and body boxes and the crop
+                                    networks of judge_crop.h answer their heads (1: face, head,
+                                    body; 2: face, head, neck, body at 64 px) */
 } it_judge_config;
 
 /* The shipped configuration. */
@@ -114,6 +115,7 @@ typedef struct it_judge_out {
     it_tensor *logits;                    /* (N, total classes): the main network's */
     it_tensor *loc;                       /* (N, IT_JUDGE_LOC) locator, over the input side; NULL without crops */
     it_tensor *crop[IT_JUDGE_N_CROPS];    /* (N, crop classes) or NULL */
+    int crops;                            /* the crops version that made crop[] (judge_crop.h) */
     it_tensor *tap;                       /* conv layer tap_layer's output or NULL */
 } it_judge_out;
 

@@ -325,23 +325,44 @@ static it_status ckpt_save(it_err *err, const ckpt_paths *p, const it_judge *j, 
 }
 
 /* Loads the weights of a judge file into j, whose network must match; with
- * main_only (--init), a file without crop networks may start the main
- * network of a judge with them (the locator and crops keep their random
- * start). */
-static it_status copy_weights(it_err *err, it_judge *j, const char *path, int main_only)
+ * init (--init), only the main network must match: every other tensor of j
+ * whose name and shape the file has too is copied (a file without crops
+ * starts the main network; a crops version 1 file starts a version 2 judge's
+ * main network, locator, face crop and the convolutions the other crops
+ * share), and the rest keeps its random start. Returns in *copied how many
+ * of j's tensors came from the file. */
+static it_status copy_weights(it_err *err, it_judge *j, const char *path, int init, int *copied)
 {
     it_judge loaded;
     IT_TRY(it_judge_load(err, &loaded, path, 0));
     it_judge_config a = loaded.cfg, b = j->cfg;
-    if (main_only && !a.crops) b.crops = 0;
+    if (init) a.crops = b.crops = 0;
     if (memcmp(&a, &b, sizeof a) || loaded.n_main != j->n_main) {
         it_judge_free(&loaded);
         return it_err_set(err, IT_ERR_ARG, "%s: its network differs from the requested one", path);
     }
-    int64_t n = 0;
-    for (int i = 0; i < loaded.n_params; i++) n += loaded.params[i].n;
-    memcpy(j->data, loaded.data, (size_t)n * sizeof(float)); /* the main network comes first */
+    if (init && loaded.cfg.crops && !j->cfg.crops) {
+        it_judge_free(&loaded);
+        return it_err_set(err, IT_ERR_ARG, "%s: has crop networks; it cannot start a judge without them", path);
+    }
+    int n = 0;
+    for (int i = 0; i < j->n_params; i++) {
+        it_tensor *d = &j->params[i];
+        const it_tensor *src = NULL;
+        for (int k = 0; k < loaded.n_params && !src; k++)
+            if (!strcmp(loaded.params[k].name, d->name)) src = &loaded.params[k];
+        int same = src && src->ndim == d->ndim && src->n == d->n;
+        for (int e = 0; same && e < d->ndim; e++) same = src->shape[e] == d->shape[e];
+        if (!same && !init) { /* unreachable with equal configs; kept as a guard */
+            it_judge_free(&loaded);
+            return it_err_set(err, IT_ERR_FORMAT, "%s: tensor '%s' differs", path, d->name);
+        }
+        if (!same) continue;
+        memcpy(it_f32(d), it_f32(src), (size_t)d->n * sizeof(float));
+        n++;
+    }
     it_judge_free(&loaded);
+    if (copied) *copied = n;
     return IT_OK;
 }
 
@@ -378,7 +399,7 @@ static it_status ckpt_load(it_err *err, const ckpt_paths *p, it_judge *j, aux_he
     else *step = strtoll(s, NULL, 10);
     it_safetensors_close(f);
     IT_TRY(st);
-    IT_TRY(copy_weights(err, j, p->weights, 0));
+    IT_TRY(copy_weights(err, j, p->weights, 0, NULL));
     if (aux->layer >= 0) IT_TRY(aux_load(err, aux, p->weights));
     IT_TRY(it_optim_load(err, opt, p->optim));
     if (opt->step != *step)
@@ -540,7 +561,11 @@ static it_status state_init(it_err *err, train_state *s, const it_judge_train_op
         (o->model.crops && (!s->b.anchors || !s->b.use_pred)))
         return it_err_set(err, IT_ERR_NOMEM, "train-judge: out of memory");
     IT_TRY(it_judge_init(err, &s->j, &o->model, o->seed, 1));
-    if (o->init) IT_TRY(copy_weights(err, &s->j, o->init, 1));
+    if (o->init) {
+        int copied = 0;
+        IT_TRY(copy_weights(err, &s->j, o->init, 1, &copied));
+        IT_LOG_I("train-judge: --init %s: %d of %d tensors copied, the rest random", o->init, copied, s->j.n_params);
+    }
     IT_TRY(aux_init(err, &s->aux, &s->j, o, o->seed));
     it_optim_param ps[IT_JUDGE_MAX_PARAMS + 2];
     size_t np = 0;
