@@ -8,6 +8,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -61,6 +62,45 @@ const char *it_test_write_tmp(it_test_ctx *t, const char *name, const void *data
     if (!f || (n && fwrite(data, 1, n, f) != n)) it_test_fail(t, __FILE__, __LINE__, "cannot write %s", p);
     if (f) fclose(f);
     return p;
+}
+
+/* Reads up to n - 1 bytes of path into buf, NUL-terminated (empty when the
+ * file is missing). */
+static void read_into(char *buf, size_t n, const char *path)
+{
+    if (!buf || !n) return;
+    FILE *f = fopen(path, "rb");
+    size_t k = f ? fread(buf, 1, n - 1, f) : 0;
+    buf[k] = 0;
+    if (f) fclose(f);
+}
+
+int it_test_cli(it_test_ctx *t, const it_test_cli_io *io, const char *args)
+{
+    static const it_test_cli_io none = {0};
+    if (!io) io = &none;
+    const char *bin = getenv("IT_BIN");
+    if (io->out && io->out_n) io->out[0] = 0;
+    if (io->err && io->err_n) io->err[0] = 0;
+    if (!bin) {
+        it_test_fail(t, __FILE__, __LINE__, "IT_BIN is not set (run the tests through make test)");
+        return -1;
+    }
+    char abs[4096], outp[1024], errp[1024];
+    if (!io->dir || !realpath(bin, abs)) snprintf(abs, sizeof abs, "%s", bin);
+    snprintf(outp, sizeof outp, "%s/%s", t->tmpdir, io->out_name ? io->out_name : "cli.out");
+    snprintf(errp, sizeof errp, "%s/cli.err", t->tmpdir);
+    size_t n = strlen(args) + strlen(abs) + 3 * sizeof outp + (io->dir ? strlen(io->dir) : 0) + 64;
+    char *cmd = malloc(n);
+    if (!cmd) return -1;
+    int k = io->dir ? snprintf(cmd, n, "cd '%s' && ", io->dir) : 0;
+    if (io->err) snprintf(cmd + k, n - (size_t)k, "'%s' %s >'%s' 2>'%s'", abs, args, outp, errp);
+    else snprintf(cmd + k, n - (size_t)k, "'%s' %s >'%s' 2>&1", abs, args, outp);
+    int st = system(cmd);
+    free(cmd);
+    read_into(io->out, io->out_n, outp);
+    read_into(io->err, io->err_n, errp);
+    return st != -1 && WIFEXITED(st) ? WEXITSTATUS(st) : -1;
 }
 
 double it_test_max_abs_diff(const float *a, const float *b, size_t n)

@@ -100,6 +100,21 @@ const char *it_test_fixture(it_test_ctx *t, const char *name);
 /* Writes bytes to a file under tmpdir and returns its path. */
 const char *it_test_write_tmp(it_test_ctx *t, const char *name, const void *data, size_t n);
 
+/* What it_test_cli captures; a zeroed struct (or NULL) = the defaults. */
+typedef struct it_test_cli_io {
+    const char *out_name; /* stdout's file under tmpdir, left for the test to read (default "cli.out") */
+    char *out;            /* stdout read back, NUL-terminated, truncated to out_n - 1 bytes; NULL: not read */
+    size_t out_n;
+    char *err;            /* stderr read back (file "cli.err"); NULL: stderr goes into stdout's file */
+    size_t err_n;
+    const char *dir;      /* run from this directory (the binary's path is made absolute); NULL: here */
+} it_test_cli_io;
+
+/* Runs "$IT_BIN ARGS" through /bin/sh (ARGS is shell text: quote paths).
+ * Returns the exit status, or -1 when IT_BIN is unset (the test fails:
+ * run through make test), the shell could not start, or a signal killed it. */
+int it_test_cli(it_test_ctx *t, const it_test_cli_io *io, const char *args);
+
 /* Max |a-b| and max relative error helpers for float arrays. */
 double it_test_max_abs_diff(const float *a, const float *b, size_t n);
 double it_test_max_rel_diff(const float *a, const float *b, size_t n, double floor);

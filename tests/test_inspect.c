@@ -20,25 +20,9 @@ typedef struct run_result {
 /* Runs "$IT_BIN args" with stderr captured in tmpdir. */
 static int run_bin(it_test_ctx *t, run_result *r, const char *args)
 {
-    const char *bin = getenv("IT_BIN");
-    if (!bin) {
-        it_test_fail(t, __FILE__, __LINE__, "IT_BIN is not set (run through make test)");
-        return -1;
-    }
-    char cmd[4096];
-    const char *errpath = it_test_tmp(t, "stderr.txt");
-    snprintf(cmd, sizeof cmd, "'%s' %s 2>'%s'", bin, args, errpath);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t n = fread(r->out, 1, sizeof r->out - 1, p);
-    r->out[n] = '\0';
-    int st = pclose(p);
-    r->status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-    FILE *e = fopen(errpath, "r");
-    n = e ? fread(r->err, 1, sizeof r->err - 1, e) : 0;
-    r->err[n] = '\0';
-    if (e) fclose(e);
-    return 0;
+    it_test_cli_io io = {.out = r->out, .out_n = sizeof r->out, .err = r->err, .err_n = sizeof r->err};
+    r->status = it_test_cli(t, &io, args);
+    return r->status == -1 && !getenv("IT_BIN") ? -1 : 0;
 }
 
 static int count_lines(const char *s)

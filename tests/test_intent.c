@@ -487,18 +487,14 @@ IT_TEST(intent_trigger_words) {
 
 static int run_cmd(it_test_ctx *t, const char *args, const char *out_name, char **out)
 {
-    const char *bin = getenv("IT_BIN");
-    if (!bin) bin = "build/intenttuner";
-    char cmd[4096];
-    const char *outp = it_test_tmp(t, out_name);
-    snprintf(cmd, sizeof cmd, "%s %s > '%s' 2>&1", bin, args, outp);
-    int rc = system(cmd);
+    it_test_cli_io io = {.out_name = out_name};
+    int rc = it_test_cli(t, &io, args);
     uint8_t *data = NULL;
     size_t n = 0;
     it_err e;
-    if (it_file_read(&e, &data, &n, outp, 1 << 22) != IT_OK) data = NULL;
+    if (it_file_read(&e, &data, &n, it_test_tmp(t, out_name), 1 << 22) != IT_OK) data = NULL;
     *out = (char *)data;
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    return rc;
 }
 
 IT_TEST(intent_cli_round_trip_through_check) {

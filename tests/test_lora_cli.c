@@ -13,25 +13,8 @@
 /* Runs "$IT_BIN ARGS" through the shell, output into OUT (may be NULL). */
 static int run_bin(it_test_ctx *t, const char *args, char *out, size_t n)
 {
-    const char *bin = getenv("IT_BIN");
-    if (!bin) {
-        it_test_fail(t, __FILE__, __LINE__, "IT_BIN is not set");
-        return -1;
-    }
-    char cmd[8192];
-    snprintf(cmd, sizeof cmd, "%s %s 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t k = 0;
-    if (out) {
-        while (k + 1 < n && fgets(out + k, (int)(n - k), p)) k += strlen(out + k);
-        out[k] = 0;
-    } else {
-        char buf[512];
-        while (fgets(buf, sizeof buf, p)) {}
-    }
-    int st = pclose(p);
-    return WEXITSTATUS(st);
+    it_test_cli_io io = {.out = out, .out_n = n};
+    return it_test_cli(t, &io, args);
 }
 
 static int same_file(const char *a, const char *b)

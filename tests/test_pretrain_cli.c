@@ -14,24 +14,13 @@
 
 static int run_bin(it_test_ctx *t, const char *args, char *out, size_t n)
 {
-    const char *bin = getenv("IT_BIN");
-    if (!bin) {
-        it_test_fail(t, __FILE__, __LINE__, "IT_BIN is not set");
-        return -1;
-    }
-    char cmd[8192];
-    /* One thread and passive waiting: the tiny model gains nothing from a
-     * team, and busy-waiting teams on a loaded machine cost 20x. */
-    snprintf(cmd, sizeof cmd, "OMP_WAIT_POLICY=passive %s %s --threads 1 2>&1", bin, args);
-    FILE *p = popen(cmd, "r");
-    if (!p) return -1;
-    size_t k = 0;
-    char buf[512];
-    out[0] = 0;
-    while (fgets(buf, sizeof buf, p))
-        if (k + strlen(buf) + 1 < n) k += (size_t)snprintf(out + k, n - k, "%s", buf);
-    int st = pclose(p);
-    return WEXITSTATUS(st);
+    /* One thread: the tiny model gains nothing from a team (and make test
+     * sets OMP_WAIT_POLICY=passive: busy-waiting teams on a loaded machine
+     * cost 20x). */
+    char a[8192];
+    snprintf(a, sizeof a, "%s --threads 1", args);
+    it_test_cli_io io = {.out = out, .out_n = n};
+    return it_test_cli(t, &io, a);
 }
 
 #define TINY                                                                                         \

@@ -395,21 +395,8 @@ IT_TEST(pretrain_unet_resume_bit_identical)
  * and the output in buf. */
 static int run_cli(it_test_ctx *t, char *buf, size_t n, const char *args)
 {
-    const char *bin = getenv("IT_BIN");
-    buf[0] = 0;
-    if (!bin) {
-        it_test_fail(t, __FILE__, __LINE__, "IT_BIN is not set (run through make test)");
-        return -1;
-    }
-    char cmd[4096], op[700];
-    snprintf(op, sizeof op, "%s/out.txt", t->tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >'%s' 2>&1", bin, args, op);
-    int st = system(cmd);
-    FILE *f = fopen(op, "r");
-    size_t k = f ? fread(buf, 1, n - 1, f) : 0;
-    buf[k] = 0;
-    if (f) fclose(f);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    it_test_cli_io io = {.out = buf, .out_n = n};
+    return it_test_cli(t, &io, args);
 }
 
 /* The README demo on a tiny base model: text to image, a 3-step LoRA

@@ -13,20 +13,8 @@
 /* Runs "$IT_BIN args"; returns the exit status, stderr in errbuf. */
 static int run_bin(it_test_ctx *t, char *errbuf, size_t n, const char *args)
 {
-    const char *bin = getenv("IT_BIN");
-    if (!bin) {
-        it_test_fail(t, __FILE__, __LINE__, "IT_BIN is not set (run through make test)");
-        return -1;
-    }
-    char cmd[10240], errpath[1024];
-    snprintf(errpath, sizeof errpath, "%s/stderr.txt", t->tmpdir);
-    snprintf(cmd, sizeof cmd, "'%s' %s >/dev/null 2>'%s'", bin, args, errpath);
-    int st = system(cmd);
-    FILE *e = fopen(errpath, "r");
-    size_t k = e ? fread(errbuf, 1, n - 1, e) : 0;
-    errbuf[k] = '\0';
-    if (e) fclose(e);
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    it_test_cli_io io = {.err = errbuf, .err_n = n};
+    return it_test_cli(t, &io, args);
 }
 
 /* Copies tensors of the io fixture under new names into a file. */

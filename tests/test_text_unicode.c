@@ -2,6 +2,7 @@
  * expected values from Python's bytes.decode("utf-8", "replace") and the
  * tokenizers library's NFC / Lowercase (the reference the tokenizer
  * matches). */
+#include "base/log.h"
 #include "base/mem.h"
 #include "text/clip_tokenizer.h"
 #include "text/unicode.h"
@@ -252,7 +253,10 @@ IT_TEST(text_unicode_nfc_long_run) {
     size_t k;
     double t0 = it_time_now();
     IT_CHECK_OK(it_unicode_nfc(&e, &out, &k, in, n), &e);
-    IT_CHECK(it_time_now() - t0 < 2.0);
+    /* Not a speed target: a quadratic ordering takes minutes on 200k marks,
+     * the linear one milliseconds; 10 s leaves room for ASan on a loaded
+     * machine. */
+    IT_CHECK(it_time_now() - t0 < 10.0);
     if (!e.code) {
         /* The 100000 class-220 marks keep their order, then the 230s; the
          * first acute is not blocked (220 < 230) and joins 'a' as U+00E1. */

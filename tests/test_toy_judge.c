@@ -584,10 +584,8 @@ IT_TEST(toy_judge_train_crops) {
 
 static int run_cli(it_test_ctx *t, const char *args, const char *outname)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", getenv("IT_BIN"), args, it_test_tmp(t, outname));
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    it_test_cli_io io = {.out_name = outname};
+    return it_test_cli(t, &io, args);
 }
 
 /* Renders one image of pip into the test's temp dir; returns its path. */

@@ -189,10 +189,8 @@ IT_TEST(toy_cli_render_and_refusal) {
 /* Runs `intenttuner ARGS`, stdout+stderr into a temp file; returns the exit code. */
 static int run_cli(it_test_ctx *t, const char *args, const char *outname)
 {
-    char cmd[2048];
-    snprintf(cmd, sizeof cmd, "%s %s > %s 2>&1", getenv("IT_BIN"), args, it_test_tmp(t, outname));
-    int rc = system(cmd);
-    return WIFEXITED(rc) ? WEXITSTATUS(rc) : -1;
+    it_test_cli_io io = {.out_name = outname};
+    return it_test_cli(t, &io, args);
 }
 
 IT_TEST(toy_cli_list_and_errors) {

@@ -66,28 +66,10 @@ IT_TEST(vision_pref_config_errors)
 /* Runs "$IT_BIN args" with stdout to out (may be NULL) and stderr to errbuf. */
 static int run_bin(it_test_ctx *t, char *out, size_t on, char *errbuf, size_t n, const char *args)
 {
-    const char *bin = getenv("IT_BIN");
-    if (!bin) {
-        it_test_fail(t, __FILE__, __LINE__, "IT_BIN is not set (run through make test)");
-        return -1;
-    }
-    char cmd[8192], errpath[1024], outpath[1024], abs[4096];
-    if (!realpath(bin, abs)) snprintf(abs, sizeof abs, "%s", bin); /* the command runs in the fixtures */
-    snprintf(errpath, sizeof errpath, "%s/stderr.txt", t->tmpdir);
-    snprintf(outpath, sizeof outpath, "%s/stdout.txt", t->tmpdir);
-    snprintf(cmd, sizeof cmd, "cd '%s/vision' && '%s' %s >'%s' 2>'%s'", t->fixtures, abs, args, outpath, errpath);
-    int st = system(cmd);
-    FILE *e = fopen(errpath, "r");
-    size_t k = e ? fread(errbuf, 1, n - 1, e) : 0;
-    errbuf[k] = '\0';
-    if (e) fclose(e);
-    if (out) {
-        FILE *o = fopen(outpath, "r");
-        k = o ? fread(out, 1, on - 1, o) : 0;
-        out[k] = '\0';
-        if (o) fclose(o);
-    }
-    return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+    char dir[1024];
+    snprintf(dir, sizeof dir, "%s/vision", t->fixtures); /* the command runs in the fixtures */
+    it_test_cli_io io = {.out = out, .out_n = out ? on : 0, .err = errbuf, .err_n = n, .dir = dir};
+    return it_test_cli(t, &io, args);
 }
 
 IT_TEST(vision_cli_outputs)
