@@ -645,38 +645,41 @@ IT_TEST(toy_judge_cli_errors) {
  * named characters and with generic creatures only (where no head can be
  * read off a character's fixed design). The issue's target is >= 98 % on
  * every head (see models/toy/README.md for where the shipped weights
- * stand). The floors are the shipped weights' measured accuracy minus 5
- * points, so that a regression (a broken preprocessing, crop, renderer
- * change or weights file) fails this test; raise them when better weights
- * ship. */
+ * stand). The floors are the shipped weights' measured accuracy minus 1.5
+ * points (6 of the 400 images: room for another BLAS's rounding to flip a
+ * borderline image), so that a regression (a broken preprocessing, crop,
+ * renderer change or weights file) fails this test; raise them when better
+ * weights ship. The issue's target, 98 % per head, is what the shipped
+ * weights measure (docs/TOYWORLD.md); the lowest, outfit_pattern on the
+ * mix, is exactly 98.0 % here and 98.8 % on 2,000 renders of seed 99. */
 IT_TEST(toy_judge_shipped_accuracy_fresh_seed) {
     static const struct {
         const char *head;
         double mix, generic;
     } floors[] = {
-        {"identity", 0.94, 0.95},
-        {"body_shape", 0.94, 0.94},
-        {"body_colour", 0.95, 0.95},
-        {"eye_count", 0.95, 0.95},
-        {"goggles", 0.95, 0.95},
-        {"mouth", 0.95, 0.94},
-        {"hair_style", 0.93, 0.92},
-        {"hair_colour", 0.93, 0.93},
-        {"hat", 0.94, 0.94},
-        {"hat_colour", 0.94, 0.94},
-        {"outfit", 0.94, 0.94},
-        {"outfit_colour", 0.94, 0.94},
-        {"outfit_pattern", 0.91, 0.91},
-        {"accessory", 0.88, 0.88},
-        {"accessory_colour", 0.92, 0.92},
-        {"pose", 0.95, 0.95},
-        {"background", 0.95, 0.95},
-        {"marking", 0.94, 0.95},
+        {"identity", 0.9850, 0.9850},
+        {"body_shape", 0.9850, 0.9850},
+        {"body_colour", 0.9825, 0.9825},
+        {"eye_count", 0.9850, 0.9850},
+        {"goggles", 0.9850, 0.9850},
+        {"mouth", 0.9850, 0.9850},
+        {"hair_style", 0.9825, 0.9850},
+        {"hair_colour", 0.9775, 0.9800},
+        {"hat", 0.9850, 0.9850},
+        {"hat_colour", 0.9825, 0.9800},
+        {"outfit", 0.9850, 0.9850},
+        {"outfit_colour", 0.9825, 0.9825},
+        {"outfit_pattern", 0.9650, 0.9700},
+        {"accessory", 0.9850, 0.9850},
+        {"accessory_colour", 0.9800, 0.9800},
+        {"pose", 0.9850, 0.9850},
+        {"background", 0.9850, 0.9850},
+        {"marking", 0.9850, 0.9850},
     };
     it_err e;
     it_judge j;
     IT_REQUIRE_OK(it_judge_load(&e, &j, SHIPPED, 0), &e);
-    IT_CHECK_INT(j.cfg.crops, 1);
+    IT_CHECK_INT(j.cfg.crops, 2);
     it_ctx ctx;
     it_ctx_init(&ctx, 0);
     double acc[2][IT_JUDGE_N_HEADS], loc[2];

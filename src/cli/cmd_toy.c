@@ -488,7 +488,7 @@ static int toy_train_judge(int argc, char **argv)
         {"pool", 0, IT_OPT_FLAG, &pool, NULL, "global max+mean pooling of the last grid"},
         {"flatten", 0, IT_OPT_FLAG, &flatten, NULL, "flatten the last grid into the MLP (the first judges' head)"},
         {"crops", 0, IT_OPT_INT, &crops, "V",
-         "crop networks: 1 = face, head, body; 2 = face, head, neck, body at 64 px (see docs/TOYWORLD.md)"},
+         "crop networks: 1 = face, head, body; 2 = face, head, neck, body at 64 px (default 2; docs/TOYWORLD.md)"},
         {"no-crops", 0, IT_OPT_FLAG, &no_crops, NULL, "no locator and crop networks (the judges before them; --crops 0)"},
         {"checkpoint", 'c', IT_OPT_STR, &o.checkpoint, "PREFIX", "write PREFIX.safetensors + PREFIX.optim.safetensors"},
         {"checkpoint-every", 0, IT_OPT_INT, &ck_every, "N", "checkpoint period in steps (default 100)"},

@@ -74,7 +74,7 @@ void it_judge_labels(int32_t *labels, const it_toy_attrs *a)
 
 it_judge_config it_judge_default_config(void)
 {
-    it_judge_config c = {128, {16, 32, 64, 128, 128}, 256, {2, 2, 2, 2, 2}, 0, 1};
+    it_judge_config c = {128, {16, 32, 64, 128, 128}, 256, {2, 2, 2, 2, 2}, 0, 2};
     return c;
 }
 
