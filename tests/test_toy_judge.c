@@ -20,7 +20,7 @@
 /* A network small enough to train a few steps in a test. */
 static it_judge_config tiny_config(void)
 {
-    it_judge_config c = {32, {8, 8, 16, 16, 16}, 16};
+    it_judge_config c = {.size = 32, .width = {8, 8, 16, 16, 16}, .hidden = 16};
     return c;
 }
 
@@ -153,7 +153,7 @@ static void rewrite_meta(it_test_ctx *t, const char *src, const char *dst, const
 IT_TEST(toy_judge_config_layouts) {
     it_err e;
     it_judge a, b;
-    it_judge_config six = {64, {8, 8, 8, 16, 16, 16}, 16, {2, 2, 2, 2, 1, 2}};
+    it_judge_config six = {.size = 64, .width = {8, 8, 8, 16, 16, 16}, .hidden = 16, .stride = {2, 2, 2, 2, 1, 2}};
     IT_CHECK_INT(it_judge_n_conv(&six), 6);
     IT_REQUIRE_OK(it_judge_init(&e, &a, &six, 3, 0), &e);
     IT_CHECK_INT(a.n_params, 6 * 4 + 4);
@@ -181,10 +181,10 @@ IT_TEST(toy_judge_config_layouts) {
         it_judge_config c;
         const char *msg;
     } bad[] = {
-        {{64, {8, 8}, 16, {2, 3}}, "conv2 stride 3 must be 1 or 2"},
-        {{48, {8, 8, 8, 8, 8}, 16, {2, 2, 2, 2, 2}}, "multiple of 32"},
-        {{64, {0}, 16, {0}}, "no conv layer"},
-        {{64, {8, 12}, 16, {2, 2}}, "conv2 width 12"},
+        {{.size = 64, .width = {8, 8}, .hidden = 16, .stride = {2, 3}}, "conv2 stride 3 must be 1 or 2"},
+        {{.size = 48, .width = {8, 8, 8, 8, 8}, .hidden = 16, .stride = {2, 2, 2, 2, 2}}, "multiple of 32"},
+        {{.size = 64, .width = {0}, .hidden = 16}, "no conv layer"},
+        {{.size = 64, .width = {8, 12}, .hidden = 16, .stride = {2, 2}}, "conv2 width 12"},
     };
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         IT_CHECK_INT(it_judge_init(&e, &b, &bad[i].c, 1, 0), IT_ERR_ARG);
@@ -192,7 +192,7 @@ IT_TEST(toy_judge_config_layouts) {
     }
     it_judge_free(&a);
     /* Pooled head: 2 x last width features, whatever the grid. */
-    it_judge_config pooled = {64, {8, 16}, 16, {2, 2}, 1};
+    it_judge_config pooled = {.size = 64, .width = {8, 16}, .hidden = 16, .stride = {2, 2}, .pool = 1};
     IT_REQUIRE_OK(it_judge_init(&e, &a, &pooled, 5, 0), &e);
     IT_CHECK_STR(a.params[8].name, "fc.weight");
     IT_CHECK_INT(a.params[8].shape[1], 2 * 16);
@@ -210,7 +210,7 @@ IT_TEST(toy_judge_config_layouts) {
     it_judge_free(&b);
     it_judge_free(&a);
     /* The first format: five widths, no strides -> {2, 2, 2, 2, 1}. */
-    it_judge_config five = {32, {8, 8, 16, 16, 16}, 16};
+    it_judge_config five = {.size = 32, .width = {8, 8, 16, 16, 16}, .hidden = 16};
     IT_REQUIRE_OK(it_judge_init(&e, &a, &five, 4, 0), &e);
     const char *p5 = it_test_tmp(t, "five.safetensors"), *v1 = it_test_tmp(t, "v1.safetensors");
     IT_REQUIRE_OK(it_judge_save(&e, &a, p5, IT_DTYPE_F32, NULL), &e);
