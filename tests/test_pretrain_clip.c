@@ -531,6 +531,22 @@ static int read_losses(const char *run, char losses[][32], int max)
     return n;
 }
 
+/* A resumed run (run_a) and an uninterrupted one (run_b) logged the same
+ * `steps` losses, bit for bit (written with 9 significant digits: every
+ * float apart). */
+static void check_same_losses(it_test_ctx *t, const char *run_a, const char *run_b, int steps)
+{
+    static char la[64][32], lb[64][32];
+    int na = read_losses(run_a, la, 64), nb = read_losses(run_b, lb, 64);
+    IT_CHECK_INT(na, steps);
+    IT_CHECK_INT(nb, steps);
+    for (int i = 0; i < na && i < nb; i++)
+        if (strcmp(la[i], lb[i])) {
+            it_test_fail(t, __FILE__, __LINE__, "step %d: loss %s resumed, %s uninterrupted", i + 1, la[i], lb[i]);
+            break;
+        }
+}
+
 static void tiny_opts(it_pretrain_opts *o, const char *out, const char *run)
 {
     it_pretrain_opts_init(o);
@@ -599,15 +615,7 @@ IT_TEST(pretrain_clip_learns_and_resumes_bit_identically) {
         it_test_fail(t, __FILE__, __LINE__, "fixed-batch loss %.4f after step 1, %.4f after 30", first, last);
     /* Resumed twice, the losses are those of the uninterrupted run, bit for
      * bit (written with 9 significant digits: every float apart). */
-    static char la[64][32], lb[64][32];
-    int na = read_losses(run_a, la, 64), nb = read_losses(run_b, lb, 64);
-    IT_CHECK_INT(na, 30);
-    IT_CHECK_INT(nb, 30);
-    for (int i = 0; i < na && i < nb; i++)
-        if (strcmp(la[i], lb[i])) {
-            it_test_fail(t, __FILE__, __LINE__, "step %d: loss %s resumed, %s uninterrupted", i + 1, la[i], lb[i]);
-            break;
-        }
+    check_same_losses(t, run_a, run_b, 30);
     char pa[4096], pb[4096];
     snprintf(pa, sizeof pa, "%s/clip/ckpt/step-00000030/params.safetensors", run_a);
     snprintf(pb, sizeof pb, "%s/clip/ckpt/step-00000030/params.safetensors", run_b);
@@ -671,15 +679,7 @@ IT_TEST(pretrain_clip_aux_heads_train_resume_and_stay_private) {
     o.config = "{\"size\": \"tiny\", \"warmup_frac\": 0.1, \"aux\": 5}";
     o.steps = 30;
     IT_REQUIRE_OK(it_pretrain_clip(&e, &o), &e);
-    static char la[32][32], lb[32][32];
-    int na = read_losses(run_a, la, 32), nb = read_losses(run_b, lb, 32);
-    IT_CHECK_INT(na, 30);
-    IT_CHECK_INT(nb, 30);
-    for (int i = 0; i < na && i < nb; i++)
-        if (strcmp(la[i], lb[i])) {
-            it_test_fail(t, __FILE__, __LINE__, "step %d: loss %s resumed, %s uninterrupted", i + 1, la[i], lb[i]);
-            break;
-        }
+    check_same_losses(t, run_a, run_b, 30);
     /* The heads' term: about the mean ln(values) at first, lower at the end. */
     char p[4096];
     snprintf(p, sizeof p, "%s/clip/train.jsonl", run_b);
